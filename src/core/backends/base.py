@@ -1,0 +1,51 @@
+"""The backend contract: ship a spec, run the stage runner, relay, fetch, cancel.
+
+A backend never talks to MLflow; it only moves the spec in and the output folder
+(events.jsonl, stage.log, metrics.json, meta.json, model/, predictions/) out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from core.contracts import JobHandle, JobStatus, StageSpec
+
+
+class Backend(Protocol):
+    name: str
+
+    def submit(self, spec: StageSpec, out_dir: Path) -> JobHandle:
+        """Start the stage; returns at once with a handle that can be recorded and reattached."""
+        ...
+
+    def poll(self, handle: JobHandle) -> JobStatus:
+        """Current state; also brings events.jsonl and stage.log up to date under handle.out_dir."""
+        ...
+
+    def fetch(self, handle: JobHandle) -> Path:
+        """Make the finished outputs available locally (no-op for local); returns the folder."""
+        ...
+
+    def cancel(self, handle: JobHandle) -> None:
+        ...
+
+    def reattach(self, handle: JobHandle) -> bool:
+        """True when the job behind a recorded handle is still known (running or finished)."""
+        ...
+
+
+def get_backend(kind: str, **options) -> Backend:
+    if kind == "local":
+        from core.backends.local import LocalBackend
+
+        return LocalBackend(**options)
+    if kind == "modal":
+        from core.backends.modal_backend import ModalBackend
+
+        return ModalBackend(**options)
+    if kind == "kaggle":
+        from core.backends.kaggle_backend import KaggleBackend
+
+        return KaggleBackend(**options)
+    raise ValueError(f"unknown backend {kind!r}: expected local, modal or kaggle")

@@ -1,0 +1,138 @@
+"""Run the stage runner as a local subprocess (CPU or local GPUs).
+
+Seed 004's ``--device auto|cuda|cpu`` / ``--force-cpu`` become the stage's ``backend.device``:
+``auto`` picks CUDA when the runner sees one, ``cpu`` hides every GPU from the runner.
+The child gets its own process group, so cancelling stops it and any workers it forked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from core.contracts import JobHandle, JobStatus, StageSpec
+
+EXIT_FILE = "exit_code"
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self, python: str | None = None, extra_env: dict[str, str] | None = None):
+        self.python = python or sys.executable
+        self.extra_env = extra_env or {}
+        self._procs: dict[str, subprocess.Popen] = {}
+
+    def command(self, spec: StageSpec, out_dir: Path) -> list[str]:
+        runner = [self.python, "-m", "core.stage", "--spec", str(out_dir / "spec.json"), "--out", str(out_dir)]
+        gpus = spec.stage.backend.gpus
+        if gpus > 1:
+            # Data parallel through accelerate (one process per GPU; gloo on CPU).
+            launcher = [self.python, "-m", "accelerate.commands.launch", "--num_processes", str(gpus)]
+            if spec.stage.backend.device == "cpu":
+                launcher.append("--cpu")
+            return [*launcher, "-m", "core.stage", "--spec", str(out_dir / "spec.json"), "--out", str(out_dir)]
+        return runner
+
+    def environment(self, spec: StageSpec) -> dict[str, str]:
+        env = {**os.environ, **self.extra_env}
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        if spec.stage.backend.device == "cpu":
+            env["CUDA_VISIBLE_DEVICES"] = ""
+        env["PALIER_DEVICE"] = spec.stage.backend.device
+        return env
+
+    def submit(self, spec: StageSpec, out_dir: Path) -> JobHandle:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        spec.write(out_dir / "spec.json")
+        (out_dir / EXIT_FILE).unlink(missing_ok=True)
+        log = (out_dir / "stage.log").open("ab")
+        proc = subprocess.Popen(
+            self.command(spec, out_dir),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.environment(spec),
+            start_new_session=True,
+        )
+        log.close()
+        job_id = f"pid-{proc.pid}"
+        self._procs[job_id] = proc
+        return JobHandle(backend="local", job_id=job_id, out_dir=str(out_dir), submitted_at=time.time(),
+                         details={"pid": proc.pid, "command": self.command(spec, out_dir)})
+
+    def poll(self, handle: JobHandle) -> JobStatus:
+        proc = self._procs.get(handle.job_id)
+        out = Path(handle.out_dir)
+        if proc is not None:
+            code = proc.poll()
+            if code is None:
+                return JobStatus(state="running")
+            (out / EXIT_FILE).write_text(str(code))
+            return _status_from_exit(code)
+        if (out / EXIT_FILE).exists():
+            return _status_from_exit(int((out / EXIT_FILE).read_text().strip() or 1))
+        pid = int(handle.details.get("pid", 0))
+        if pid and _alive(pid):
+            return JobStatus(state="running")
+        # Process gone without our record of its exit: trust the runner's own final marker.
+        meta = out / "meta.json"
+        if meta.exists() and json.loads(meta.read_text()).get("status") == "succeeded":
+            return JobStatus(state="succeeded", exit_code=0)
+        return JobStatus(state="failed", message="the stage process ended without writing its results")
+
+    def fetch(self, handle: JobHandle) -> Path:
+        return Path(handle.out_dir)
+
+    def cancel(self, handle: JobHandle) -> None:
+        pid = int(handle.details.get("pid", 0))
+        if not pid or not _alive(pid):
+            return
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.time() + 15
+        proc = self._procs.get(handle.job_id)
+        while time.time() < deadline:
+            if proc is not None and proc.poll() is not None:
+                break
+            if proc is None and not _alive(pid):
+                break
+            time.sleep(0.2)
+        else:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if proc is not None:
+            proc.wait(timeout=5)
+
+    def reattach(self, handle: JobHandle) -> bool:
+        pid = int(handle.details.get("pid", 0))
+        return bool(pid and _alive(pid)) or (Path(handle.out_dir) / EXIT_FILE).exists()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    if stat.exists() and ") Z " in stat.read_text():
+        return False  # zombie: exited, not yet reaped
+    return True
+
+
+def _status_from_exit(code: int) -> JobStatus:
+    if code == 0:
+        return JobStatus(state="succeeded", exit_code=0)
+    if code < 0 or code in (130, 143):
+        return JobStatus(state="cancelled", exit_code=code, message=f"stopped by signal ({code})")
+    return JobStatus(state="failed", exit_code=code, message=f"stage runner exited with code {code}")

@@ -1,0 +1,107 @@
+"""Whisper ASR stages (seeds 000, 001, 003): full fine-tune, LoRA or QLoRA."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from core.config.common import BackendConfig, DataSource, EvalSet, GateConfig, Strict
+
+
+class LoraSettings(Strict):
+    r: int = Field(default=32, gt=0)
+    alpha: int = Field(default=64, gt=0)
+    dropout: float = Field(default=0.05, ge=0, lt=1)
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"])
+
+
+class WhisperSettings(Strict):
+    chunk_length: int = Field(
+        default=30, gt=0, le=30,
+        description="audio window in seconds; real checkpoints use 30, the CPU demo 6",
+    )
+    max_label_tokens: int | None = Field(
+        default=None, gt=0, description="drop longer labels; default: the model's max_target_positions (448)"
+    )
+    freeze_encoder: bool = False
+
+
+class AsrTraining(Strict):
+    """Seq2SeqTrainingArguments that palier sets (current transformers names)."""
+
+    method: Literal["full", "lora", "qlora"] = "full"
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+    max_steps: int | None = Field(default=None, gt=0)
+    num_train_epochs: float = Field(default=1.0, gt=0)
+    per_device_train_batch_size: int = Field(default=16, gt=0)
+    per_device_eval_batch_size: int | None = Field(default=None, gt=0, description="default: chosen from free memory")
+    gradient_accumulation_steps: int = Field(default=1, gt=0)
+    learning_rate: float = Field(default=1e-5, gt=0)
+    warmup_steps: int = Field(default=0, ge=0)
+    lr_scheduler_type: str = "linear"
+    weight_decay: float = Field(default=0.0, ge=0)
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    fp16: bool = False
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+    group_by_length: bool = False
+    eval_strategy: Literal["no", "steps", "epoch"] = "steps"
+    eval_steps: int | None = Field(default=None, gt=0)
+    eval_sample: int | None = Field(
+        default=None, gt=0, description="evaluate this many utterances during training; the full set at stage end"
+    )
+    save_steps: int | None = Field(default=None, gt=0)
+    save_total_limit: int = Field(default=2, gt=0)
+    logging_steps: int = Field(default=25, gt=0)
+    load_best_model_at_end: bool = False
+    metric_for_best_model: str = "wer"
+    generation_max_length: int = Field(default=225, gt=0)
+    generation_num_beams: int = Field(default=1, gt=0)
+    preprocessing_num_workers: int | None = Field(
+        default=None, gt=0, description="None: single process for small sets, spawn pool otherwise"
+    )
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AsrTraining:
+        if self.fp16 and self.bf16:
+            raise ValueError("fp16 and bf16 are both true: choose one (seed 000 uses fp16)")
+        if self.load_best_model_at_end and self.eval_strategy == "no":
+            raise ValueError("load_best_model_at_end needs eval_strategy 'steps' or 'epoch'")
+        return self
+
+
+class ExportSettings(Strict):
+    format: Literal["ct2"] = "ct2"
+    quantization: Literal["int8", "int16", "float16", "float32"] = "int8"
+    verify_samples: int = Field(default=8, gt=0)
+
+
+class AsrStage(Strict):
+    family: Literal["asr"] = "asr"
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    output_name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="registered model name")
+    train: DataSource
+    evals: list[EvalSet] = Field(min_length=1)
+    lexicon: str | None = Field(default=None, description="medical-term lexicon, one term per line")
+    whisper: WhisperSettings = Field(default_factory=WhisperSettings)
+    training: AsrTraining = Field(default_factory=AsrTraining)
+    backend: BackendConfig = Field(default_factory=BackendConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
+    export: ExportSettings | None = None
+
+    @model_validator(mode="after")
+    def _one_primary(self) -> AsrStage:
+        primaries = [e.name for e in self.evals if e.role == "primary"]
+        if len(primaries) != 1:
+            raise ValueError(f"stage {self.name!r} needs exactly one eval set with role: primary, found {primaries}")
+        names = [e.name for e in self.evals]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stage {self.name!r} has duplicate eval set names: {names}")
+        return self
+
+    @property
+    def primary_eval(self) -> EvalSet:
+        return next(e for e in self.evals if e.role == "primary")

@@ -1,0 +1,110 @@
+"""Pieces shared by every task family: data sources, evaluation sets, gates, backends."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Strict(BaseModel):
+    """Base for every config model: immutable, and a typo in a key is an error, not a default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class HubData(Strict):
+    """A dataset on the Hugging Face Hub (needs network, or a warm HF cache when offline)."""
+
+    kind: Literal["hub"] = "hub"
+    id: str = Field(description="hub dataset id, e.g. facebook/multilingual_librispeech")
+    config: str | None = Field(default=None, description="dataset configuration, e.g. french")
+    split: str = "train"
+    audio_column: str = "audio"
+    text_column: str = "sentence"
+    max_samples: int | None = Field(default=None, gt=0)
+    streaming: bool = False
+
+
+class CsvData(Strict):
+    """Seed 001's CSV manifest: columns ``audio,sentence``; audio paths relative to the file."""
+
+    kind: Literal["csv"] = "csv"
+    path: str
+    audio_column: str = "audio"
+    text_column: str = "sentence"
+    max_samples: int | None = Field(default=None, gt=0)
+
+
+class FolderData(Strict):
+    """Seed 001's folder layout: ``audio/N.wav`` + ``rapports/N.txt``, split 80/20 (seeded)."""
+
+    kind: Literal["folder"] = "folder"
+    path: str
+    part: Literal["train", "test"] = "train"
+    test_fraction: float = Field(default=0.2, gt=0, lt=1)
+    seed: int = 42
+    max_samples: int | None = Field(default=None, gt=0)
+
+
+class JsonlData(Strict):
+    """JSON Lines (token classification, SFT messages)."""
+
+    kind: Literal["jsonl"] = "jsonl"
+    path: str
+    max_samples: int | None = Field(default=None, gt=0)
+
+
+class GeneratedData(Strict):
+    """Data the project makes itself (offline demos and tests): ``generator`` names a recipe
+    in ``core.demo.datasets`` and ``params`` are its arguments."""
+
+    kind: Literal["generated"] = "generated"
+    generator: str
+    params: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
+DataSource = Annotated[
+    HubData | CsvData | FolderData | JsonlData | GeneratedData, Field(discriminator="kind")
+]
+
+
+class EvalSet(Strict):
+    """A named held-out set, evaluated on the starting model (baseline) and the trained one.
+
+    ``role: primary`` drives the gate and model selection (exactly one per stage);
+    ``role: guard`` must not regress by more than ``max_regression`` (absolute, in the
+    metric's unit, e.g. 0.02 = 2 WER points) — seed 000's "multilingue préservé".
+    ``role: report`` is only measured.
+    """
+
+    name: str = Field(pattern=r"^[a-z0-9_]+$")
+    data: DataSource
+    role: Literal["primary", "guard", "report"] = "report"
+    language: str | None = Field(default=None, description="override the pipeline language (guard sets)")
+    max_regression: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _guard_needs_bound(self) -> EvalSet:
+        if self.role == "guard" and self.max_regression is None:
+            raise ValueError(f"guard set {self.name!r} needs max_regression (e.g. 0.02 for 2 WER points)")
+        return self
+
+
+class GateConfig(Strict):
+    """Promotion rule: alias ``champion`` only when the stage beats its baseline by
+    ``min_improvement`` on ``metric``, beats the registered champion, and keeps guards in bounds."""
+
+    metric: str = "wer"
+    greater_is_better: bool = False
+    min_improvement: float = Field(default=0.0, ge=0)
+
+
+class BackendConfig(Strict):
+    kind: Literal["local", "modal", "kaggle"] = "local"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    gpu: str | None = Field(default=None, description="Modal GPU type (H100, A100-80GB, ...) or Kaggle accelerator")
+    gpus: int = Field(default=1, ge=1, description="data-parallel processes (accelerate launch)")
+    timeout_s: int = Field(default=24 * 3600, gt=0, le=24 * 3600)
+    heartbeat_stall_s: int = Field(default=900, gt=0, description="no event for this long = stall")
+    options: dict[str, str | int | bool] = Field(default_factory=dict)

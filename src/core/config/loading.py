@@ -1,0 +1,70 @@
+"""YAML -> PipelineConfig with errors that name the file, the field and what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from core.config.pipeline import PipelineConfig
+
+
+class ConfigError(ValueError):
+    """A pipeline file that cannot be used; ``problems`` lists one line per field."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: invalid pipeline\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def _field_path(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
+    parts: list[str] = []
+    stages = raw.get("stages") if isinstance(raw, dict) else None
+    for i, item in enumerate(loc):
+        if isinstance(item, int) and i > 0 and loc[i - 1] == "stages" and isinstance(stages, list):
+            name = stages[item].get("name") if item < len(stages) and isinstance(stages[item], dict) else None
+            parts.append(f"[{item}]" + (f"({name})" if name else ""))
+        elif isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif item in ("asr", "hub", "csv", "folder", "jsonl", "generated") and i > 0:
+            continue  # discriminator tags: noise for the user
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "(top level)"
+
+
+def _hint(err: dict[str, Any]) -> str:
+    kind = err.get("type", "")
+    if kind == "extra_forbidden":
+        return "unknown key: remove it or fix its spelling (see README, 'Pipeline files')"
+    if kind == "missing":
+        return "required: add it"
+    if kind == "union_tag_invalid":
+        return f"{err.get('msg')}"
+    return err.get("msg", "invalid")
+
+
+def parse_pipeline(raw: Any, source: str = "<pipeline>") -> PipelineConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(source, ["the file must hold a YAML mapping (name:, family:, stages:, ...)"])
+    try:
+        return PipelineConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = [f"{_field_path(tuple(e['loc']), raw)}: {_hint(e)}" for e in exc.errors()]
+        raise ConfigError(source, problems) from None
+
+
+def load_pipeline(path: str | Path) -> PipelineConfig:
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(str(p), ["file not found: check the path (pipelines live under pipelines/)"])
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(str(p), [f"{where}not valid YAML ({getattr(exc, 'problem', exc)})"]) from None
+    return parse_pipeline(raw, str(p))

@@ -1,0 +1,1 @@
+"""Evaluation metrics (pure: strings and label lists in, numbers out)."""
