@@ -8,10 +8,14 @@ import sys
 from pathlib import Path
 
 
-def _sigterm_to_interrupt(signum, frame):  # noqa: ARG001
-    # Backends cancel with SIGTERM; turning it into KeyboardInterrupt lets the trainer's
-    # callbacks save a checkpoint and the runner mark the stage "cancelled".
-    raise KeyboardInterrupt("cancelled (SIGTERM)")
+def _on_sigterm(signum, frame):  # noqa: ARG001
+    # Backends cancel with SIGTERM. The first one asks for a graceful stop (training saves a
+    # checkpoint at the next step end, loops stop at the next batch); a second one is final.
+    from core.stage.cancel import CANCEL
+
+    if CANCEL.is_set():
+        raise KeyboardInterrupt("cancelled (second SIGTERM)")
+    CANCEL.set()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--cache-dir", type=Path, default=None, help="preprocessed-data cache")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+    signal.signal(signal.SIGTERM, _on_sigterm)
 
     from core.contracts import StageSpec
     from core.stage.runner import run_stage

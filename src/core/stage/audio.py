@@ -67,19 +67,27 @@ def _inspect_with_librosa(p: Path) -> AudioInfo:
     return AudioInfo(str(p), p.suffix.lstrip(".").upper(), "decoded", int(rate), channels, samples.shape[-1] / rate)
 
 
-def load_audio(path: str | Path) -> Audio:
-    """Decode, downmix to mono and resample to 16 kHz."""
+def load_audio(path: str | Path | bytes) -> Audio:
+    """Decode, downmix to mono and resample to 16 kHz. ``path`` may be encoded bytes."""
+    import io
+
     import soundfile as sf
 
-    p = Path(path)
-    if not p.exists():
-        raise AudioError(f"{p}: file not found")
+    if isinstance(path, bytes):
+        source, p = io.BytesIO(path), Path("<bytes>")
+    else:
+        p = Path(path)
+        source = str(p)
+        if not p.exists():
+            raise AudioError(f"{p}: file not found")
     try:
-        data, rate = sf.read(str(p), dtype="float32", always_2d=True)
+        data, rate = sf.read(source, dtype="float32", always_2d=True)
     except Exception as exc:
         try:
             import librosa
 
+            if isinstance(path, bytes):
+                raise
             raw, rate = librosa.load(str(p), sr=None, mono=False)
             data = raw.T if raw.ndim == 2 else raw[:, None]
         except Exception:

@@ -17,6 +17,7 @@ from typing import Any
 
 from core.contracts import EvalResult, StageResult, StageSpec
 from core.events import EventLog
+from core.stage.cancel import check_cancel
 from core.stage.recipe import EvalOutcome, RecipeContext, load_recipe
 
 
@@ -78,6 +79,7 @@ def run_stage(spec: StageSpec, out_dir: Path, cache_dir: Path | None = None) -> 
         recipe = load_recipe(ctx)
 
         def timed(phase: str, fn, *args):
+            check_cancel(phase)
             events.set_phase(phase)
             t0 = time.perf_counter()
             result = fn(*args)

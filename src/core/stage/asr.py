@@ -1,0 +1,351 @@
+"""Whisper ASR recipe: seeds 000/001/003 as one stage (full fine-tune, LoRA or QLoRA)."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import (
+    Seq2SeqTrainer,
+    Seq2SeqTrainingArguments,
+    TrainerCallback,
+    WhisperFeatureExtractor,
+    WhisperForConditionalGeneration,
+    WhisperProcessor,
+    WhisperTokenizer,
+)
+
+from core.config.asr import AsrStage
+from core.metrics.asr import asr_metrics
+from core.stage.asr_data import PreparedSet, SpeechCollator, SpeechDataset, prepare_speech
+from core.stage.cancel import CANCEL, Cancelled, check_cancel
+from core.stage.recipe import EvalOutcome, RecipeContext
+from core.stage.sources import resolve_path, speech_records
+
+REAL_WHISPER_MAX_TARGET = 448
+
+
+class ModelLoadError(RuntimeError):
+    pass
+
+
+def _load_pretrained(cls, ref: str, **kwargs):
+    try:
+        return cls.from_pretrained(ref, **kwargs)
+    except OSError as exc:
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        hint = (
+            "HF_HUB_OFFLINE=1 and the model is not in the local HF cache: download it once with network"
+            if offline
+            else "check the model id or path (pipeline base_model), your network, and HF_TOKEN for gated models"
+        )
+        raise ModelLoadError(f"cannot load {cls.__name__} from {ref!r}: {exc}. {hint}") from None
+
+
+class _EventsCallback(TrainerCallback):
+    """Relays trainer logs to events.jsonl (live curves) and honours graceful cancellation."""
+
+    def __init__(self, ctx: RecipeContext):
+        self.ctx = ctx
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs:
+            numeric = {k: float(v) for k, v in logs.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+            if numeric:
+                self.ctx.events.metric(state.global_step, numeric)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.ctx.events.progress(state.global_step, state.max_steps)
+        if CANCEL.is_set():
+            # Checkpoint first so a retry resumes here (preemption, timeout, user cancel).
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+
+class AsrRecipe:
+    def __init__(self, ctx: RecipeContext):
+        self.ctx = ctx
+        self.stage: AsrStage = ctx.spec.stage
+        self.base_dir = Path(ctx.spec.pipeline_file).resolve().parent if ctx.spec.pipeline_file else None
+        self.model: WhisperForConditionalGeneration | None = None
+        self.processor: WhisperProcessor | None = None
+        self.train_set: PreparedSet | None = None
+        self.eval_sets: dict[str, PreparedSet] = {}
+        self.lexicon = self._read_lexicon()
+        self._peft = False
+        self._base_max_target: int | None = None
+
+    # -- data -----------------------------------------------------------------------------
+    def _read_lexicon(self) -> list[str]:
+        if not self.stage.lexicon:
+            return []
+        path = resolve_path(self.stage.lexicon, self.base_dir)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: lexicon file not found (stage {self.stage.name}, field lexicon)")
+        lines = path.read_text(encoding="utf-8").splitlines()
+        return [t.strip() for t in lines if t.strip() and not t.lstrip().startswith("#")]
+
+    def prepare(self) -> dict[str, Any]:
+        # The processor is needed to featurise; it comes from the starting model.
+        self._load_processor(self.ctx.spec.base_model)
+        fe, tok = self.processor.feature_extractor, self.processor.tokenizer
+        window = float(self.stage.whisper.chunk_length)
+        max_label = self._max_label_tokens()
+        workers = self.stage.training.preprocessing_num_workers
+
+        def prep(source, label: str) -> PreparedSet:
+            records = speech_records(source, self.base_dir, self.ctx.cache_dir)
+            return prepare_speech(records, fe, tok, window, max_label, self.ctx.cache_dir, self.ctx.events, label, workers)
+
+        self.train_set = prep(self.stage.train, "train")
+        report = {"train": self.train_set.report()}
+        for ev in self.stage.evals:
+            self.eval_sets[ev.name] = prep(ev.data, f"eval:{ev.name}")
+            report[f"eval:{ev.name}"] = self.eval_sets[ev.name].report()
+        for name, r in report.items():
+            if r["dropped"]:
+                self.ctx.events.log(f"{name}: dropped {r['dropped']} (examples: {r['dropped_examples']})", "warning")
+        return report
+
+    def _max_label_tokens(self) -> int:
+        if self.stage.whisper.max_label_tokens:
+            return self.stage.whisper.max_label_tokens
+        return self._base_max_target or REAL_WHISPER_MAX_TARGET
+
+    # -- model ----------------------------------------------------------------------------
+    def _load_processor(self, ref: str) -> None:
+        ref = self._resolve_ref(ref)
+        # Seed 000 rule 3: feature extractor and tokenizer loaded separately, processor after.
+        fe = _load_pretrained(WhisperFeatureExtractor, ref)
+        tok = _load_pretrained(WhisperTokenizer, ref)
+        tok.set_prefix_tokens(language=self.ctx.spec.language, task=self.ctx.spec.task, predict_timestamps=False)
+        wanted = self.stage.whisper.chunk_length
+        if fe.chunk_length != wanted:
+            fe = WhisperFeatureExtractor(**{**fe.to_dict(), "chunk_length": wanted,
+                                            "n_samples": wanted * fe.sampling_rate,
+                                            "nb_max_frames": wanted * fe.sampling_rate // fe.hop_length})
+        self.processor = WhisperProcessor(feature_extractor=fe, tokenizer=tok)
+        from transformers import WhisperConfig
+
+        self._base_max_target = _load_pretrained(WhisperConfig, ref).max_target_positions
+
+    def _resolve_ref(self, ref: str) -> str:
+        local = resolve_path(ref, self.base_dir)
+        return str(local) if local.exists() else ref
+
+    def load_model(self, model_ref: str) -> None:
+        ref = self._resolve_ref(model_ref)
+        kwargs: dict[str, Any] = {"dtype": torch.float32, "attn_implementation": "sdpa"}
+        training = self.stage.training
+        if training.method == "qlora":
+            if self.ctx.device != "cuda":
+                raise RuntimeError("method qlora needs a CUDA GPU (bitsandbytes 4-bit); use lora or full on CPU")
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.float16)
+        model = _load_pretrained(WhisperForConditionalGeneration, ref, **kwargs)
+        self._fit_window(model)
+        gen = model.generation_config
+        gen.language, gen.task = self.ctx.spec.language, self.ctx.spec.task
+        gen.forced_decoder_ids = None
+        model.config.forced_decoder_ids = None
+        if self.stage.whisper.freeze_encoder:
+            model.freeze_encoder()
+        if training.method in ("lora", "qlora"):
+            from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+            if training.method == "qlora":
+                model = prepare_model_for_kbit_training(model)
+            lora = training.lora
+            model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                                                     target_modules=list(lora.target_modules), bias="none"))
+            self._peft = True
+        if self.ctx.device == "cuda" and training.method != "qlora":
+            model = model.to("cuda")
+        self.model = model
+        total = sum(p.numel() for p in model.parameters())
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        self.ctx.events.log(f"model {ref}: {total:,} parameters, {trainable:,} trainable ({trainable / total:.1%})")
+
+    def _fit_window(self, model: WhisperForConditionalGeneration) -> None:
+        """A shorter audio window than the checkpoint's: keep the first positions of the
+        encoder's embeddings (what Whisper itself sees for the start of a 30 s window)."""
+        frames = self.processor.feature_extractor.nb_max_frames
+        positions = frames // 2
+        current = model.config.max_source_positions
+        if positions == current:
+            return
+        if positions > current:
+            raise ValueError(f"chunk_length {self.stage.whisper.chunk_length}s needs {positions} encoder positions "
+                             f"but the model has {current}: use chunk_length <= {current * 2 * 160 // 16000}")
+        emb = model.model.encoder.embed_positions
+        emb.weight.data = emb.weight.data[:positions].clone()
+        emb.num_embeddings = positions
+        model.config.max_source_positions = positions
+
+    # -- evaluation -----------------------------------------------------------------------
+    def _tokens_per_second(self) -> float:
+        prepared = self.train_set
+        rates = [len(lab) / max(d, 0.5) for lab, d in zip(prepared.labels, prepared.durations)]
+        return float(np.percentile(rates, 99.5)) * 1.3 if rates else 20.0
+
+    def _eval_batch_size(self) -> int:
+        configured = self.stage.training.per_device_eval_batch_size
+        if configured:
+            return configured
+        if self.ctx.device == "cuda":
+            free, _total = torch.cuda.mem_get_info()
+            return int(max(8, min(128, free // (600 * 2**20))))
+        return 32
+
+    @torch.inference_mode()
+    def transcribe(self, prepared: PreparedSet, language: str, indices: list[int] | None = None) -> list[str]:
+        """Greedy batched generation, batches sorted by duration, each bounded by the longest
+        plausible label for its audio length (not a blanket 225/448 new tokens)."""
+        model = self.model
+        model.eval()
+        tok = self.processor.tokenizer
+        order = sorted(indices if indices is not None else range(len(prepared)), key=lambda i: prepared.durations[i])
+        size = self._eval_batch_size()
+        rate = self._tokens_per_second()
+        cap = self.stage.training.generation_max_length
+        device = next(model.parameters()).device
+        dtype = torch.float16 if (self.ctx.device == "cuda" and self.stage.training.fp16) else (
+            torch.bfloat16 if (self.ctx.device == "cuda" and self.stage.training.bf16) else torch.float32)
+        out: dict[int, str] = {}
+        for b, start in enumerate(range(0, len(order), size), 1):
+            check_cancel("evaluation")
+            batch = order[start : start + size]
+            longest = float(max(prepared.durations[i] for i in batch))
+            max_new = int(min(cap, math.ceil(longest * rate) + 8))
+            feats = torch.from_numpy(prepared.features[batch].astype(np.float32)).to(device)
+            with torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype != torch.float32):
+                ids = model.generate(input_features=feats, language=language, task=self.ctx.spec.task,
+                                     max_new_tokens=max_new, num_beams=self.stage.training.generation_num_beams)
+            for i, text in zip(batch, tok.batch_decode(ids, skip_special_tokens=True)):
+                out[i] = text.strip()
+            self.ctx.events.progress(min(start + size, len(order)), len(order))
+        return [out[i] for i in sorted(out)]
+
+    def evaluate(self, phase: str) -> dict[str, EvalOutcome]:
+        outcomes = {}
+        for ev in self.stage.evals:
+            prepared = self.eval_sets[ev.name]
+            t0 = time.perf_counter()
+            predictions = self.transcribe(prepared, ev.language or self.ctx.spec.language)
+            seconds = time.perf_counter() - t0
+            metrics = asr_metrics(prepared.texts, predictions, self.lexicon)
+            metrics["eval_seconds"] = round(seconds, 3)
+            metrics["samples_per_second"] = round(len(prepared) / max(seconds, 1e-9), 3)
+            rows = [{"id": i, "reference": r, "prediction": p} for i, r, p in zip(prepared.ids, prepared.texts, predictions)]
+            self.ctx.events.log(f"{phase} {ev.name}: WER {metrics['wer']:.3f} CER {metrics['cer']:.3f}"
+                                + (f" MTA {metrics['medical_term_accuracy']:.3f}" if "medical_term_accuracy" in metrics else ""))
+            outcomes[ev.name] = EvalOutcome(metrics=metrics, rows=rows)
+        return outcomes
+
+    # -- training -------------------------------------------------------------------------
+    def _compute_metrics(self, pred) -> dict[str, float]:
+        # Seed 000 correction 4: decode with the tokenizer itself.
+        tok = self.processor.tokenizer
+        label_ids = np.where(pred.label_ids != -100, pred.label_ids, tok.pad_token_id)
+        pred_ids = np.where(pred.predictions != -100, pred.predictions, tok.pad_token_id)
+        preds = [s.strip() for s in tok.batch_decode(pred_ids, skip_special_tokens=True)]
+        refs = [s.strip() for s in tok.batch_decode(label_ids, skip_special_tokens=True)]
+        m = asr_metrics(refs, preds, self.lexicon)
+        return {k: v for k, v in m.items() if k != "medical_term_occurrences"}
+
+    def training_arguments(self) -> Seq2SeqTrainingArguments:
+        t = self.stage.training
+        on_gpu = self.ctx.device == "cuda"
+        eval_strategy = t.eval_strategy
+        return Seq2SeqTrainingArguments(
+            output_dir=str(self.ctx.checkpoint_dir),
+            per_device_train_batch_size=t.per_device_train_batch_size,
+            per_device_eval_batch_size=self._eval_batch_size(),
+            gradient_accumulation_steps=t.gradient_accumulation_steps,
+            learning_rate=t.learning_rate,
+            warmup_steps=t.warmup_steps,
+            lr_scheduler_type=t.lr_scheduler_type,
+            weight_decay=t.weight_decay,
+            max_grad_norm=t.max_grad_norm,
+            max_steps=t.max_steps or -1,
+            num_train_epochs=t.num_train_epochs,
+            fp16=t.fp16 and on_gpu,
+            bf16=t.bf16 and on_gpu,
+            activation_checkpointing=t.gradient_checkpointing,
+            train_sampling_strategy="group_by_length" if t.group_by_length else "random",
+            eval_strategy=eval_strategy,
+            eval_steps=t.eval_steps,
+            save_strategy="no" if eval_strategy == "no" and not t.save_steps else ("steps" if (t.save_steps or eval_strategy == "steps") else eval_strategy),
+            save_steps=t.save_steps or t.eval_steps or 500,
+            save_total_limit=t.save_total_limit,
+            logging_steps=t.logging_steps,
+            load_best_model_at_end=t.load_best_model_at_end,
+            metric_for_best_model=t.metric_for_best_model,
+            greater_is_better=self.stage.gate.greater_is_better,
+            predict_with_generate=True,
+            generation_max_length=t.generation_max_length,
+            generation_num_beams=t.generation_num_beams,
+            seed=t.seed,
+            use_cpu=not on_gpu,
+            report_to="none",  # palier's orchestrator owns the MLflow run lifecycle
+            dataloader_num_workers=0,
+            remove_unused_columns=False,
+            label_names=["labels"],
+            disable_tqdm=True,
+        )
+
+    def train(self) -> dict[str, float]:
+        primary = self.stage.primary_eval
+        eval_prepared = self.eval_sets[primary.name]
+        t = self.stage.training
+        indices = None
+        if t.eval_sample and t.eval_sample < len(eval_prepared):
+            rng = np.random.default_rng(t.seed)
+            indices = sorted(rng.choice(len(eval_prepared), t.eval_sample, replace=False).tolist())
+        tok = self.processor.tokenizer
+        trainer = Seq2SeqTrainer(
+            model=self.model,
+            args=self.training_arguments(),
+            train_dataset=SpeechDataset(self.train_set),
+            eval_dataset=SpeechDataset(eval_prepared, indices) if t.eval_strategy != "no" else None,
+            data_collator=SpeechCollator(self.model.config.decoder_start_token_id, tok.pad_token_id),
+            compute_metrics=self._compute_metrics if t.eval_strategy != "no" else None,
+            processing_class=self.processor.feature_extractor,  # seed 000 rule 4
+            callbacks=[_EventsCallback(self.ctx)],
+        )
+        resume = _last_checkpoint(self.ctx.checkpoint_dir)
+        if resume:
+            self.ctx.events.log(f"resuming training from {resume.name}")
+        output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        if CANCEL.is_set():
+            raise Cancelled(f"cancelled at step {trainer.state.global_step}; checkpoint saved for resume")
+        self.model = trainer.model
+        metrics = {k: float(v) for k, v in output.metrics.items() if isinstance(v, (int, float))}
+        metrics["global_step"] = float(trainer.state.global_step)
+        metrics["trainable_parameters"] = float(sum(p.numel() for p in self.model.parameters() if p.requires_grad))
+        return metrics
+
+    # -- output ---------------------------------------------------------------------------
+    def save(self, model_dir: Path) -> None:
+        model = self.model
+        if self._peft:
+            # Next stages start from a plain model: fold the adapter into the weights.
+            model = model.merge_and_unload()
+        model_dir.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(model_dir)
+        self.processor.feature_extractor.save_pretrained(model_dir)
+        self.processor.tokenizer.save_pretrained(model_dir)
+
+
+def _last_checkpoint(folder: Path) -> Path | None:
+    if not folder.is_dir():
+        return None
+    candidates = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    return max(candidates, key=lambda p: int(p.name.split("-")[-1]), default=None)

@@ -1,0 +1,243 @@
+"""ASR preprocessing: decode, filter with named reasons, batched feature extraction, cached
+on disk by content hash, and the seed-001 collator."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.events import EventLog
+from core.stage.audio import AudioError, load_audio
+from core.stage.cancel import check_cancel
+from core.stage.sources import SpeechRecord
+
+CHUNK = 64
+# Below this many utterances a process pool costs more than it saves, and forking inside a
+# process that already holds torch threads is how `datasets.map(num_proc>1)` deadlocks.
+POOL_THRESHOLD = 2000
+
+DROP_UNREADABLE = "unreadable_audio"
+DROP_EMPTY_TEXT = "empty_transcript"
+DROP_TOO_LONG_AUDIO = "audio_longer_than_window"
+DROP_TOO_LONG_LABEL = "label_longer_than_max_target_positions"
+
+
+@dataclass
+class PreparedSet:
+    ids: list[str]
+    texts: list[str]
+    features: np.ndarray  # (N, mel, frames) float16
+    labels: list[np.ndarray]
+    durations: np.ndarray
+    dropped: dict[str, int] = field(default_factory=dict)
+    dropped_examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def report(self) -> dict:
+        return {"kept": len(self), "dropped": dict(self.dropped), "dropped_examples": self.dropped_examples}
+
+
+def _record_fingerprint(r: SpeechRecord) -> list:
+    if isinstance(r.audio, bytes):
+        return [r.id, hashlib.sha256(r.audio).hexdigest(), r.text]
+    try:
+        st = os.stat(r.audio)
+        return [r.id, r.audio, st.st_size, st.st_mtime_ns, r.text]
+    except OSError:
+        return [r.id, r.audio, None, r.text]
+
+
+def cache_key(records: list[SpeechRecord], extractor_config: dict, tokenizer_digest: str, limits: dict) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps([extractor_config, tokenizer_digest, limits], sort_keys=True, default=str).encode())
+    for r in records:
+        h.update(json.dumps(_record_fingerprint(r), default=str).encode())
+    return h.hexdigest()[:20]
+
+
+def _featurize_chunk(args) -> dict:
+    records, extractor, tokenizer, window_s, max_label = args
+    keep_ids, keep_texts, waves, durations = [], [], [], []
+    dropped: Counter = Counter()
+    examples: dict[str, list[str]] = {}
+
+    def drop(reason: str, record: SpeechRecord, detail: str = "") -> None:
+        dropped[reason] += 1
+        examples.setdefault(reason, [])
+        if len(examples[reason]) < 5:
+            examples[reason].append(f"{record.id}{': ' + detail if detail else ''}")
+
+    for r in records:
+        if not r.text.strip():
+            drop(DROP_EMPTY_TEXT, r)
+            continue
+        try:
+            audio = load_audio(r.audio)
+        except AudioError as exc:
+            drop(DROP_UNREADABLE, r, str(exc))
+            continue
+        if audio.duration_s > window_s:
+            drop(DROP_TOO_LONG_AUDIO, r, f"{audio.duration_s:.1f}s > {window_s}s")
+            continue
+        keep_ids.append(r.id)
+        keep_texts.append(r.text)
+        waves.append(audio.samples)
+        durations.append(audio.duration_s)
+    labels: list[np.ndarray] = []
+    feats = np.zeros((0,), dtype=np.float16)
+    if waves:
+        feats = extractor(waves, sampling_rate=16_000, return_tensors="np").input_features.astype(np.float16)
+        token_ids = tokenizer(keep_texts).input_ids
+        mask = []
+        for rid, ids in zip(keep_ids, token_ids):
+            ok = len(ids) <= max_label
+            mask.append(ok)
+            if ok:
+                labels.append(np.asarray(ids, dtype=np.int32))
+            else:
+                drop(DROP_TOO_LONG_LABEL, SpeechRecord(rid, "", ""), f"{len(ids)} tokens > {max_label}")
+        mask_arr = np.asarray(mask, dtype=bool)
+        feats = feats[mask_arr]
+        keep_ids = [i for i, m in zip(keep_ids, mask) if m]
+        keep_texts = [t for t, m in zip(keep_texts, mask) if m]
+        durations = [d for d, m in zip(durations, mask) if m]
+    return {"ids": keep_ids, "texts": keep_texts, "features": feats, "labels": labels,
+            "durations": durations, "dropped": dict(dropped), "examples": examples}
+
+
+def worker_count(n: int, requested: int | None) -> int:
+    if requested is not None:
+        return requested
+    if n < POOL_THRESHOLD:
+        return 1
+    return max(1, min(8, (os.cpu_count() or 1)))
+
+
+def prepare_speech(
+    records: list[SpeechRecord],
+    extractor,
+    tokenizer,
+    window_s: float,
+    max_label_tokens: int,
+    cache_dir: Path,
+    events: EventLog,
+    label: str,
+    workers: int | None = None,
+) -> PreparedSet:
+    tokenizer_digest = hashlib.sha256(
+        json.dumps([len(tokenizer), tokenizer.prefix_tokens], default=str).encode()
+    ).hexdigest()[:12]
+    key = cache_key(records, extractor.to_dict(), tokenizer_digest, {"window": window_s, "max_label": max_label_tokens})
+    cache_file = cache_dir / "asr-features" / f"{key}.npz"
+    if cache_file.exists():
+        events.log(f"{label}: reusing preprocessed features {cache_file.name}")
+        return _load(cache_file)
+
+    chunks = [records[i : i + CHUNK] for i in range(0, len(records), CHUNK)]
+    n_workers = worker_count(len(records), workers)
+    events.log(f"{label}: preprocessing {len(records)} utterances in {len(chunks)} batches, {n_workers} process(es)")
+    parts = []
+    jobs = ((c, extractor, tokenizer, window_s, max_label_tokens) for c in chunks)
+    if n_workers == 1:
+        for i, job in enumerate(jobs, 1):
+            check_cancel(f"preprocessing {label}")
+            parts.append(_featurize_chunk(job))
+            events.progress(min(i * CHUNK, len(records)), len(records))
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
+            for i, part in enumerate(pool.map(_featurize_chunk, jobs), 1):
+                check_cancel(f"preprocessing {label}")
+                parts.append(part)
+                events.progress(min(i * CHUNK, len(records)), len(records))
+    prepared = _merge(parts)
+    if len(prepared) == 0:
+        reasons = ", ".join(f"{k}: {v}" for k, v in prepared.dropped.items()) or "no records"
+        raise ValueError(f"{label}: no usable utterance left after filtering ({reasons}); "
+                         f"examples: {prepared.dropped_examples}")
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    _save(prepared, cache_file)
+    return prepared
+
+
+def _merge(parts: list[dict]) -> PreparedSet:
+    dropped: Counter = Counter()
+    examples: dict[str, list[str]] = {}
+    for p in parts:
+        dropped.update(p["dropped"])
+        for k, v in p["examples"].items():
+            examples.setdefault(k, []).extend(v)
+    non_empty = [p["features"] for p in parts if len(p["ids"])]
+    feats = np.concatenate(non_empty) if non_empty else np.zeros((0, 0, 0), dtype=np.float16)
+    return PreparedSet(
+        ids=[i for p in parts for i in p["ids"]],
+        texts=[t for p in parts for t in p["texts"]],
+        features=feats,
+        labels=[lab for p in parts for lab in p["labels"]],
+        durations=np.asarray([d for p in parts for d in p["durations"]], dtype=np.float32),
+        dropped=dict(dropped),
+        dropped_examples={k: v[:5] for k, v in examples.items()},
+    )
+
+
+def _save(p: PreparedSet, path: Path) -> None:
+    lengths = np.asarray([len(x) for x in p.labels], dtype=np.int32)
+    flat = np.concatenate(p.labels) if p.labels else np.zeros(0, dtype=np.int32)
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez(tmp, features=p.features, labels=flat, lengths=lengths, durations=p.durations,
+             meta=np.asarray(json.dumps({"ids": p.ids, "texts": p.texts, "dropped": p.dropped,
+                                         "examples": p.dropped_examples})))
+    tmp.replace(path)
+
+
+def _load(path: Path) -> PreparedSet:
+    data = np.load(path)
+    meta = json.loads(str(data["meta"]))
+    offsets = np.concatenate([[0], np.cumsum(data["lengths"])])
+    flat = data["labels"]
+    labels = [flat[offsets[i] : offsets[i + 1]] for i in range(len(data["lengths"]))]
+    return PreparedSet(ids=meta["ids"], texts=meta["texts"], features=data["features"], labels=labels,
+                       durations=data["durations"], dropped=meta["dropped"], dropped_examples=meta["examples"])
+
+
+class SpeechDataset(torch.utils.data.Dataset):
+    def __init__(self, prepared: PreparedSet, indices: list[int] | None = None):
+        self.prepared = prepared
+        self.indices = indices if indices is not None else list(range(len(prepared)))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict:
+        j = self.indices[i]
+        return {"input_features": self.prepared.features[j], "labels": self.prepared.labels[j]}
+
+
+@dataclass
+class SpeechCollator:
+    """Seed 001's collator: pad labels with -100 and strip the decoder start token, which the
+    model prepends itself when it shifts the labels right (seed 000 correction 5)."""
+
+    decoder_start_token_id: int
+    pad_token_id: int
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        feats = torch.from_numpy(np.stack([f["input_features"] for f in features]).astype(np.float32))
+        width = max(len(f["labels"]) for f in features)
+        labels = torch.full((len(features), width), -100, dtype=torch.long)
+        for row, f in enumerate(features):
+            labels[row, : len(f["labels"])] = torch.as_tensor(f["labels"], dtype=torch.long)
+        if (labels[:, 0] == self.decoder_start_token_id).all():
+            labels = labels[:, 1:]
+        return {"input_features": feats, "labels": labels}

@@ -1,0 +1,1 @@
+"""The MLflow side. Only the orchestrator (flows/tasks) calls it; the stage runner never does."""
