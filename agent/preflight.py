@@ -1,0 +1,177 @@
+"""preflight(config, facts): every applicable playbook rule on every stage, before a GPU is
+paid for. Autofixes are applied in rule order (later rules see the fixed config), recorded
+as Changes, and re-checked: a block that its autofix clears no longer blocks."""
+
+from __future__ import annotations
+
+import copy
+import string
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agent.checks import CHECKS, Hit, condition_holds
+from agent.context import MISSING, StageContext, get_path, set_path
+from agent.facts import EnvFacts
+from agent.playbook_models import Rule
+from agent.playbooks import PlaybookSet, load_playbooks
+from agent.redact import redact
+
+
+class Change(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    rule_id: str
+    stage: str
+    path: str = Field(description="stage-relative, e.g. training.per_device_train_batch_size")
+    old: Any = None
+    new: Any = None
+
+    def line(self) -> str:
+        return f"[{self.rule_id}] {self.stage}: {self.path} {self.old!r} -> {self.new!r}"
+
+
+class Finding(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    rule_id: str
+    title: str
+    severity: Literal["block", "warn"]
+    stage: str
+    message: str
+    fix: str
+    rationale: str
+    playbook: str | None = Field(default=None, description="file#anchor of the rule's section")
+    section: str | None = None
+    autofixed: bool = False
+    autofix_error: str | None = None
+
+    @property
+    def blocking(self) -> bool:
+        return self.severity == "block" and not self.autofixed
+
+
+class PreflightReport(BaseModel):
+    ok: bool
+    findings: list[Finding]
+    changes: list[Change]
+    config: Any = Field(exclude=True, description="the (fixed) PipelineConfig")
+    facts_summary: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def blocking(self) -> list[Finding]:
+        return [f for f in self.findings if f.blocking]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "warn" and not f.autofixed]
+
+    def to_json(self) -> str:
+        return redact(self.model_dump_json(indent=2))
+
+
+class _Fmt(string.Formatter):
+    def get_value(self, key, args, kwargs):  # noqa: ANN001, ANN201
+        return kwargs.get(key, "{" + str(key) + "}")
+
+
+def render(template: str, values: dict[str, Any]) -> str:
+    try:
+        return _Fmt().format(template, **values)
+    except (ValueError, IndexError):
+        return template
+
+
+def evaluate_rule(rule: Rule, ctx: StageContext) -> Hit | None:
+    if not rule.applies_to.matches(ctx.family, ctx.backend_kind):
+        return None
+    if rule.check:
+        fn = CHECKS.get(rule.check)
+        if fn is None:
+            raise KeyError(f"rule {rule.id!r} names unknown check {rule.check!r} (agent/checks.py)")
+        return fn(ctx, rule.params)
+    if rule.when and not all(condition_holds(ctx, c) for c in rule.when):
+        return None
+    if rule.when_any and not any(condition_holds(ctx, c) for c in rule.when_any):
+        return None
+    return Hit()
+
+
+def _apply(config: Any, index: int, changes: dict[str, Any]) -> Any:
+    data = config.model_dump(mode="python")
+    for path, value in changes.items():
+        set_path(data["stages"][index], path, copy.deepcopy(value))
+    return type(config).model_validate(data)
+
+
+def _facts_summary(facts: EnvFacts) -> dict[str, Any]:
+    return {
+        "kernel": facts.kernel,
+        "target_kernel": facts.target_kernel,
+        "gpu": facts.gpu_name,
+        "cuda_available": facts.cuda_available,
+        "credentials": {k: ("present" if v else "missing") for k, v in sorted(facts.credentials.items())},
+        "hf_offline": facts.hf_offline,
+        "network": facts.network,
+        "libraries": {k: v for k, v in sorted(facts.libraries.items()) if v},
+    }
+
+
+def preflight(
+    config: Any,
+    facts: EnvFacts,
+    *,
+    playbooks: PlaybookSet | None = None,
+    apply_autofix: bool = True,
+) -> PreflightReport:
+    """Evaluate every applicable rule on every stage of ``config`` (a PipelineConfig).
+
+    Returns the report with ``config`` = the fixed PipelineConfig and ``changes`` = what the
+    autofixes did; ``ok`` is False while any block-severity finding remains."""
+    book = playbooks or load_playbooks()
+    findings: list[Finding] = []
+    changes: list[Change] = []
+    current = config
+    for index in range(len(config.stages)):
+        for rule in book.rules:
+            ctx = _context(current, index, facts)
+            hit = evaluate_rule(rule, ctx)
+            if hit is None:
+                continue
+            values = {**ctx.target(), "stage": ctx.name, "backend": ctx.backend_kind, "family": ctx.family, **hit.details}
+            autofixed, error = False, None
+            wanted = (rule.autofix.set if rule.autofix and rule.autofix.set else
+                      hit.suggested if rule.autofix and rule.autofix.suggested else None)
+            if apply_autofix and wanted:
+                before = ctx.stage
+                try:
+                    candidate = _apply(current, index, wanted)
+                except ValidationError as exc:
+                    error = f"autofix rejected by the config model: {exc.errors()[0]['msg']}"
+                else:
+                    if evaluate_rule(rule, _context(candidate, index, facts)) is None:
+                        for path, value in wanted.items():
+                            old = get_path(before, path)
+                            changes.append(Change(rule_id=rule.id, stage=ctx.name, path=path,
+                                                  old=None if old is MISSING else old, new=value))
+                        current, autofixed = candidate, True
+                    else:
+                        error = "autofix did not clear the finding"
+            findings.append(
+                Finding(
+                    rule_id=rule.id, title=rule.title, severity=rule.severity, stage=ctx.name,
+                    message=redact(render(rule.message, values)), fix=redact(render(rule.fix, values)),
+                    rationale=rule.rationale, playbook=rule.source.cite if rule.source else None,
+                    section=rule.source.section if rule.source else None,
+                    autofixed=autofixed, autofix_error=error,
+                )
+            )
+    ok = not any(f.blocking for f in findings)
+    return PreflightReport(ok=ok, findings=findings, changes=changes, config=current,
+                           facts_summary=_facts_summary(facts))
+
+
+def _context(config: Any, index: int, facts: EnvFacts) -> StageContext:
+    pipeline = config.model_dump(mode="json", exclude={"stages"})
+    stage = config.stages[index].model_dump(mode="json")
+    return StageContext(pipeline=pipeline, stage=stage, facts=facts, index=index)

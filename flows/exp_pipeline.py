@@ -1,0 +1,124 @@
+"""The ``exp-pipeline`` flow: run a pipeline's stages in order, each from the previous output.
+
+    prefect deployment run exp-pipeline/demo     (services up: `palier up`)
+    palier run pipelines/demo.yaml               (in-process, for development)
+
+For each stage: skip it when a finished MLflow run has the same stage key (config + upstream
+key + data + code) and its outputs are still on disk; otherwise open a child run, run the
+stage on its backend, log baseline vs final, gate, and register the model. The orchestrator
+owns every MLflow run; the stage runner never calls MLflow.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from core.config import load_pipeline
+from core.contracts import StageResult, StageSpec
+from core.paths import stage_dir
+from core.plan import plan, upstream_of
+from core.tracking import schema as S
+from core.tracking.mlflow_store import Tracker
+from core.versioning import code_version, data_digest
+from tasks.preflight import preflight
+from tasks.results import gate_and_register, log_results, summarize, summary_rows
+from tasks.stage import StageFailed, run_stage
+
+
+def plan_pipeline(pipeline_file: str) -> tuple:
+    path = Path(pipeline_file).resolve()
+    config = load_pipeline(path)
+    specs = plan(config, code_version(), lambda src: data_digest(src, path.parent), pipeline_file=str(path))
+    return config, specs
+
+
+def _tracking_uri(explicit: str | None) -> str:
+    uri = explicit or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        raise RuntimeError("no MLflow tracking server: run `palier up` (then `source .state/env`) "
+                           "or set MLFLOW_TRACKING_URI")
+    return uri
+
+
+@flow(name="exp-pipeline", log_prints=True)
+def exp_pipeline(pipeline: str = "pipelines/demo.yaml", tracking_uri: str | None = None,
+                 only: list[str] | None = None) -> list[dict]:
+    """Run every stage of ``pipeline`` (a YAML path). ``only`` restricts to named stages
+    (their upstream outputs must already exist)."""
+    logger = get_run_logger()
+    uri = _tracking_uri(tracking_uri)
+    config, specs = plan_pipeline(pipeline)
+    config, specs = preflight(config, specs)
+    tracker = Tracker(uri)
+    parent = tracker.start_pipeline_run(
+        config.experiment_name, config.name, str(Path(pipeline).resolve()),
+        {"pipeline": config.name, "family": config.family, "base_model": config.base_model,
+         "language": config.language, "task": config.task, "stages": " -> ".join(s.name for s in specs)},
+        flow_run.get_id(),
+    )
+    logger.info(f"pipeline {config.name}: {len(specs)} stage(s); MLflow experiment {config.experiment_name!r}, "
+                f"parent run {parent}")
+    done: list[tuple[StageSpec, StageResult]] = []
+    outputs: dict[str, tuple[Path, str, str | None]] = {}  # stage -> (model dir, run id, model version)
+    previous: StageResult | None = None
+    try:
+        for spec in specs:
+            upstream = upstream_of(spec.base_model)
+            if upstream is not None:
+                model_dir, up_run, _ = outputs[upstream]
+                spec = spec.with_base_model(str(model_dir))
+            out_dir = stage_dir(spec.pipeline, spec.name, spec.key)
+            if only and spec.name not in only:
+                result = _reuse(tracker, config.experiment_name, spec, out_dir, parent, logger, quiet=True)
+                if result is None:
+                    raise StageFailed(f"stage {spec.name} is not selected and has no finished output to start from")
+            else:
+                result = _reuse(tracker, config.experiment_name, spec, out_dir, parent, logger)
+            if result is not None:
+                run_id, version, result = result
+            else:
+                run_id = tracker.start_stage_run(config.experiment_name, parent, spec, attempt=1)
+                try:
+                    result = run_stage(spec, run_id, uri)
+                except BaseException as exc:
+                    tracker.end_run(run_id, "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed")
+                    raise
+                log_results(spec, result, previous, run_id, out_dir, uri)
+                up_run = outputs[upstream][1] if upstream else None
+                up_version = outputs[upstream][2] if upstream else None
+                decision = gate_and_register(spec, result, run_id, up_run, up_version, out_dir, uri)
+                version = decision["version"]
+                tracker.end_run(run_id, "succeeded")
+            outputs[spec.name] = (out_dir / "model", run_id, version)
+            done.append((spec, result))
+            previous = result
+        rows = summary_rows(done)
+        summarize(parent, rows, uri)
+        tracker.end_run(parent, "succeeded")
+        return rows
+    except BaseException as exc:
+        tracker.end_run(parent, "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed")
+        raise
+
+
+def _reuse(tracker: Tracker, experiment: str, spec: StageSpec, out_dir: Path, parent: str, logger, quiet=False):
+    """A finished run with the same stage key whose outputs are still here: link, don't redo."""
+    finished = tracker.finished_stage_run(experiment, spec.key)
+    metrics_file = out_dir / "metrics.json"
+    if finished is None or not metrics_file.exists() or not (out_dir / "model").is_dir():
+        return None
+    result = StageResult.model_validate_json(metrics_file.read_text(encoding="utf-8"))
+    run_id = tracker.start_stage_run(experiment, parent, spec, attempt=0)
+    tracker.set_tags(run_id, {S.TAG_REUSED_FROM: finished.info.run_id,
+                              "palier.model_version": finished.data.tags.get("palier.model_version", ""),
+                              S.TAG_GATE: finished.data.tags.get(S.TAG_GATE, "")})
+    tracker.log_metrics(run_id, {k: v for k, v in finished.data.metrics.items()
+                                 if k.split("/")[0] in ("baseline", "final", "delta", "delta_prev")})
+    tracker.end_run(run_id, "skipped")
+    if not quiet:
+        logger.info(f"[{spec.name}] already done with the same key {spec.key} (run {finished.info.run_id}): skipped")
+    return run_id, finished.data.tags.get("palier.model_version"), result

@@ -1,0 +1,226 @@
+"""Everything palier writes to MLflow: runs, metrics (batched), tables, charts, registry.
+
+Only the orchestrator calls this module. Runs are created with explicit run ids through
+``MlflowClient`` (never ``mlflow.start_run`` global state), so a Trainer or a library cannot
+open a stray run and a resumed flow cannot re-log a param with a new value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from core.tracking import schema as S
+
+
+def client(tracking_uri: str | None = None):
+    from mlflow import MlflowClient
+
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        raise RuntimeError("MLFLOW_TRACKING_URI is not set: start the services with `palier up` "
+                           "(or `source .state/env`), or pass a tracking URI")
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def flatten(prefix: str, obj: Any) -> dict[str, str]:
+    """Nested config -> MLflow params (``training.learning_rate`` = "1e-05")."""
+    out: dict[str, str] = {}
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out.update(flatten(f"{prefix}.{k}" if prefix else str(k), v))
+    elif isinstance(obj, list) and obj and all(isinstance(v, dict) for v in obj):
+        for i, v in enumerate(obj):
+            name = v.get("name", i) if isinstance(v, dict) else i
+            out.update(flatten(f"{prefix}.{name}", v))
+    else:
+        text = json.dumps(obj, ensure_ascii=False) if isinstance(obj, (list, dict)) else str(obj)
+        out[prefix] = text[:6000]
+    return out
+
+
+class Tracker:
+    def __init__(self, tracking_uri: str | None = None):
+        self.c = client(tracking_uri)
+
+    # -- experiments and runs -----------------------------------------------------------
+    def experiment_id(self, name: str) -> str:
+        exp = self.c.get_experiment_by_name(name)
+        return exp.experiment_id if exp else self.c.create_experiment(name)
+
+    def start_pipeline_run(self, experiment: str, pipeline: str, pipeline_file: str | None,
+                           params: dict[str, Any], flow_run_id: str | None) -> str:
+        exp_id = self.experiment_id(experiment)
+        tags = {S.TAG_KIND: "pipeline", S.TAG_PIPELINE: pipeline, S.TAG_STATUS: "running"}
+        if pipeline_file:
+            tags[S.TAG_PIPELINE_FILE] = pipeline_file
+        if flow_run_id:
+            tags[S.TAG_FLOW_RUN_ID] = flow_run_id
+        run = self.c.create_run(exp_id, run_name=f"{pipeline}-{time.strftime('%Y%m%d-%H%M%S')}", tags=tags)
+        self.log_params(run.info.run_id, params)
+        if pipeline_file and Path(pipeline_file).exists():
+            self.c.log_artifact(run.info.run_id, pipeline_file, "config")
+        return run.info.run_id
+
+    def start_stage_run(self, experiment: str, parent_run_id: str, spec, attempt: int) -> str:
+        exp_id = self.experiment_id(experiment)
+        tags = {
+            S.TAG_KIND: "stage",
+            "mlflow.parentRunId": parent_run_id,
+            S.TAG_PIPELINE: spec.pipeline,
+            S.TAG_STAGE: spec.name,
+            S.TAG_STAGE_INDEX: str(spec.index),
+            S.TAG_STAGE_KEY: spec.key,
+            S.TAG_FAMILY: spec.family,
+            S.TAG_BASE_MODEL: spec.base_model,
+            S.TAG_UPSTREAM_STAGE: spec.upstream_stage or "",
+            S.TAG_BACKEND: spec.stage.backend.kind,
+            S.TAG_STATUS: "running",
+            S.TAG_ATTEMPT: str(attempt),
+        }
+        run = self.c.create_run(exp_id, run_name=f"{spec.index + 1}-{spec.name}", tags=tags)
+        run_id = run.info.run_id
+        self.log_params(run_id, flatten("", spec.stage.model_dump(mode="json")) | {
+            "pipeline": spec.pipeline, "base_model": spec.base_model, "language": spec.language,
+            "task": spec.task, "stage_key": spec.key})
+        self.log_json(run_id, spec.model_dump(mode="json"), S.ARTIFACT_CONFIG)
+        return run_id
+
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k[:250], str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), 100):
+            self.c.log_batch(run_id, params=items[i : i + 100])
+
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self.c.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        for i in range(0, len(items), 1000):
+            self.c.log_batch(run_id, metrics=items[i : i + 1000])
+
+    def log_json(self, run_id: str, payload: Any, artifact_file: str) -> None:
+        self.c.log_dict(run_id, payload, artifact_file)
+
+    def log_table(self, run_id: str, rows: list[dict[str, Any]], artifact_file: str) -> None:
+        if not rows:
+            return
+        columns = {k: [r.get(k) for r in rows] for k in rows[0]}
+        self.c.log_table(run_id, data=columns, artifact_file=artifact_file)
+
+    def log_artifacts(self, run_id: str, folder: Path, artifact_path: str | None = None) -> None:
+        self.c.log_artifacts(run_id, str(folder), artifact_path)
+
+    def log_figure(self, run_id: str, figure, artifact_file: str) -> None:
+        self.c.log_figure(run_id, figure, artifact_file)
+
+    def end_run(self, run_id: str, status: str) -> None:
+        mlflow_status = {"succeeded": "FINISHED", "skipped": "FINISHED", "failed": "FAILED",
+                         "cancelled": "KILLED"}.get(status, "FINISHED")
+        self.set_tags(run_id, {S.TAG_STATUS: status})
+        self.c.set_terminated(run_id, status=mlflow_status)
+
+    # -- resume -------------------------------------------------------------------------
+    def finished_stage_run(self, experiment: str, stage_key: str):
+        exp = self.c.get_experiment_by_name(experiment)
+        if exp is None:
+            return None
+        runs = self.c.search_runs(
+            [exp.experiment_id],
+            filter_string=f"tags.`{S.TAG_STAGE_KEY}` = '{stage_key}' and tags.`{S.TAG_STATUS}` = 'succeeded'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        return runs[0] if runs else None
+
+    # -- registry -----------------------------------------------------------------------
+    def register(self, run_id: str, name: str, model_dir: Path, tags: dict[str, str], alias: str,
+                 description: str = "") -> str:
+        """Log ``model_dir`` under the run's ``model/`` and register it as a new version."""
+        from mlflow.exceptions import MlflowException
+
+        self.c.log_artifacts(run_id, str(model_dir), "model")
+        try:
+            self.c.create_registered_model(name, description=description or None)
+        except MlflowException as exc:
+            if "already exists" not in str(exc).lower() and "RESOURCE_ALREADY_EXISTS" not in str(exc):
+                raise
+        source = f"{self.c.get_run(run_id).info.artifact_uri}/model"
+        version = self.c.create_model_version(name, source=source, run_id=run_id, tags=tags,
+                                              description=description or None)
+        self.c.set_registered_model_alias(name, S.ALIAS_CANDIDATE, version.version)
+        if alias == S.ALIAS_CHAMPION:
+            self.c.set_registered_model_alias(name, S.ALIAS_CHAMPION, version.version)
+        return str(version.version)
+
+    def champion_metric(self, name: str, metric_key: str) -> float | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            version = self.c.get_model_version_by_alias(name, S.ALIAS_CHAMPION)
+        except MlflowException:
+            return None
+        if not version.run_id:
+            return None
+        value = self.c.get_run(version.run_id).data.metrics.get(metric_key)
+        return float(value) if value is not None else None
+
+
+class MetricRelay:
+    """Buffers live training metrics from events.jsonl and sends them in batches."""
+
+    def __init__(self, tracker: Tracker, run_id: str, flush_every_s: float = 5.0):
+        self.tracker, self.run_id, self.flush_every_s = tracker, run_id, flush_every_s
+        self._buffer: list = []
+        self._last_flush = time.monotonic()
+        self.sent = 0
+
+    def add(self, step: int, metrics: dict[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        for k, v in metrics.items():
+            name = k if "/" in k else (f"eval/{k[5:]}" if k.startswith("eval_") else f"train/{k}")
+            self._buffer.append(Metric(name, float(v), now, int(step)))
+        if time.monotonic() - self._last_flush >= self.flush_every_s:
+            self.flush()
+
+    def flush(self) -> None:
+        while self._buffer:
+            chunk, self._buffer = self._buffer[:1000], self._buffer[1000:]
+            self.tracker.c.log_batch(self.run_id, metrics=chunk)
+            self.sent += len(chunk)
+        self._last_flush = time.monotonic()
+
+
+def write_temp_json(payload: Any, name: str) -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="palier-"))
+    path = folder / name
+    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False))
+    return path
+
+
+def rows_from_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def iter_metric_items(result) -> Iterable[tuple[str, str, str, float]]:
+    """(phase, set, metric, value) for every number in a StageResult."""
+    for ev in result.evals:
+        for phase, values in (("baseline", ev.baseline), ("final", ev.final)):
+            for metric, value in values.items():
+                yield phase, ev.name, metric, float(value)
