@@ -253,3 +253,13 @@ def gpu_memory_known(ctx: StageContext, params: dict[str, Any]) -> Hit | None:
     if not requested or ctx.backend_kind == "local":
         return None
     return None if normalize_gpu(requested) in GPU_MEMORY_GB else Hit({"gpu": requested})
+
+
+@check("has_eval_role")
+def has_eval_role(ctx: StageContext, params: dict[str, Any]) -> Hit | None:
+    """The stage has no eval set with this role (e.g. no guard set: regressions go unseen)."""
+    evals = ctx.stage.get("evals")
+    if not isinstance(evals, list):
+        return None
+    role = params.get("role", "guard")
+    return None if any(isinstance(e, dict) and e.get("role") == role for e in evals) else Hit({"role": role})

@@ -29,7 +29,7 @@ def _field_path(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
             parts.append(f"[{item}]" + (f"({name})" if name else ""))
         elif isinstance(item, int):
             parts.append(f"[{item}]")
-        elif item in ("asr", "hub", "csv", "folder", "jsonl", "generated") and i > 0:
+        elif item in ("asr", "token_cls", "sft", "hub", "csv", "folder", "jsonl", "generated") and i > 0:
             continue  # discriminator tags: noise for the user
         else:
             parts.append(("." if parts else "") + str(item))
@@ -68,3 +68,11 @@ def load_pipeline(path: str | Path) -> PipelineConfig:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         raise ConfigError(str(p), [f"{where}not valid YAML ({getattr(exc, 'problem', exc)})"]) from None
     return parse_pipeline(raw, str(p))
+
+
+def override_backend(config: PipelineConfig, kind: str) -> PipelineConfig:
+    """``palier run --backend X``: the same pipeline, every stage on backend ``X``."""
+    raw = config.model_dump(mode="json")
+    for stage in raw["stages"]:
+        stage["backend"]["kind"] = kind
+    return parse_pipeline(raw, f"{config.name} (--backend {kind})")

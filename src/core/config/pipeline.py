@@ -15,10 +15,12 @@ from pydantic import Field, model_validator
 
 from core.config.asr import AsrStage
 from core.config.common import Strict
+from core.config.sft import SftStage
+from core.config.token_cls import TokenClsStage
 
-StageConfig = Annotated[AsrStage, Field(discriminator="family")]
+StageConfig = Annotated[AsrStage | TokenClsStage | SftStage, Field(discriminator="family")]
 
-FAMILIES = ("asr",)
+FAMILIES = ("asr", "token_cls", "sft")
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -39,7 +41,7 @@ class TrackingConfig(Strict):
 class PipelineConfig(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     description: str = ""
-    family: Literal["asr"]
+    family: Literal["asr", "token_cls", "sft"]
     base_model: str = Field(description="hub id or local path of the model the first stage starts from")
     language: str = "french"
     task: Literal["transcribe", "translate"] = "transcribe"

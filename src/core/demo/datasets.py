@@ -16,11 +16,16 @@ from pathlib import Path
 from core.demo import corpus, speech
 
 
-def _french_speech(out: Path, pool: str, count: int, voices: str, seed: int = 0, domain: str = "general") -> Path:
+def _french_speech(out: Path, pool: str, count: int, voices: str, seed: int = 0, domain: str = "general",
+                   general_mix: int = 0) -> Path:
+    """``general_mix`` adds that many general sentences (same pool) to a medical set: the usual
+    guard against forgetting when a stage specialises."""
     if domain == "general":
         sentences = corpus.general_sentences(pool, count, seed=seed)
     elif domain == "medical":
         sentences = corpus.medical_sentences(pool, count, seed=seed)
+        if general_mix:
+            sentences += corpus.general_sentences(pool, general_mix, seed=seed + 1)
     else:
         raise ValueError(f"unknown domain {domain!r}: expected 'general' or 'medical'")
     utterances = speech.synthesize(sentences, out, voices, seed=seed)

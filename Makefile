@@ -1,0 +1,45 @@
+# palier — two commands on a fresh machine:
+#   make demo   set up, start Prefect + MLflow, run the demo pipeline through its deployment
+#   make test   set up and run the test suite
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STATE := .state
+
+.PHONY: setup system-deps demo test test-fast bench up down clean-state
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+system-deps:
+	@command -v espeak-ng >/dev/null || { \
+	  echo "installing espeak-ng (speaks the demo's French sentences)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq espeak-ng >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq espeak-ng >/dev/null; fi; }
+
+setup: system-deps $(VENV)/.installed
+
+up: setup
+	$(VENV)/bin/palier up
+
+down:
+	-$(VENV)/bin/palier down
+
+demo: setup
+	@bash scripts/demo.sh
+
+test: setup
+	$(PY) -m pytest -q -p no:cacheprovider
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not e2e and not integration"
+
+bench: setup
+	$(PY) -m bench
+
+clean-state: down
+	rm -rf $(STATE)

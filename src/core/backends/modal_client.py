@@ -1,0 +1,207 @@
+"""The thin layer that talks to Modal (client 1.x). Everything it decides comes from modal_plan.
+
+``modal`` is imported inside the methods: importing core.backends must stay fast and must work
+without the Modal client configured.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.backends.errors import BackendError, CredentialsMissing
+from core.backends.modal_plan import ModalLaunch
+from core.backends.shipping import PayloadFile
+
+CANCELLED_CODES = (130, 143, -15, -2)
+
+
+@dataclass(frozen=True)
+class CallState:
+    state: str  # "running" | "succeeded" | "failed" | "cancelled" | "unknown"
+    exit_code: int | None = None
+    message: str = ""
+
+
+def modal_credentials_source(env: dict[str, str] | None = None, home: Path | None = None) -> str | None:
+    """Where Modal would find a token (a description, never the token), or None."""
+    env = dict(os.environ) if env is None else env
+    if env.get("MODAL_TOKEN_ID") and env.get("MODAL_TOKEN_SECRET"):
+        return "MODAL_TOKEN_ID/MODAL_TOKEN_SECRET environment variables"
+    config = Path(env.get("MODAL_CONFIG_PATH") or (home or Path.home()) / ".modal.toml")
+    if config.is_file():
+        try:
+            profiles = tomllib.loads(config.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError:
+            return None
+        if any(isinstance(p, dict) and p.get("token_id") for p in profiles.values()):
+            return str(config)
+    return None
+
+
+def require_modal_credentials() -> None:
+    if modal_credentials_source() is None:
+        raise CredentialsMissing(
+            "no Modal token found. Run `modal setup` (opens a browser) or `modal token set --token-id ... "
+            "--token-secret ...`, or export MODAL_TOKEN_ID and MODAL_TOKEN_SECRET."
+        )
+
+
+def call_state_from_result(value: Any) -> CallState:
+    code = int(value.get("exit_code", 1)) if isinstance(value, dict) else 1
+    if code == 0:
+        return CallState("succeeded", 0)
+    if code in CANCELLED_CODES:
+        return CallState("cancelled", code, f"stage stopped by a signal (exit {code})")
+    if code == 124:
+        return CallState("failed", code, "stage reached backend.timeout_s and was stopped (checkpoints kept for a retry)")
+    return CallState("failed", code, f"stage runner exited with code {code}; see stage.log")
+
+
+def build_app(launch: ModalLaunch):
+    """The modal.App and its single function (no network: Modal objects are lazy until app.run)."""
+    import modal
+
+    from core.backends.modal_container import run_stage_in_container
+
+    image = modal.Image.debian_slim(python_version=launch.python_version)
+    if launch.system_packages:
+        image = image.apt_install(*launch.system_packages)
+    image = (
+        image.pip_install(*launch.requirements)
+        .env(launch.image_env)
+        # Last: local sources are mounted at container start, so a code change needs no image rebuild.
+        .add_local_python_source(*launch.local_sources, ignore=["**/__pycache__/**", "**/*.pyc"])
+    )
+    app = modal.App(launch.app)
+    volume = modal.Volume.from_name(launch.volume, create_if_missing=True)
+    secrets = [modal.Secret.from_name(name) for name in launch.secrets]
+    function = app.function(
+        image=image,
+        gpu=launch.gpu,
+        timeout=launch.timeout_s,
+        volumes={launch.mount: volume},
+        secrets=secrets,
+        nonpreemptible=launch.nonpreemptible,
+        name=launch.function_name,
+        serialized=True,  # defined per stage (GPU, timeout), so not at a module's top level
+    )(run_stage_in_container)
+    return app, function
+
+
+class ModalClient:
+    """Volume I/O and function calls for one volume."""
+
+    def __init__(self, volume: str, show_progress: bool = True):
+        self.volume_name = volume
+        self.show_progress = show_progress
+        self._volume = None
+
+    @property
+    def volume(self):
+        if self._volume is None:
+            require_modal_credentials()
+            import modal
+
+            self._volume = modal.Volume.from_name(self.volume_name, create_if_missing=True)
+        return self._volume
+
+    def exists(self, path: str) -> bool:
+        from modal.exception import NotFoundError
+
+        try:
+            return bool(self.volume.listdir(path))  # a file path lists that one file
+        except (NotFoundError, FileNotFoundError):
+            return False
+
+    def file_sizes(self, folder: str) -> dict[str, int]:
+        """Volume-relative path -> size of every file under ``folder`` ({} when absent)."""
+        from modal.exception import NotFoundError
+        from modal.volume import FileEntryType
+
+        try:
+            entries = self.volume.listdir(folder, recursive=True)
+        except (NotFoundError, FileNotFoundError):
+            return {}
+        return {e.path.strip("/"): e.size for e in entries if e.type == FileEntryType.FILE}
+
+    def read(self, path: str) -> bytes | None:
+        from modal.exception import NotFoundError
+
+        try:
+            return b"".join(self.volume.read_file(path))
+        except (NotFoundError, FileNotFoundError):
+            return None
+
+    def download(self, path: str, local: Path) -> None:
+        local.parent.mkdir(parents=True, exist_ok=True)
+        tmp = local.with_name(local.name + ".part")
+        with tmp.open("wb") as fh:
+            for chunk in self.volume.read_file(path):
+                fh.write(chunk)
+        tmp.replace(local)
+
+    def upload(self, files: list[tuple[PayloadFile, str]]) -> None:
+        with self.volume.batch_upload(force=True) as batch:
+            for item, remote in files:
+                if item.content is not None:
+                    batch.put_file(io.BytesIO(item.content), remote)
+                else:
+                    batch.put_file(str(item.source), remote)
+
+    def remove(self, path: str) -> None:
+        from modal.exception import NotFoundError
+
+        try:
+            self.volume.remove_file(path)
+        except (NotFoundError, FileNotFoundError):
+            pass
+
+    def spawn(self, launch: ModalLaunch) -> str:
+        require_modal_credentials()
+        import contextlib
+
+        import modal
+        from modal.exception import NotFoundError
+
+        app, function = build_app(launch)
+        output = modal.enable_output() if self.show_progress else contextlib.nullcontext()
+        try:
+            with output, app.run(detach=True):
+                call = function.spawn(launch.request)
+        except NotFoundError as exc:
+            if launch.secrets and "secret" in str(exc).lower():
+                raise CredentialsMissing(
+                    f"Modal secret {launch.secrets[0]!r} not found ({exc}). Create it with "
+                    f"`modal secret create {launch.secrets[0]} HF_TOKEN=hf_...`, or set "
+                    "backend.options.hf_secret: '' when the models and data are public."
+                ) from exc
+            raise BackendError(f"Modal could not start the stage: {exc}") from exc
+        return call.object_id
+
+    def call_state(self, call_id: str) -> CallState:
+        import modal
+        from modal.exception import FunctionTimeoutError, NotFoundError, OutputExpiredError
+
+        try:
+            value = modal.FunctionCall.from_id(call_id).get(timeout=0)
+        except TimeoutError:  # builtin: no output yet
+            return CallState("running")
+        except FunctionTimeoutError as exc:
+            return CallState("failed", 124, f"Modal stopped the function at its timeout: {exc}")
+        except (OutputExpiredError, NotFoundError) as exc:
+            return CallState("unknown", message=f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # the remote raised, was cancelled, or crashed before running
+            text = f"{type(exc).__name__}: {exc}"
+            state = "cancelled" if "cancel" in text.lower() else "failed"
+            return CallState(state, message=text)
+        return call_state_from_result(value)
+
+    def cancel(self, call_id: str) -> None:
+        import modal
+
+        modal.FunctionCall.from_id(call_id).cancel()

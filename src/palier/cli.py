@@ -1,0 +1,242 @@
+"""palier's command line (thin: every command calls a library function)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Progressive fine-tuning pipelines, run by Prefect, tracked in MLflow.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+data_app = typer.Typer(help="Check data before training.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _use_running_services() -> None:
+    """Point clients at the services `palier up` started, unless the user chose others."""
+    from palier.services import client_env, read_state
+
+    state = read_state()
+    if state.get("mlflow") and state.get("prefect"):
+        for key, value in client_env(state).items():
+            os.environ.setdefault(key, value)
+
+
+def _load(path: Path):
+    from core.config import ConfigError, load_pipeline
+
+    try:
+        return load_pipeline(path)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+# -- services ---------------------------------------------------------------------------
+@app.command()
+def up(pipelines: Path = typer.Option(Path("pipelines"), help="folder of pipeline files to serve")) -> None:
+    """Start Prefect, MLflow and the exp-pipeline deployments on 127.0.0.1 (idempotent)."""
+    from palier.services import up as start, urls
+
+    with console.status("starting Prefect, MLflow and the deployments…"):
+        try:
+            state = start(pipelines)
+        except RuntimeError as exc:
+            _fail(str(exc), 1)
+    u = urls(state)
+    console.print(f"Prefect UI  {u['prefect_ui']}\nMLflow UI   {u['mlflow']}")
+    console.print("Clients: [bold]source .state/env[/] then e.g. [bold]prefect deployment run exp-pipeline/demo[/]")
+
+
+@app.command()
+def down() -> None:
+    """Stop the services started by `palier up`."""
+    from palier.services import down as stop
+
+    for name, what in stop().items():
+        console.print(f"{name}: {what}")
+
+
+@app.command()
+def status(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Are the services up?"""
+    from palier.services import status as current
+
+    info = current()
+    if as_json:
+        console.print_json(json.dumps(info))
+        return
+    for name, s in info.items():
+        console.print(f"{name:12} {'[green]up[/]' if s['up'] else '[red]down[/]'}  {s.get('url', '')}  pid={s['pid']}")
+
+
+# -- pipelines --------------------------------------------------------------------------
+@app.command()
+def validate(pipelines: list[Path] = typer.Argument(..., help="pipeline YAML files")) -> None:
+    """Check pipeline files (schema, inheritance, lineage)."""
+    from core.config import ConfigError, load_pipeline
+
+    bad = 0
+    for path in pipelines:
+        try:
+            config = load_pipeline(path)
+        except ConfigError as exc:
+            bad += 1
+            err.print(f"[red]✗[/] {exc}")
+            continue
+        console.print(f"[green]✓[/] {path}: {config.name} ({config.family}, {len(config.stages)} stages: "
+                      f"{' → '.join(s.name for s in config.stages)})")
+    if bad:
+        raise typer.Exit(1)
+
+
+def describe_source(src) -> str:
+    kind = src.kind
+    if kind == "hub":
+        return f"hub {src.id} ({src.config or 'default'}, {src.split})" + (f", ≤{src.max_samples}" if src.max_samples else "")
+    if kind == "generated":
+        return f"generated {src.generator} " + ", ".join(f"{k}={v}" for k, v in src.params.items())
+    if kind == "folder":
+        return f"folder {src.path} ({src.part} part)"
+    return f"{kind} {src.path}"
+
+
+def print_plan(specs) -> None:
+    from core.plan import upstream_of
+
+    for spec in specs:
+        s = spec.stage
+        backend = s.backend.kind + (f" {s.backend.gpu}" if s.backend.gpu else "") + (
+            f" ×{s.backend.gpus}" if s.backend.gpus > 1 else "")
+        evals = ", ".join(e.name + (f" ({e.role}" + (f" ≤ +{e.max_regression}" if e.role == "guard" else "") + ")")
+                          for e in s.evals)
+        console.print(f"[bold]{spec.index + 1}. {spec.name}[/]  [dim]\\[{backend}] key {spec.key}[/]")
+        upstream = upstream_of(spec.base_model)
+        console.print(f"   starts from  {'output of ' + upstream if upstream else spec.base_model}")
+        console.print(f"   trains on    {describe_source(s.train)}")
+        console.print(f"   evaluates    {evals}")
+        console.print(f"   registers    {s.output_name}  (gate: {s.gate.metric})")
+
+
+@app.command()
+def run(
+    pipeline: Path = typer.Argument(..., help="pipeline YAML file"),
+    plan_only: bool = typer.Option(False, "--plan", help="print the stages and their lineage; run nothing"),
+    backend: str = typer.Option(None, help="override every stage's backend: local|modal|kaggle"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="with --backend: show what would be shipped"),
+    only: list[str] = typer.Option(None, help="run only these stages (upstream outputs must exist)"),
+) -> None:
+    """Run a pipeline in-process (development), or show its plan / a backend dry run."""
+    from core.versioning import code_version, data_digest
+    from core.plan import plan
+
+    config = _load(pipeline)
+    if backend:
+        from core.config.loading import override_backend
+
+        config = override_backend(config, backend)
+    specs = plan(config, code_version(), lambda src: data_digest(src, pipeline.resolve().parent),
+                 pipeline_file=str(pipeline.resolve()))
+    if plan_only or dry_run:
+        print_plan(specs)
+        if dry_run:
+            from core.backends.dryrun import describe, render
+
+            for spec in specs:
+                console.print(render(describe(spec, spec.stage.backend.kind)))
+        return
+    _use_running_services()
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        _fail("no MLflow server: run `palier up` first (or set MLFLOW_TRACKING_URI)")
+    from flows.exp_pipeline import exp_pipeline
+
+    try:
+        exp_pipeline(str(pipeline.resolve()), only=list(only) if only else None)
+    except Exception as exc:
+        _fail(f"pipeline {config.name} failed: {exc}", 1)
+    summary(config.name)
+
+
+@app.command()
+def summary(pipeline: str = typer.Argument(..., help="pipeline name or file"),
+            as_json: bool = typer.Option(False, "--json")) -> None:
+    """Per-stage baseline vs final of the pipeline's latest run (from MLflow)."""
+    from palier.report import latest_pipeline_summary
+
+    _use_running_services()
+    name = _load(Path(pipeline)).experiment_name if pipeline.endswith((".yaml", ".yml")) else f"palier/{pipeline}"
+    try:
+        info = latest_pipeline_summary(name)
+    except (LookupError, RuntimeError) as exc:
+        _fail(str(exc), 1)
+    if as_json:
+        console.print_json(json.dumps(info))
+        return
+    table = Table(title=f"{info['experiment']} — run {info['parent_run_id']} ({info['status']})")
+    for col in ("stage", "eval set", "metric", "baseline", "final", "Δ", "gate", "model v"):
+        table.add_column(col)
+    for st in info["stages"]:
+        first = True
+        for r in st["rows"]:
+            delta = r["delta"]
+            good = delta is not None and ((delta < 0) if r["metric"] in ("wer", "cer", "normalized_wer") else (delta > 0))
+            table.add_row(st["stage"] if first else "", r["set"], r["metric"], _fmt(r["baseline"]), _fmt(r["final"]),
+                          f"[{'green' if good else 'red'}]{_fmt(delta, signed=True)}[/]",
+                          (st["gate"] or "") if first else "", (st["model_version"] or "") if first else "")
+            first = False
+    console.print(table)
+
+
+def _fmt(v, signed: bool = False) -> str:
+    if v is None:
+        return "—"
+    return f"{v:+.3f}" if signed else f"{v:.3f}"
+
+
+# -- data -------------------------------------------------------------------------------
+@data_app.command("check")
+def data_check(manifest: Path = typer.Argument(..., help="CSV with columns audio,sentence"),
+               window: float = typer.Option(30.0, help="audio window in seconds (longer files get dropped)"),
+               as_json: bool = typer.Option(False, "--json")) -> None:
+    """Report for every file whether it loads (format, rate, channels, duration) and if not, why."""
+    from palier.data_check import as_dicts, check_manifest
+
+    try:
+        reports = check_manifest(manifest, window)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    bad = [r for r in reports if not r.ok]
+    if as_json:
+        console.print_json(json.dumps({"manifest": str(manifest), "files": as_dicts(reports),
+                                       "ok": len(reports) - len(bad), "problems": len(bad)}))
+    else:
+        table = Table(title=str(manifest))
+        for col in ("line", "audio", "format", "rate", "ch", "seconds", "status"):
+            table.add_column(col)
+        for r in reports:
+            table.add_row(str(r.line), r.audio, f"{r.format}/{r.subtype}" if r.format else "", str(r.sample_rate or ""),
+                          str(r.channels or ""), f"{r.duration_s:.2f}" if r.format else "",
+                          "[green]ok[/]" if r.ok else f"[red]{r.problem}[/]")
+        console.print(table)
+        console.print(f"{len(reports) - len(bad)} ok, {len(bad)} with problems")
+    if bad:
+        raise typer.Exit(1)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
