@@ -138,7 +138,7 @@ def preflight(
             hit = evaluate_rule(rule, ctx)
             if hit is None:
                 continue
-            values = {**ctx.target(), "stage": ctx.name, "backend": ctx.backend_kind, "family": ctx.family, **hit.details}
+            values = {**ctx.target(), "base": ctx.pipeline.get("base_model"), "stage": ctx.name, "backend": ctx.backend_kind, "family": ctx.family, **hit.details}
             autofixed, error = False, None
             wanted = (rule.autofix.set if rule.autofix and rule.autofix.set else
                       hit.suggested if rule.autofix and rule.autofix.suggested else None)

@@ -59,10 +59,20 @@ def inspect_audio(path: str | Path) -> AudioInfo:
     return AudioInfo(str(p), info.format, info.subtype, int(info.samplerate), int(info.channels), float(info.duration))
 
 
-def _inspect_with_librosa(p: Path) -> AudioInfo:
+def _librosa_decode(p: Path):
+    """Fallback decoder (audioread) for what libsndfile cannot read; its warnings are noise
+    here because the caller reports the failure itself."""
+    import warnings
+
     import librosa
 
-    samples, rate = librosa.load(str(p), sr=None, mono=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return librosa.load(str(p), sr=None, mono=False)
+
+
+def _inspect_with_librosa(p: Path) -> AudioInfo:
+    samples, rate = _librosa_decode(p)
     channels = 1 if samples.ndim == 1 else samples.shape[0]
     return AudioInfo(str(p), p.suffix.lstrip(".").upper(), "decoded", int(rate), channels, samples.shape[-1] / rate)
 
@@ -80,15 +90,15 @@ def load_audio(path: str | Path | bytes) -> Audio:
         source = str(p)
         if not p.exists():
             raise AudioError(f"{p}: file not found")
+        if p.stat().st_size == 0:
+            raise AudioError(f"{p}: file is empty (0 bytes)")
     try:
         data, rate = sf.read(source, dtype="float32", always_2d=True)
     except Exception as exc:
         try:
-            import librosa
-
             if isinstance(path, bytes):
                 raise
-            raw, rate = librosa.load(str(p), sr=None, mono=False)
+            raw, rate = _librosa_decode(p)
             data = raw.T if raw.ndim == 2 else raw[:, None]
         except Exception:
             raise AudioError(f"{p}: not a readable audio file ({exc})") from None

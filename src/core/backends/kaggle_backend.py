@@ -1,0 +1,242 @@
+"""Run a stage on Kaggle: inputs as a private dataset, a private script kernel, live log relay,
+validated outputs.
+
+- Inputs: one private dataset per stage holding each local input as ``<digest>.tar``; a new
+  version is uploaded only when the marker name (a hash of all digests) is not already there.
+- Kernel: ``palier-<pipeline>-<stage>``; every push is a new version and starts a new session.
+- While it runs: the kernel's supervisor prints each event behind ``PALIER_EVENT``; a background
+  thread reads Kaggle's live log stream and splits it into events.jsonl and stage.log.
+- Cancel: Kaggle's public API has no call that stops a running session from a token (the
+  session-cancel endpoint needs a session id the push does not return), so ``cancel`` says where
+  to stop it; the kernel's own deadline (backend.timeout_s, at most 12 h) bounds it anyway.
+
+All Kaggle I/O goes through ``transport`` (KaggleClient by default); tests pass a fake.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tarfile
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+from core.backends.errors import BackendError, RemoteOutputInvalid
+from core.backends.kaggle_client import KaggleClient, PushResult
+from core.backends.kaggle_kernel import (
+    CODE_FILE,
+    INPUT_PLACEHOLDER,
+    KaggleSettings,
+    dataset_metadata,
+    inputs_dataset_slug,
+    inputs_marker,
+    kernel_metadata,
+    kernel_script,
+    kernel_slug,
+    machine_shape,
+    script_config,
+    session_timeout_s,
+    source_archive,
+)
+from core.backends.kaggle_status import job_status, normalize_kernel_status
+from core.backends.outputs import looks_like_html, validate_outputs
+from core.backends.relay import EVENTS, LOG, RelayState, StreamRouter, merge_final_events
+from core.backends.shipping import LocalInput, local_inputs, relocate
+from core.backends.supervisor import EXIT_FILE
+from core.contracts import JobHandle, JobStatus, StageSpec
+
+log = logging.getLogger("palier.backends.kaggle")
+
+DATASET_READY_TIMEOUT_S = 15 * 60
+KAGGLE_LOG = "kaggle.log"
+
+
+class KaggleTransport(Protocol):
+    @property
+    def username(self) -> str: ...
+    def dataset_files(self, ref: str) -> set[str] | None: ...
+    def create_dataset(self, folder: Path) -> None: ...
+    def version_dataset(self, folder: Path, notes: str) -> None: ...
+    def dataset_status(self, ref: str) -> str: ...
+    def push_kernel(self, folder: Path, timeout_s: int) -> PushResult: ...
+    def kernel_status(self, ref: str) -> tuple[object, str]: ...
+    def download_output(self, ref: str, dest: Path) -> list[Path]: ...
+    def log_stream(self, ref: str) -> Iterator[dict]: ...
+
+
+def plan_kernel(spec: StageSpec, user: str, runner_module: str = "core.stage") -> tuple[KaggleSettings, list[LocalInput], dict, str]:
+    """Settings, inputs, kernel-metadata.json and the script, computed locally (the dry run prints them)."""
+    settings = KaggleSettings.from_options(dict(spec.stage.backend.options))
+    user = settings.user or user
+    inputs = local_inputs(spec)
+    remote_spec = relocate(spec, inputs, lambda item: INPUT_PLACEHOLDER.format(digest=item.digest))
+    datasets = [f"{user}/{inputs_dataset_slug(spec)}"] if inputs else []
+    metadata = kernel_metadata(user, kernel_slug(spec), machine_shape(spec.stage.backend), datasets, settings)
+    script = kernel_script(script_config(remote_spec, inputs, settings, runner_module), source_archive())
+    return settings, inputs, metadata, script
+
+
+class KaggleBackend:
+    name = "kaggle"
+    live_events = True  # through Kaggle's live log stream (client >= 2.2); False when it is unavailable
+
+    def __init__(self, transport: KaggleTransport | None = None, runner_module: str = "core.stage",
+                 poll_dataset_every_s: float = 5.0):
+        self._transport = transport
+        self.runner_module = runner_module
+        self.poll_dataset_every_s = poll_dataset_every_s
+        self._streams: dict[str, threading.Thread] = {}
+        self._stream_errors: dict[str, str] = {}
+
+    @property
+    def transport(self) -> KaggleTransport:
+        if self._transport is None:
+            self._transport = KaggleClient()
+        return self._transport
+
+    # -- contract ---------------------------------------------------------------------------
+    def submit(self, spec: StageSpec, out_dir: Path) -> JobHandle:
+        settings, inputs, metadata, script = plan_kernel(spec, self.transport.username, self.runner_module)
+        user = metadata["id"].split("/")[0]
+        if inputs:
+            self._ensure_inputs(f"{user}/{inputs_dataset_slug(spec)}", inputs)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        spec.write(out_dir / "spec.json")
+        with tempfile.TemporaryDirectory(prefix="palier-kernel-") as tmp:
+            folder = Path(tmp)
+            (folder / "kernel-metadata.json").write_text(json.dumps(metadata, indent=2), encoding="utf-8")
+            (folder / CODE_FILE).write_text(script, encoding="utf-8")
+            pushed = self.transport.push_kernel(folder, session_timeout_s(spec.stage.backend))
+        RelayState(out_dir).set("stream_chunks", 0)  # a new version is a new session and a new stream
+        return JobHandle(
+            backend="kaggle", job_id=metadata["id"], out_dir=str(out_dir), submitted_at=time.time(),
+            details={"version": pushed.version, "url": pushed.url, "machine_shape": metadata.get("machine_shape"),
+                     "datasets": metadata["dataset_sources"], "inputs": {i.role: i.digest for i in inputs}},
+        )
+
+    def poll(self, handle: JobHandle) -> JobStatus:
+        raw, failure = self.transport.kernel_status(handle.job_id)
+        state = normalize_kernel_status(raw)
+        status = job_status(state, failure)
+        if status.state == "running":
+            self._ensure_stream(handle)
+        return status
+
+    def fetch(self, handle: JobHandle) -> Path:
+        out_dir = Path(handle.out_dir)
+        self._stop_stream(handle)
+        with tempfile.TemporaryDirectory(prefix="palier-output-") as tmp:
+            download = Path(tmp)
+            self.transport.download_output(handle.job_id, download)
+            remote_out = download / "out"
+            kernel_log = next(download.glob("*.log"), None)
+            if kernel_log is not None:
+                text = kernel_log.read_bytes()
+                if not looks_like_html(text[:2048]):
+                    (out_dir / KAGGLE_LOG).write_bytes(text)
+            if not remote_out.is_dir():
+                raise RemoteOutputInvalid(
+                    f"Kaggle kernel {handle.job_id} produced no out/ folder (see {out_dir / KAGGLE_LOG}); "
+                    "the kernel failed before the stage runner started"
+                )
+            exit_code = (remote_out / EXIT_FILE).read_text().strip() if (remote_out / EXIT_FILE).is_file() else None
+            validate_outputs(remote_out, require_complete=exit_code == "0", where=f"Kaggle kernel {handle.job_id}")
+            _install_outputs(remote_out, out_dir)
+        return out_dir
+
+    def cancel(self, handle: JobHandle) -> None:
+        log.warning(
+            "Kaggle cannot stop a running session through its API token. Stop it at %s "
+            "(or https://www.kaggle.com/code, 'Active events'); it ends by itself at backend.timeout_s.",
+            handle.details.get("url") or f"https://www.kaggle.com/code/{handle.job_id}",
+        )
+
+    def reattach(self, handle: JobHandle) -> bool:
+        raw, _ = self.transport.kernel_status(handle.job_id)
+        return normalize_kernel_status(raw) != "unknown"
+
+    # -- inputs -----------------------------------------------------------------------------
+    def _ensure_inputs(self, ref: str, inputs: list[LocalInput]) -> None:
+        marker = inputs_marker(inputs)
+        existing = self.transport.dataset_files(ref)
+        if existing is not None and marker in existing:
+            return  # same content already uploaded
+        with tempfile.TemporaryDirectory(prefix="palier-dataset-") as tmp:
+            folder = Path(tmp)
+            user, slug = ref.split("/")
+            (folder / "dataset-metadata.json").write_text(json.dumps(dataset_metadata(user, slug)), encoding="utf-8")
+            (folder / marker).write_text(json.dumps({i.digest: i.role for i in inputs}), encoding="utf-8")
+            for item in {i.digest: i for i in inputs}.values():
+                _pack(item, folder / f"{item.digest}.tar")
+            if existing is None:
+                self.transport.create_dataset(folder)
+            else:
+                self.transport.version_dataset(folder, f"palier inputs {marker}")
+        self._wait_ready(ref)
+
+    def _wait_ready(self, ref: str) -> None:
+        deadline = time.monotonic() + DATASET_READY_TIMEOUT_S
+        while True:
+            status = self.transport.dataset_status(ref).lower()
+            if status == "ready":
+                return
+            if status in ("error", "failed"):
+                raise BackendError(f"Kaggle could not process the inputs dataset {ref} (status {status})")
+            if time.monotonic() > deadline:
+                raise BackendError(f"the inputs dataset {ref} is still {status!r} after {DATASET_READY_TIMEOUT_S // 60} min")
+            time.sleep(self.poll_dataset_every_s)
+
+    # -- live log relay -----------------------------------------------------------------------
+    def _ensure_stream(self, handle: JobHandle) -> None:
+        thread = self._streams.get(handle.job_id)
+        if thread is not None and thread.is_alive():
+            return
+        out_dir = Path(handle.out_dir)
+
+        def follow() -> None:
+            router = StreamRouter(out_dir, RelayState(out_dir))
+            try:
+                for event in self.transport.log_stream(handle.job_id):
+                    router.feed(str(event.get("data", "")))
+            except Exception as exc:  # the relay is a convenience; the final fetch brings everything
+                self._stream_errors[handle.job_id] = f"{type(exc).__name__}: {exc}"
+
+        thread = threading.Thread(target=follow, name=f"palier-kaggle-log-{handle.job_id}", daemon=True)
+        self._streams[handle.job_id] = thread
+        thread.start()
+
+    def _stop_stream(self, handle: JobHandle) -> None:
+        thread = self._streams.pop(handle.job_id, None)
+        if thread is not None:
+            thread.join(timeout=30)  # the stream ends by itself once the session is over
+
+
+def _pack(item: LocalInput, target: Path) -> None:
+    with tarfile.open(target, "w") as tar:
+        for payload in item.files:
+            info = tarfile.TarInfo(payload.dest)
+            info.size = payload.size()
+            with payload.open() as fh:
+                tar.addfile(info, fh)
+
+
+def _install_outputs(remote_out: Path, out_dir: Path) -> None:
+    """Move validated outputs in place; events.jsonl only grows (a reader may be tailing it)."""
+    for path in sorted(p for p in remote_out.rglob("*") if p.is_file()):
+        rel = path.relative_to(remote_out)
+        if rel.as_posix() == EVENTS:
+            merge_final_events(out_dir / EVENTS, path.read_bytes())
+            continue
+        if rel.as_posix() == "spec.json":
+            (out_dir / "spec.remote.json").write_bytes(path.read_bytes())
+            continue
+        target = out_dir / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if rel.as_posix() == LOG or target.exists():
+            target.unlink(missing_ok=True)
+        shutil.move(str(path), str(target))
