@@ -1,0 +1,47 @@
+"""palier's agent: playbooks -> preflight rules, failure diagnosis, safe remedies, chat.
+
+Public API (what the flow calls)::
+
+    from agent import (collect_env_facts, preflight, diagnose, safe_remedy, is_stalled,
+                       heartbeat_from_file, heartbeat_from_events, log_text_from_events)
+
+Importing ``agent`` is cheap: torch, transformers, mlflow, prefect and openai are imported
+only inside the functions that need them.
+"""
+
+from agent.diagnose import Diagnosis, diagnose
+from agent.facts import EnvFacts, collect_env_facts
+from agent.heartbeat import (
+    HeartbeatFacts,
+    heartbeat_from_events,
+    heartbeat_from_file,
+    is_stalled,
+    log_text_from_events,
+    read_events,
+)
+from agent.playbooks import PlaybookError, PlaybookSet, load_playbooks
+from agent.preflight import Change, Finding, PreflightReport, preflight
+from agent.redact import redact
+from agent.remedies import safe_remedy
+
+__all__ = [
+    "Change",
+    "Diagnosis",
+    "EnvFacts",
+    "Finding",
+    "HeartbeatFacts",
+    "PlaybookError",
+    "PlaybookSet",
+    "PreflightReport",
+    "collect_env_facts",
+    "diagnose",
+    "heartbeat_from_events",
+    "heartbeat_from_file",
+    "is_stalled",
+    "load_playbooks",
+    "log_text_from_events",
+    "preflight",
+    "read_events",
+    "redact",
+    "safe_remedy",
+]

@@ -69,16 +69,17 @@ class KaggleTransport(Protocol):
     def log_stream(self, ref: str) -> Iterator[dict]: ...
 
 
-def plan_kernel(spec: StageSpec, user: str, runner_module: str = "core.stage") -> tuple[KaggleSettings, list[LocalInput], dict, str]:
-    """Settings, inputs, kernel-metadata.json and the script, computed locally (the dry run prints them)."""
+def plan_kernel(spec: StageSpec, user: str, runner_module: str = "core.stage") -> tuple[KaggleSettings, list[LocalInput], dict, dict, str]:
+    """Settings, inputs, kernel-metadata.json, the script's configuration and the script itself,
+    computed locally (the dry run prints them)."""
     settings = KaggleSettings.from_options(dict(spec.stage.backend.options))
     user = settings.user or user
     inputs = local_inputs(spec)
     remote_spec = relocate(spec, inputs, lambda item: INPUT_PLACEHOLDER.format(digest=item.digest))
     datasets = [f"{user}/{inputs_dataset_slug(spec)}"] if inputs else []
     metadata = kernel_metadata(user, kernel_slug(spec), machine_shape(spec.stage.backend), datasets, settings)
-    script = kernel_script(script_config(remote_spec, inputs, settings, runner_module), source_archive())
-    return settings, inputs, metadata, script
+    config = script_config(remote_spec, inputs, settings, runner_module)
+    return settings, inputs, metadata, config, kernel_script(config, source_archive())
 
 
 class KaggleBackend:
@@ -101,7 +102,7 @@ class KaggleBackend:
 
     # -- contract ---------------------------------------------------------------------------
     def submit(self, spec: StageSpec, out_dir: Path) -> JobHandle:
-        settings, inputs, metadata, script = plan_kernel(spec, self.transport.username, self.runner_module)
+        settings, inputs, metadata, _, script = plan_kernel(spec, self.transport.username, self.runner_module)
         user = metadata["id"].split("/")[0]
         if inputs:
             self._ensure_inputs(f"{user}/{inputs_dataset_slug(spec)}", inputs)

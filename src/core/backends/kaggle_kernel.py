@@ -189,8 +189,16 @@ from pathlib import Path
 '''
 
 _SCRIPT_BODY = '''
-OUT = Path("/kaggle/working/out")
-SCRATCH = Path("/tmp/palier")
+# Overridden only by palier's offline tests, which run this script outside Kaggle.
+KAGGLE = Path(os.environ.get("PALIER_KAGGLE_ROOT", "/kaggle"))
+SCRATCH = Path(os.environ.get("PALIER_KAGGLE_SCRATCH", "/tmp/palier"))
+INSTALL = os.environ.get("PALIER_SKIP_INSTALL") != "1"
+OUT = KAGGLE / "working" / "out"
+
+
+def here(text):
+    """A path from CONFIG (written for the real Kaggle layout) on this machine."""
+    return text.replace("/kaggle/", f"{KAGGLE}/").replace("/tmp/palier", str(SCRATCH))
 
 
 def say(message):
@@ -211,7 +219,7 @@ def extract(tar, target):
 
 def inputs_root():
     for depth in range(1, 5):
-        for marker in Path("/kaggle/input").glob("*/" * depth + CONFIG["inputs_marker"]):
+        for marker in (KAGGLE / "input").glob("*/" * depth + CONFIG["inputs_marker"]):
             return marker.parent
     raise SystemExit("palier: the inputs dataset is not mounted (is it still processing on Kaggle?)")
 
@@ -264,10 +272,11 @@ def main():
     src = SCRATCH / "src"
     with tarfile.open(fileobj=io.BytesIO(base64.b64decode(SOURCE)), mode="r:gz") as tar:
         extract(tar, src)
-    if CONFIG["system_packages"]:
+    if INSTALL and CONFIG["system_packages"]:
         run(["apt-get", "update", "-qq"])
         run(["apt-get", "install", "-y", "-qq", *CONFIG["system_packages"]])
-    run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", *CONFIG["requirements"]])
+    if INSTALL:
+        run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", *CONFIG["requirements"]])
     spec = CONFIG["spec_json"]
     for digest, place in unpack_inputs().items():
         spec = spec.replace(f"@@PALIER_INPUT_{digest}@@", str(place))
@@ -277,7 +286,8 @@ def main():
     check_gpus()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")]),
            "HF_HOME": str(SCRATCH / "hf"), "TQDM_MININTERVAL": "10"}
-    command = [sys.executable if CONFIG["command"][0] == "python" else CONFIG["command"][0], *CONFIG["command"][1:]]
+    command = [sys.executable if CONFIG["command"][0] == "python" else CONFIG["command"][0],
+               *[here(arg) for arg in CONFIG["command"][1:]]]
     supervisor = [sys.executable, "-m", "core.backends.supervisor", "--out", str(OUT),
                   "--timeout-s", str(CONFIG["timeout_s"]), "--mirror-events",
                   *[f"--env={k}={v}" for k, v in CONFIG["env"].items()], "--", *command]

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from core.backends.launch import RUNNER_MODULE, runner_arguments, stage_command, stage_environment
 from core.contracts import JobHandle, JobStatus, StageSpec
 
 EXIT_FILE = "exit_code"
@@ -23,28 +24,23 @@ EXIT_FILE = "exit_code"
 class LocalBackend:
     name = "local"
 
-    def __init__(self, python: str | None = None, extra_env: dict[str, str] | None = None):
+    def __init__(self, python: str | None = None, extra_env: dict[str, str] | None = None,
+                 runner_module: str = RUNNER_MODULE):
         self.python = python or sys.executable
+        self.runner_module = runner_module  # tests substitute a tiny script to check the launch
         self.extra_env = extra_env or {}
         self._procs: dict[str, subprocess.Popen] = {}
 
     def command(self, spec: StageSpec, out_dir: Path) -> list[str]:
-        runner = [self.python, "-m", "core.stage", "--spec", str(out_dir / "spec.json"), "--out", str(out_dir)]
-        gpus = spec.stage.backend.gpus
-        if gpus > 1:
-            # Data parallel through accelerate (one process per GPU; gloo on CPU).
-            launcher = [self.python, "-m", "accelerate.commands.launch", "--num_processes", str(gpus)]
-            if spec.stage.backend.device == "cpu":
-                launcher.append("--cpu")
-            return [*launcher, "-m", "core.stage", "--spec", str(out_dir / "spec.json"), "--out", str(out_dir)]
-        return runner
+        # One process, or one per GPU through accelerate (see core.backends.launch for why CPU
+        # data parallelism uses --multi_gpu + ACCELERATE_USE_CPU rather than --cpu).
+        arguments = runner_arguments(str(out_dir / "spec.json"), str(out_dir))
+        return stage_command(self.python, spec.stage.backend.gpus, arguments, module=self.runner_module)
 
     def environment(self, spec: StageSpec) -> dict[str, str]:
         env = {**os.environ, **self.extra_env}
         env.setdefault("PYTHONUNBUFFERED", "1")
-        if spec.stage.backend.device == "cpu":
-            env["CUDA_VISIBLE_DEVICES"] = ""
-        env["PALIER_DEVICE"] = spec.stage.backend.device
+        env.update(stage_environment(spec.stage.backend.device, spec.stage.backend.gpus))
         return env
 
     def submit(self, spec: StageSpec, out_dir: Path) -> JobHandle:

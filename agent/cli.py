@@ -1,0 +1,237 @@
+"""``palier check | diagnose | playbook | ask | chat`` — ``register(app)`` adds them to a Typer app.
+
+Bad input (a missing or unreadable file, an invalid pipeline, a malformed playbook) prints
+one clear message naming the file and exits 2; a blocked preflight exits 1.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+EXIT_BLOCKED = 1
+EXIT_BAD_INPUT = 2
+
+
+def _console(stderr: bool = False):  # noqa: ANN202 - rich is imported lazily
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def _fail(message: str) -> typer.Exit:
+    from agent.redact import redact
+
+    _console(stderr=True).print(f"[bold red]error:[/bold red] {redact(message)}", markup=True)
+    return typer.Exit(EXIT_BAD_INPUT)
+
+
+def _playbooks():  # noqa: ANN202
+    from agent.playbooks import PlaybookError, load_playbooks
+
+    try:
+        return load_playbooks()
+    except PlaybookError as exc:
+        raise _fail(f"malformed playbook: {exc}") from None
+
+
+def _read_text(path: Path, what: str) -> str:
+    if not path.exists():
+        raise _fail(f"{path}: {what} not found")
+    if path.is_dir():
+        raise _fail(f"{path}: {what} is a folder, expected a file")
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise _fail(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+
+
+def check(
+    pipeline: Annotated[Path, typer.Argument(help="pipeline YAML file")],
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable report")] = False,
+    no_autofix: Annotated[bool, typer.Option("--no-autofix", help="report only, change nothing")] = False,
+) -> None:
+    """Preflight: every playbook rule on every stage, before a GPU is paid for."""
+    from core.config import ConfigError, load_pipeline
+
+    from agent.context import is_hub_id
+    from agent.facts import collect_env_facts
+    from agent.preflight import preflight
+
+    try:
+        config = load_pipeline(pipeline)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"{pipeline}: cannot read pipeline file ({exc.strerror or exc})") from None
+    book = _playbooks()
+    needs_hub = is_hub_id(config.base_model, {}) or any(
+        getattr(s.train, "kind", None) == "hub" for s in config.stages)
+    facts = collect_env_facts(config, base_dir=pipeline.parent, check_network=needs_hub)
+    report = preflight(config, facts, playbooks=book, apply_autofix=not no_autofix)
+    if as_json:
+        payload = json.loads(report.to_json())
+        payload["pipeline_file"] = str(pipeline)
+        typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+    else:
+        _print_report(report, str(pipeline))
+    raise typer.Exit(0 if report.ok else EXIT_BLOCKED)
+
+
+def _print_report(report, source: str) -> None:  # noqa: ANN001
+    from rich.table import Table
+
+    console = _console()
+    if not report.findings:
+        console.print(f"[green]✓[/green] {source}: no rule fired.")
+        return
+    table = Table(title=f"palier check {source}", show_lines=True)
+    for col in ("", "rule", "stage", "message / fix", "playbook"):
+        table.add_column(col)
+    for f in report.findings:
+        mark = ("[yellow]fixed[/yellow]" if f.autofixed else
+                "[red]BLOCK[/red]" if f.severity == "block" else "[yellow]warn[/yellow]")
+        text = f"{f.message}\n[dim]→ {f.fix}[/dim]" + (f"\n[red]{f.autofix_error}[/red]" if f.autofix_error else "")
+        table.add_row(mark, f.rule_id, f.stage, text, f.playbook or "")
+    console.print(table)
+    for change in report.changes:
+        console.print(f"[cyan]autofix[/cyan] {change.line()}")
+    console.print("[green]OK to launch[/green]" if report.ok else
+                  f"[red]blocked by {len(report.blocking)} rule(s)[/red]")
+
+
+def diagnose(
+    logfile: Annotated[Path, typer.Argument(help="stage log (stage.log) or an events.jsonl")],
+    events: Annotated[Optional[Path], typer.Option("--events", help="events.jsonl for heartbeat facts")] = None,  # noqa: UP007
+    as_json: Annotated[bool, typer.Option("--json", help="print the Diagnosis JSON")] = False,
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="rules only, even if an LLM is configured")] = False,
+) -> None:
+    """Classify a failed or stalled run from its log (and heartbeat events)."""
+    from agent.diagnose import diagnose as run_diagnose
+    from agent.heartbeat import heartbeat_from_events, log_text_from_events, read_events
+
+    text = _read_text(logfile, "log file")
+    heartbeat = None
+    if logfile.suffix == ".jsonl":
+        records = read_events(logfile)
+        if records:
+            text = log_text_from_events(records)
+            heartbeat = heartbeat_from_events(records)
+    if events is not None:
+        _read_text(events, "events file")
+        records = read_events(events)
+        if not records:
+            raise _fail(f"{events}: no JSON event lines (expected core.events format)")
+        heartbeat = heartbeat_from_events(records)
+        extra = log_text_from_events(records)
+        text = f"{text}\n{extra}" if extra and extra not in text else text
+    book = _playbooks()
+    result = run_diagnose(text, heartbeat, playbooks=book, use_llm=False if no_llm else None)
+    if as_json:
+        typer.echo(result.to_json())
+        return
+    console = _console()
+    color = "green" if result.kind == "none" else "yellow" if result.kind == "unknown" else "red"
+    label = f" ({result.failure_id})" if result.failure_id else ""
+    console.print(f"[bold {color}]{result.kind}[/bold {color}]{label}  confidence {result.confidence:.2f}"
+                  + ("  [magenta]source: llm[/magenta]" if result.source == "llm" else ""))
+    for line in result.evidence:
+        console.print(f"  [dim]│[/dim] {line}", markup=False)
+    if result.fix:
+        console.print(f"[bold]fix:[/bold] {result.fix}")
+    if result.remedy:
+        console.print(f"[bold]safe remedy:[/bold] {result.remedy['action']} {result.remedy.get('params') or ''}")
+    if result.section:
+        console.print(f"[dim]playbook: {result.section}[/dim]")
+
+
+def playbook(
+    topic: Annotated[Optional[str], typer.Argument(help="a rule/failure id or words to search")] = None,  # noqa: UP007
+) -> None:
+    """List the playbooks, or show the sections about TOPIC."""
+    from rich.markdown import Markdown
+
+    from agent.retrieval import search_sections
+
+    book = _playbooks()
+    console = _console()
+    if not topic:
+        for p in book.playbooks:
+            console.print(f"[bold]{p.title}[/bold]  [dim]{p.file}[/dim]  "
+                          f"{len(p.rules)} rules, {len(p.failures)} known failures, {len(p.next_steps)} next steps")
+            for s in p.sections:
+                if s.level == 2:
+                    console.print(f"  - {s.heading}  [dim]#{s.anchor}[/dim]")
+        return
+    item = book.rule(topic) or book.failure(topic) or next((n for n in book.next_steps if n.id == topic), None)
+    if item is not None and item.source is not None:
+        section = next(s for s in book.sections if s.cite == item.source.cite)
+        console.print(f"[dim]{section.cite}[/dim]")
+        console.print(Markdown(f"## {section.heading}\n\n{section.text}"))
+        return
+    hits = search_sections(book.sections, topic, k=3)
+    if not hits:
+        raise _fail(f"nothing in the playbooks about {topic!r}")
+    for section, _ in hits:
+        console.print(f"[dim]{section.cite}[/dim]")
+        console.print(Markdown(f"## {section.heading}\n\n{section.text}"))
+
+
+def _print_answer(answer) -> None:  # noqa: ANN001
+    console = _console()
+    console.print(answer.text, markup=False)
+    if answer.sources:
+        refs = ", ".join(f"{s.kind}:{s.ref}" for s in answer.sources)
+        console.print(f"[dim]sources ({answer.source}): {refs}[/dim]", markup=True, soft_wrap=True)
+
+
+def ask(
+    question: Annotated[str, typer.Argument(help="a question, in French or English")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the Answer JSON")] = False,
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="offline answer even if an LLM is configured")] = False,
+) -> None:
+    """Ask about pipelines (MLflow, Prefect) and the playbooks."""
+    from agent.chat import ask as run_ask
+
+    if not question.strip():
+        raise _fail("empty question")
+    answer = run_ask(question, playbooks=_playbooks(), use_llm=False if no_llm else None)
+    if as_json:
+        typer.echo(answer.to_json())
+    else:
+        _print_answer(answer)
+
+
+def chat(
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="offline answers even if an LLM is configured")] = False,
+) -> None:
+    """Interactive questions; 'exit' or Ctrl-D to leave."""
+    from agent.chat import ask as run_ask
+    from agent.state import LiveState
+
+    book = _playbooks()
+    state = LiveState.from_env()
+    console = _console()
+    console.print("[dim]palier chat — questions in French or English; 'exit' to leave.[/dim]")
+    while True:
+        try:
+            question = console.input("[bold cyan]palier>[/bold cyan] ")
+        except (EOFError, KeyboardInterrupt):
+            console.print()
+            return
+        if question.strip().lower() in ("exit", "quit", "q", ":q"):
+            return
+        if not question.strip():
+            continue
+        _print_answer(run_ask(question, state=state, playbooks=book, use_llm=False if no_llm else None))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("check")(check)
+    app.command("diagnose")(diagnose)
+    app.command("playbook")(playbook)
+    app.command("ask")(ask)
+    app.command("chat")(chat)

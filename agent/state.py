@@ -1,0 +1,175 @@
+"""Read live state: MLflow (MLFLOW_TRACKING_URI) and Prefect (PREFECT_API_URL), both optional.
+
+Never starts anything: no tracking URI -> MLflow "not configured" (MLflow's own default would
+create ./mlflow.db); no PREFECT_API_URL -> Prefect "not configured" (its client would start a
+temporary server). A server URL is health-checked with a short timeout before the client is
+used, so a service that is down costs ~2 s, not the clients' retry loops.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.tracking import schema as S
+
+HEALTH_TIMEOUT_S = 2.0
+
+
+@dataclass
+class ServiceStatus:
+    name: str
+    configured: bool
+    reachable: bool
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "configured": self.configured, "reachable": self.reachable, "detail": self.detail}
+
+
+def _http_ok(url: str) -> tuple[bool, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=HEALTH_TIMEOUT_S) as resp:  # noqa: S310 - configured URL
+            return 200 <= resp.status < 400, f"HTTP {resp.status}"
+    except urllib.error.HTTPError as exc:
+        return exc.code < 500, f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return False, str(getattr(exc, "reason", exc))
+
+
+def _run_dict(run: Any) -> dict[str, Any]:
+    tags = run.data.tags
+    return {
+        "run_id": run.info.run_id,
+        "run_name": run.info.run_name,
+        "experiment_id": run.info.experiment_id,
+        "mlflow_status": run.info.status,
+        "status": tags.get(S.TAG_STATUS) or run.info.status.lower(),
+        "start_time": run.info.start_time,
+        "end_time": run.info.end_time,
+        "tags": {k: v for k, v in tags.items() if k.startswith("palier.") or k == "mlflow.parentRunId"},
+        "metrics": dict(run.data.metrics),
+    }
+
+
+class MlflowState:
+    def __init__(self, tracking_uri: str | None = None):
+        self.uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
+        self._client = None
+        self._status: ServiceStatus | None = None
+
+    def status(self) -> ServiceStatus:
+        if self._status is not None:
+            return self._status
+        if not self.uri:
+            self._status = ServiceStatus("mlflow", False, False, "MLFLOW_TRACKING_URI is not set")
+        elif self.uri.startswith(("http://", "https://")):
+            ok, detail = _http_ok(self.uri.rstrip("/") + "/health")
+            self._status = ServiceStatus("mlflow", True, ok, f"{self.uri}: {detail}")
+        elif self.uri.startswith("sqlite:///"):
+            path = Path(self.uri[len("sqlite:///"):])
+            ok = path.is_file()
+            self._status = ServiceStatus("mlflow", True, ok, f"{self.uri}: {'found' if ok else 'no such database'}")
+        else:
+            self._status = ServiceStatus("mlflow", True, True, self.uri)
+        return self._status
+
+    @property
+    def available(self) -> bool:
+        return self.status().reachable
+
+    def client(self):  # noqa: ANN201 - mlflow is imported lazily
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.uri)
+        return self._client
+
+    def pipelines(self) -> list[dict[str, Any]]:
+        exps = self.client().search_experiments(filter_string="name LIKE 'palier/%'")
+        out = [{"pipeline": e.name[len("palier/"):], "experiment": e.name, "experiment_id": e.experiment_id,
+                "last_update": e.last_update_time} for e in exps]
+        return sorted(out, key=lambda e: e["last_update"] or 0, reverse=True)
+
+    def pipeline_runs(self, experiment_id: str, limit: int = 5) -> list[dict[str, Any]]:
+        runs = self.client().search_runs(
+            [experiment_id], filter_string=f"tags.`{S.TAG_KIND}` = 'pipeline'",
+            order_by=["attributes.start_time DESC"], max_results=limit,
+        )
+        return [_run_dict(r) for r in runs]
+
+    def stage_runs(self, experiment_id: str, parent_run_id: str) -> list[dict[str, Any]]:
+        runs = self.client().search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{S.TAG_KIND}` = 'stage' and tags.`mlflow.parentRunId` = '{parent_run_id}'",
+            order_by=["attributes.start_time ASC"], max_results=500,
+        )
+        return [_run_dict(r) for r in runs]
+
+    def json_artifact(self, run_id: str, path: str) -> dict[str, Any] | None:
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                local = self.client().download_artifacts(run_id, path, tmp)
+                return json.loads(Path(local).read_text(encoding="utf-8"))
+        except Exception:  # noqa: BLE001 - an absent or unreadable artifact is simply not there
+            return None
+
+
+class PrefectState:
+    def __init__(self, api_url: str | None = None):
+        self.url = api_url or os.environ.get("PREFECT_API_URL") or None
+        self._status: ServiceStatus | None = None
+
+    def status(self) -> ServiceStatus:
+        if self._status is None:
+            if not self.url:
+                self._status = ServiceStatus("prefect", False, False, "PREFECT_API_URL is not set")
+            else:
+                ok, detail = _http_ok(self.url.rstrip("/") + "/health")
+                self._status = ServiceStatus("prefect", True, ok, f"{self.url}: {detail}")
+        return self._status
+
+    @property
+    def available(self) -> bool:
+        return self.status().reachable
+
+    def flow_run(self, flow_run_id: str) -> dict[str, Any] | None:
+        if not self.available:
+            return None
+        import asyncio
+        from uuid import UUID
+
+        async def read() -> dict[str, Any]:
+            from prefect.client.orchestration import get_client
+
+            async with get_client() as client:
+                fr = await client.read_flow_run(UUID(flow_run_id))
+                state = fr.state
+                return {"id": str(fr.id), "name": fr.name,
+                        "state": state.type.value if state else None,
+                        "state_name": state.name if state else None,
+                        "message": state.message if state else None}
+
+        try:
+            return asyncio.run(asyncio.wait_for(read(), timeout=10))
+        except Exception:  # noqa: BLE001 - Prefect is optional context, never a reason to fail
+            return None
+
+
+@dataclass
+class LiveState:
+    mlflow: MlflowState
+    prefect: PrefectState
+
+    @classmethod
+    def from_env(cls) -> LiveState:
+        return cls(MlflowState(), PrefectState())
+
+    def services(self) -> list[dict[str, Any]]:
+        return [self.mlflow.status().as_dict(), self.prefect.status().as_dict()]
