@@ -236,10 +236,9 @@ def packages_installed(ctx: StageContext, params: dict[str, Any]) -> Hit | None:
 
 @check("local_data_exists")
 def local_data_exists(ctx: StageContext, params: dict[str, Any]) -> Hit | None:
-    sources = [ctx.stage.get("train")] + [e.get("data") for e in ctx.stage.get("evals", []) if isinstance(e, dict)]
     missing = []
-    for src in sources:
-        if isinstance(src, dict) and src.get("kind") in ("csv", "folder", "jsonl"):
+    for src in ctx.data_sources():
+        if src.get("kind") in ("csv", "folder", "jsonl"):
             exists = ctx.facts.local_paths.get(src.get("path", ""))
             if exists is False:  # None: not collected, so not judged
                 missing.append(src["path"])

@@ -13,9 +13,10 @@ MISSING = object()
 
 # What a GPU name means, whatever spelling a backend or nvidia-smi uses.
 _GPU_TOKENS = [
-    ("H200", r"H200"), ("H100", r"H100"), ("B200", r"B200"), ("A100-80GB", r"A100.*80"), ("A100", r"A100"),
-    ("L40S", r"L40S"), ("A10G", r"A10G"), ("A10", r"A10\b"), ("L4", r"\bL4\b|TeslaL4|NvidiaL4"),
-    ("T4", r"T4"), ("P100", r"P100"), ("V100", r"V100"), ("K80", r"K80"),
+    ("H200", r"H200(?!\d)"), ("H100", r"H100(?!\d)"), ("B200", r"B200(?!\d)"), ("A100-80GB", r"A100(?!\d).*80"),
+    ("A100", r"A100(?!\d)"), ("L40S", r"L40S"), ("A10G", r"A10G"), ("A10", r"A10(?![\dG])"),
+    ("L4", r"(?<![A-Z\d])L4(?![\dS])|TeslaL4|NvidiaL4"), ("T4", r"T4(?!\d)"), ("P100", r"P100(?!\d)"),
+    ("V100", r"V100(?!\d)"), ("K80", r"K80(?!\d)"),
 ]
 GPU_MEMORY_GB = {
     "H200": 141, "B200": 180, "H100": 80, "A100-80GB": 80, "A100": 40, "L40S": 48, "A10G": 24, "A10": 24,
@@ -108,15 +109,22 @@ class StageContext:
                 return MISSING
         return node
 
+    def data_sources(self) -> list[dict[str, Any]]:
+        """The stage's train source and eval-set sources that are mappings (any family)."""
+        evals = self.stage.get("evals")
+        sources = [self.stage.get("train")]
+        if isinstance(evals, list):
+            sources += [e.get("data") for e in evals if isinstance(e, dict)]
+        return [s for s in sources if isinstance(s, dict)]
+
     def hub_refs(self) -> list[str]:
         """Hub ids this stage downloads: the pipeline's base model and hub data sources."""
         refs = []
         base = self.pipeline.get("base_model")
         if self.index == 0 and is_hub_id(base, self.facts.local_paths):
             refs.append(base)
-        sources = [self.stage.get("train")] + [e.get("data") for e in self.stage.get("evals", []) if isinstance(e, dict)]
-        for src in sources:
-            if isinstance(src, dict) and src.get("kind") == "hub" and src.get("id"):
+        for src in self.data_sources():
+            if src.get("kind") == "hub" and src.get("id"):
                 refs.append(src["id"])
         return list(dict.fromkeys(refs))
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from agent.checks import CHECKS
 from agent.playbook_models import KnownFailure, NextStep, Rule, Section, SourceRef
 
 BLOCK_TAGS = {"palier-rule": Rule, "palier-failure": KnownFailure, "palier-next": NextStep}
@@ -135,6 +136,9 @@ def parse_playbook(text: str, file: str) -> Playbook:
                     item = model.model_validate(data)
                 except ValidationError as exc:
                     raise PlaybookError(file, block_index, start + 1, f"{tags[0]}: {_format_validation(exc)}") from None
+                if isinstance(item, Rule) and item.check and item.check not in CHECKS:
+                    raise PlaybookError(file, block_index, start + 1,
+                                        f"rule {item.id!r} names unknown check {item.check!r} (see agent/checks.py)")
                 if item.id in seen_ids:
                     raise PlaybookError(file, block_index, start + 1, f"duplicate id {item.id!r}")
                 seen_ids.add(item.id)

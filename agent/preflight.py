@@ -97,13 +97,6 @@ def evaluate_rule(rule: Rule, ctx: StageContext) -> Hit | None:
     return Hit()
 
 
-def _apply(config: Any, index: int, changes: dict[str, Any]) -> Any:
-    data = config.model_dump(mode="python")
-    for path, value in changes.items():
-        set_path(data["stages"][index], path, copy.deepcopy(value))
-    return type(config).model_validate(data)
-
-
 def _facts_summary(facts: EnvFacts) -> dict[str, Any]:
     return {
         "kernel": facts.kernel,
@@ -131,32 +124,32 @@ def preflight(
     book = playbooks or load_playbooks()
     findings: list[Finding] = []
     changes: list[Change] = []
-    current = config
-    for index in range(len(config.stages)):
+    # Autofixes edit a plain copy and the config model validates once at the end: two
+    # fixes may each be needed before the stage is valid again (fp16+bf16 and chunk 45).
+    data = config.model_dump(mode="json")
+    for index in range(len(data["stages"])):
         for rule in book.rules:
-            ctx = _context(current, index, facts)
+            ctx = _context(data, index, facts)
             hit = evaluate_rule(rule, ctx)
             if hit is None:
                 continue
-            values = {**ctx.target(), "base": ctx.pipeline.get("base_model"), "stage": ctx.name, "backend": ctx.backend_kind, "family": ctx.family, **hit.details}
+            values = {**ctx.target(), "base": ctx.pipeline.get("base_model"), "stage": ctx.name,
+                      "backend": ctx.backend_kind, "family": ctx.family, **hit.details}
             autofixed, error = False, None
             wanted = (rule.autofix.set if rule.autofix and rule.autofix.set else
                       hit.suggested if rule.autofix and rule.autofix.suggested else None)
             if apply_autofix and wanted:
-                before = ctx.stage
-                try:
-                    candidate = _apply(current, index, wanted)
-                except ValidationError as exc:
-                    error = f"autofix rejected by the config model: {exc.errors()[0]['msg']}"
+                candidate = copy.deepcopy(data)
+                for path, value in wanted.items():
+                    set_path(candidate["stages"][index], path, copy.deepcopy(value))
+                if evaluate_rule(rule, _context(candidate, index, facts)) is None:
+                    for path, value in wanted.items():
+                        old = get_path(ctx.stage, path)
+                        changes.append(Change(rule_id=rule.id, stage=ctx.name, path=path,
+                                              old=None if old is MISSING else old, new=value))
+                    data, autofixed = candidate, True
                 else:
-                    if evaluate_rule(rule, _context(candidate, index, facts)) is None:
-                        for path, value in wanted.items():
-                            old = get_path(before, path)
-                            changes.append(Change(rule_id=rule.id, stage=ctx.name, path=path,
-                                                  old=None if old is MISSING else old, new=value))
-                        current, autofixed = candidate, True
-                    else:
-                        error = "autofix did not clear the finding"
+                    error = "autofix did not clear the finding"
             findings.append(
                 Finding(
                     rule_id=rule.id, title=rule.title, severity=rule.severity, stage=ctx.name,
@@ -166,12 +159,21 @@ def preflight(
                     autofixed=autofixed, autofix_error=error,
                 )
             )
+    fixed = config
+    if changes:
+        try:
+            fixed = type(config).model_validate(data)
+        except ValidationError as exc:
+            # The fixes do not make a valid config: none is applied, every fixed finding blocks again.
+            reason = f"autofixed config rejected by the config model: {exc.errors()[0]['msg']}"
+            findings = [f.model_copy(update={"autofixed": False, "autofix_error": reason}) if f.autofixed else f
+                        for f in findings]
+            changes = []
     ok = not any(f.blocking for f in findings)
-    return PreflightReport(ok=ok, findings=findings, changes=changes, config=current,
+    return PreflightReport(ok=ok, findings=findings, changes=changes, config=fixed,
                            facts_summary=_facts_summary(facts))
 
 
-def _context(config: Any, index: int, facts: EnvFacts) -> StageContext:
-    pipeline = config.model_dump(mode="json", exclude={"stages"})
-    stage = config.stages[index].model_dump(mode="json")
-    return StageContext(pipeline=pipeline, stage=stage, facts=facts, index=index)
+def _context(data: dict[str, Any], index: int, facts: EnvFacts) -> StageContext:
+    pipeline = {k: v for k, v in data.items() if k != "stages"}
+    return StageContext(pipeline=pipeline, stage=data["stages"][index], facts=facts, index=index)

@@ -3,7 +3,7 @@ second: the backends' ship/run/relay/fetch paths are tested with it; the real ru
 in test_real_runner.py.
 
 STUB_MODE (environment): "ok" (default), "fail" (exit 1), "slow" (runs until SIGTERM, then
-exits 130 as the real runner does after checkpointing).
+exits 130 as the real runner does after checkpointing). STUB_STEP_S: seconds between steps.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ def main() -> int:
     events.set_phase("train")
     for step in range(1, 4):
         events.metric(step, {"loss": 1.0 / step})
+        time.sleep(float(os.environ.get("STUB_STEP_S", "0")))
     (checkpoints / "checkpoint-1").mkdir(parents=True, exist_ok=True)
     if mode == "slow":
         deadline = time.time() + 120

@@ -1,0 +1,128 @@
+"""Real Prefect + MLflow servers on free loopback ports, a real served deployment, and
+`prefect deployment run ... --watch`, then assertions in MLflow."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tiny import tiny_asr_pipeline
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory, tiny_whisper, speech_cache):
+    from palier import services
+    from palier.services import free_port
+
+    home = tmp_path_factory.mktemp("e2e") / "state"
+    pipelines = home.parent / "pipelines"
+    pipelines.mkdir()
+    tiny_asr_pipeline(pipelines / "tiny.yaml", tiny_whisper, stages=2, name="tiny",
+                      lexicon=ROOT / "data" / "lexicons" / "medical_fr.txt")
+    env = {"PALIER_HOME": str(home), "PALIER_PREFECT_PORT": str(free_port()), "PALIER_MLFLOW_PORT": str(free_port()),
+           "PALIER_CACHE_DIR": str(speech_cache), "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        state = services.up(pipelines, timeout_s=180)
+        yield {"state": state, "env": {**os.environ, **services.client_env(state)}, "pipelines": pipelines}
+    finally:
+        services.down()
+        for k, v in old.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+
+
+def _deployment_run(env, name):
+    return subprocess.run([str(BIN / "prefect"), "deployment", "run", f"exp-pipeline/{name}", "--watch",
+                           "--watch-interval", "2", "--watch-timeout", "900"],
+                          capture_output=True, text=True, env=env, timeout=1000)
+
+
+def test_services_bind_loopback_and_status(services):
+    from palier.services import status
+
+    info = status()
+    assert info["prefect"]["up"] and info["mlflow"]["up"] and info["deployments"]["up"]
+    assert info["mlflow"]["url"].startswith("http://127.0.0.1:")
+    from palier.services import up
+
+    again = up(services["pipelines"], timeout_s=60)  # idempotent: same processes
+    assert again["mlflow"]["pid"] == services["state"]["mlflow"]["pid"]
+    assert again["serve"]["pid"] == services["state"]["serve"]["pid"]
+
+
+def test_deployment_run_tracks_lineage_in_mlflow(services):
+    from mlflow import MlflowClient
+
+    from core.tracking import schema as S
+
+    proc = _deployment_run(services["env"], "tiny")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+
+    c = MlflowClient(services["env"]["MLFLOW_TRACKING_URI"])
+    exp = c.get_experiment_by_name("palier/tiny")
+    parents = c.search_runs([exp.experiment_id], f"tags.`{S.TAG_KIND}` = 'pipeline'")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    parent = parents[0]
+    children = c.search_runs([exp.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    by_stage = {r.data.tags[S.TAG_STAGE]: r for r in children}
+    assert set(by_stage) == {"general", "medical"}
+    general, medical = by_stage["general"], by_stage["medical"]
+    for run, primary in ((general, "general_test"), (medical, "medical_test")):
+        m = run.data.metrics
+        assert S.baseline_key(primary, "wer") in m and S.final_key(primary, "wer") in m
+        assert S.delta_key(primary, "wer") in m
+        assert run.data.params["training.max_steps"] == "2"
+        assert any(k.startswith("train/") for k in m), "training curves relayed live"
+        assert run.info.status == "FINISHED"
+    assert S.final_key("medical_test", "medical_term_accuracy") in medical.data.metrics
+    assert S.delta_prev_key("general_test", "wer") in medical.data.metrics  # vs previous stage
+
+    # Lineage: stage 2 starts from stage 1's output, never from the original.
+    assert medical.data.tags[S.TAG_UPSTREAM_STAGE] == "general"
+    assert medical.data.tags[S.TAG_BASE_MODEL].endswith("/model")
+    assert "general-" in medical.data.tags[S.TAG_BASE_MODEL]
+
+    for name, run in (("tiny-general", general), ("tiny-medical", medical)):
+        versions = c.search_model_versions(f"name = '{name}'")
+        assert len(versions) == 1 and versions[0].run_id == run.info.run_id
+        assert c.get_model_version_by_alias(name, "candidate").version == versions[0].version
+    assert c.get_model_version("tiny-medical", "1").tags["palier.upstream_run_id"] == general.info.run_id
+
+    tables = {a.path for a in c.list_artifacts(medical.info.run_id, "predictions")}
+    assert "predictions/final_medical_test.json" in tables and "predictions/baseline_medical_test.json" in tables
+    charts = {a.path for a in c.list_artifacts(parent.info.run_id, "charts")}
+    assert "charts/baseline_vs_final.png" in charts
+
+
+def test_rerun_skips_finished_stages(services):
+    from mlflow import MlflowClient
+
+    from core.tracking import schema as S
+
+    proc = _deployment_run(services["env"], "tiny")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    c = MlflowClient(services["env"]["MLFLOW_TRACKING_URI"])
+    exp = c.get_experiment_by_name("palier/tiny")
+    latest = c.search_runs([exp.experiment_id], f"tags.`{S.TAG_KIND}` = 'pipeline'",
+                           order_by=["attributes.start_time DESC"])[0]
+    children = c.search_runs([exp.experiment_id], f"tags.`mlflow.parentRunId` = '{latest.info.run_id}'")
+    assert len(children) == 2
+    assert all(r.data.tags[S.TAG_STATUS] == "skipped" and r.data.tags.get(S.TAG_REUSED_FROM) for r in children)
+    assert len(c.search_model_versions("name = 'tiny-medical'")) == 1  # nothing re-registered
+
+
+def test_summary_command_reads_mlflow(services):
+    proc = subprocess.run([str(BIN / "palier"), "summary", "tiny", "--json"], capture_output=True, text=True,
+                          env=services["env"], timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    info = json.loads(proc.stdout)
+    assert [s["stage"] for s in info["stages"]] == ["general", "medical"]
