@@ -44,7 +44,8 @@ def _read_text(path: Path, what: str) -> str:
     if path.is_dir():
         raise _fail(f"{path}: {what} is a folder, expected a file")
     try:
-        return path.read_text(encoding="utf-8", errors="replace")
+        # Bytes, not read_text: universal newlines would turn tqdm's \r redraws into lines.
+        return path.read_bytes().decode("utf-8", errors="replace")
     except OSError as exc:
         raise _fail(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
 

@@ -188,6 +188,14 @@ def diagnose_with_rules(log_text: str, heartbeat: HeartbeatFacts | None = None,
                      fix="No failure found: the log shows no exception and the run is not stalled.")
 
 
+def read_log(path: str) -> str:
+    """A log file as written, carriage returns included (``open()`` would turn each tqdm
+    redraw into its own line and a finished progress bar into a stuck one)."""
+    from pathlib import Path
+
+    return Path(path).read_bytes().decode("utf-8", errors="replace")
+
+
 def diagnose(
     log_text: str,
     heartbeat: HeartbeatFacts | None = None,

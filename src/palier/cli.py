@@ -204,6 +204,17 @@ def _fmt(v, signed: bool = False) -> str:
     return f"{v:+.3f}" if signed else f"{v:.3f}"
 
 
+@app.command("watch")
+def watch_command(flow_run_id: str = typer.Argument(..., help="Prefect flow run id (printed by `prefect deployment run`)")) -> None:
+    """Progress bars for a running flow (preprocessing, baseline, training, evaluation)."""
+    from palier.watch import watch
+
+    _use_running_services()
+    state = watch(flow_run_id, console)
+    if state != "COMPLETED":
+        raise typer.Exit(1)
+
+
 # -- data -------------------------------------------------------------------------------
 @data_app.command("check")
 def data_check(manifest: Path = typer.Argument(..., help="CSV with columns audio,sentence"),

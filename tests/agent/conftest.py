@@ -136,7 +136,7 @@ def _no_llm_env(monkeypatch):
 
 
 def read_log(name: str) -> str:
-    return (LOGS / name).read_text(encoding="utf-8")
+    return (LOGS / name).read_bytes().decode("utf-8")  # keep tqdm's \r redraws
 
 
 # --- MLflow: a real sqlite store with palier-shaped runs --------------------------------
