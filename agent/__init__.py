@@ -2,14 +2,14 @@
 
 Public API (what the flow calls)::
 
-    from agent import (collect_env_facts, preflight, diagnose, safe_remedy, is_stalled,
-                       heartbeat_from_file, heartbeat_from_events, log_text_from_events)
+    from agent import (collect_env_facts, preflight, diagnose, diagnose_run_dir, safe_remedy,
+                       is_stalled, heartbeat_from_file, heartbeat_from_events, log_text_from_events)
 
 Importing ``agent`` is cheap: torch, transformers, mlflow, prefect and openai are imported
 only inside the functions that need them.
 """
 
-from agent.diagnose import Diagnosis, diagnose
+from agent.diagnose import Diagnosis, diagnose, read_log
 from agent.facts import EnvFacts, collect_env_facts
 from agent.heartbeat import (
     HeartbeatFacts,
@@ -23,6 +23,7 @@ from agent.playbooks import PlaybookError, PlaybookSet, load_playbooks
 from agent.preflight import Change, Finding, PreflightReport, preflight
 from agent.redact import redact
 from agent.remedies import safe_remedy
+from agent.run_dir import diagnose_run_dir, facts_from_run_dir
 
 __all__ = [
     "Change",
@@ -35,6 +36,8 @@ __all__ = [
     "PreflightReport",
     "collect_env_facts",
     "diagnose",
+    "diagnose_run_dir",
+    "facts_from_run_dir",
     "heartbeat_from_events",
     "heartbeat_from_file",
     "is_stalled",
@@ -42,6 +45,7 @@ __all__ = [
     "log_text_from_events",
     "preflight",
     "read_events",
+    "read_log",
     "redact",
     "safe_remedy",
 ]

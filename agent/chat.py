@@ -16,7 +16,7 @@ from agent import tools
 from agent.pipeline_state import find_stage
 from agent.playbooks import PlaybookSet, load_playbooks
 from agent.redact import redact, redact_obj
-from agent.retrieval import fold
+from agent.retrieval import fold, tokens
 from agent.state import LiveState
 
 Intent = Literal["status", "compare", "failure", "next", "playbook", "services"]
@@ -37,6 +37,10 @@ _INTENT_WORDS: dict[str, tuple[str, ...]] = {
                "en cours", "running", "how far", "ou en sont"),
     "services": ("mlflow marche", "services", "is mlflow", "prefect up", "serveur"),
 }
+# Words that say what kind of answer is wanted, not what it is about.
+_GENERIC = {"pipeline", "pipelines", "stage", "stages", "etape", "etapes", "exp", "experience", "run", "runs", "job",
+            "model", "modele", "training", "entrainement", "faire", "ensuite", "next", "should", "me", "mon", "ma",
+            "donne", "gives", "give", "now", "maintenant", "il", "elle", "ca", "cela", "this", "my", "avec", "quand"}
 _STAGE_REF = re.compile(r"\b(?:exp(?:erience)?|stage|etape|step)\s*[-_ ]?\s*(\d+)\b")
 
 
@@ -155,7 +159,7 @@ def _verdict(flag: bool | None, lang: str) -> str:
 
 
 def _primary_metric(stage: dict[str, Any]) -> str:
-    rows = stage.get("metrics") or []
+    rows = [r for r in stage.get("metrics") or [] if r.get("baseline") is not None and r.get("final") is not None]
     if not rows:
         return ""
     r = rows[0]
@@ -239,6 +243,7 @@ def render(intent: str, data: dict[str, Any], lang: str) -> str:
         lines = [t["playbook_head"]] if results else [t["nothing"]]
         for r in results:
             lines.append(f"## {r['section']} ({r['cite']})\n{r['text']}")
+            lines += [f"  → {fix}" for fix in r.get("fixes", [])]
     lines += [f"({n})" for n in data.get("notes", [])]
     return redact("\n".join(lines))
 
@@ -254,29 +259,53 @@ def _known_pipelines(state: LiveState) -> list[str]:
         return []
 
 
+def topic_tokens(question: str) -> list[str]:
+    """The question's words minus those that only say which kind of answer is wanted."""
+    stems = [w.strip() for words in _INTENT_WORDS.values() for w in words]
+    return [t for t in tokens(question) if t not in _GENERIC and not any(t.startswith(s) for s in stems)]
+
+
+def is_playbook_topic(question: str, book: PlaybookSet) -> bool:
+    """The question names something the playbooks are about (Kaggle, P100, H200, bf16...)."""
+    topic = topic_tokens(question)
+    vocabulary = {t for s in book.sections for t in tokens(s.heading)}
+    vocabulary |= {t for item in [*book.rules, *book.failures] for t in tokens(item.title)}
+    return any(t in vocabulary for t in topic)
+
+
+def _safe(fn: Any, *args: Any) -> dict[str, Any]:
+    try:
+        return fn(*args)
+    except Exception as exc:  # noqa: BLE001 - a broken store must give an answer, not a traceback
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "sources": [], "notes": []}
+
+
 def answer_offline(question: str, state: LiveState, book: PlaybookSet) -> Answer:
     lang = detect_language(question)
     intent = detect_intent(question)
     pipeline = pipeline_reference(question, _known_pipelines(state))
     stage = stage_reference(question)
+    if intent in ("failure", "next") and pipeline is None and stage is None and is_playbook_topic(question, book):
+        intent = "playbook"  # "Kaggle me donne un P100, que faire ?" is about Kaggle, not about a run
     if intent == "status":
-        data = tools.pipeline_status(state, pipeline)
+        data = _safe(tools.pipeline_status, state, pipeline)
         focus = find_stage(data.get("stages") or [], stage) if stage else None
         if focus:
             data = {**data, "focus": focus}
     elif intent == "compare":
-        data = tools.compare_stage(state, pipeline, stage)
+        data = _safe(tools.compare_stage, state, pipeline, stage)
     elif intent == "failure":
-        data = tools.explain_failure(state, book, pipeline, stage)
+        data = _safe(tools.explain_failure, state, book, pipeline, stage)
         if not data.get("ok") and not state.mlflow.available:
             # No live state: a failure question is still answerable from the playbooks.
-            intent, data = "playbook", {**tools.search_playbooks(book, question), "notes": data.get("notes", [])}
+            query = " ".join(topic_tokens(question)) or question
+            intent, data = "playbook", {**tools.search_playbooks(book, query), "notes": data.get("notes", [])}
     elif intent == "next":
-        data = tools.next_steps(state, book, pipeline)
+        data = _safe(tools.next_steps, state, book, pipeline)
     elif intent == "services":
         data = tools.service_status(state)
     else:
-        data = tools.search_playbooks(book, question)
+        data = tools.search_playbooks(book, " ".join(topic_tokens(question)) or question)
     data = redact_obj(data)
     return Answer(question=redact(question), language=lang, intent=intent, text=render(intent, data, lang),
                   sources=[Source(**s) for s in data.get("sources", [])], data=data)

@@ -152,7 +152,7 @@ def hub_unreachable(ctx: StageContext, params: dict[str, Any]) -> Hit | None:
     missing = [r for r in ctx.hub_refs() if r not in cached]
     if not missing:
         return None
-    why = "HF_HUB_OFFLINE=1" if ctx.facts.hf_offline else "no network"
+    why = "HF_HUB_OFFLINE=1" if ctx.facts.hf_offline else "huggingface.co unreachable"
     return Hit({"repos": ", ".join(missing), "why": why})
 
 

@@ -139,8 +139,10 @@ def diagnose(
     label = f" ({result.failure_id})" if result.failure_id else ""
     console.print(f"[bold {color}]{result.kind}[/bold {color}]{label}  confidence {result.confidence:.2f}"
                   + ("  [magenta]source: llm[/magenta]" if result.source == "llm" else ""))
+    from rich.text import Text
+
     for line in result.evidence:
-        console.print(f"  [dim]│[/dim] {line}", markup=False)
+        console.print(Text("  │ ", style="dim") + Text(line))
     if result.fix:
         console.print(f"[bold]fix:[/bold] {result.fix}")
     if result.remedy:

@@ -142,6 +142,11 @@ def _rank(c: _Candidate) -> tuple:
 def diagnose_with_rules(log_text: str, heartbeat: HeartbeatFacts | None = None,
                         playbooks: PlaybookSet | None = None) -> Diagnosis:
     book = playbooks or load_playbooks()
+    if heartbeat is not None and heartbeat.finished and not heartbeat.error:
+        # A `done` event: whatever the log printed on the way (a caught TypeError from a
+        # fallback, warnings), the run succeeded.
+        return Diagnosis(kind="none", confidence=0.9, evidence=["events: done (succeeded)"],
+                         fix="The run finished successfully; nothing to fix.")
     lines = log_lines(log_text)
     exc = exception_lines(lines)
     final = _final_block(lines, exc)

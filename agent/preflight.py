@@ -69,6 +69,16 @@ class PreflightReport(BaseModel):
     def to_json(self) -> str:
         return redact(self.model_dump_json(indent=2))
 
+    def lines(self) -> list[str]:
+        """One line per finding and change, for Prefect logs and MLflow tags/notes."""
+        out = []
+        for f in self.findings:
+            state = "fixed" if f.autofixed else f.severity.upper()
+            out.append(f"[{state}] {f.rule_id} ({f.stage}): {f.message} -> {f.fix} [{f.playbook}]")
+        out += [f"[AUTOFIX] {c.line()}" for c in self.changes]
+        out.append("preflight: OK" if self.ok else f"preflight: BLOCKED by {len(self.blocking)} rule(s)")
+        return out
+
 
 class _Fmt(string.Formatter):
     def get_value(self, key, args, kwargs):  # noqa: ANN001, ANN201

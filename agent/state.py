@@ -113,12 +113,20 @@ class MlflowState:
         return [_run_dict(r) for r in runs]
 
     def json_artifact(self, run_id: str, path: str) -> dict[str, Any] | None:
+        flag = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+        saved = os.environ.get(flag)
+        os.environ[flag] = "false"  # a progress bar per artifact would garble `palier ask`
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 local = self.client().download_artifacts(run_id, path, tmp)
                 return json.loads(Path(local).read_text(encoding="utf-8"))
         except Exception:  # noqa: BLE001 - an absent or unreadable artifact is simply not there
             return None
+        finally:
+            if saved is None:
+                os.environ.pop(flag, None)
+            else:
+                os.environ[flag] = saved
 
 
 class PrefectState:

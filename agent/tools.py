@@ -86,7 +86,7 @@ def pipeline_status(state: LiveState, pipeline: str | None = None) -> dict[str, 
         prefect = state.prefect.flow_run(flow_run_id)
         if prefect:
             sources.append(_src("prefect_flow_run", flow_run_id, prefect.get("name")))
-        else:
+        elif state.prefect.status().configured:
             notes.append(f"Prefect: {state.prefect.status().detail}")
     return {
         "ok": True,
@@ -128,8 +128,15 @@ def compare_stage(state: LiveState, pipeline: str | None = None, stage: str | No
 
 def explain_failure(state: LiveState, book: PlaybookSet, pipeline: str | None = None,
                     stage: str | None = None) -> dict[str, Any]:
-    """Why a stage failed (recorded diagnosis, Prefect message) and the playbook's fix."""
+    """Why a stage failed (recorded diagnosis, Prefect message) and the playbook's fix.
+    No pipeline named: the most recent pipeline whose latest run failed."""
     status = pipeline_status(state, pipeline)
+    if pipeline is None and status.get("ok") and status.get("state") != "failed":
+        for exp in state.mlflow.pipelines()[1:]:
+            other = pipeline_status(state, exp["pipeline"])
+            if other.get("state") == "failed":
+                status = other
+                break
     if not status.get("ok"):
         return status
     stages = status.get("stages", [])
@@ -194,8 +201,17 @@ def next_steps(state: LiveState, book: PlaybookSet, pipeline: str | None = None,
 
 def search_playbooks(book: PlaybookSet, query: str, k: int = 3) -> dict[str, Any]:
     hits = search_sections(book.sections, query, k=k)
+    if hits:  # drop weak tail matches: half the best score or less
+        hits = [(s, score) for s, score in hits if score > hits[0][1] / 2]
+    items = [i for i in [*book.rules, *book.failures] if i.source]
+    results = []
+    for section, score in hits:
+        related = [i for i in items if i.source.cite == section.cite]
+        fixes = [f"{i.id}: {i.fix}" for i in related][:6]
+        results.append({"section": section.heading, "cite": section.cite, "score": score, "text": prose(section),
+                        "fixes": fixes})
     return {"ok": True, "query": query,
-            "results": [{"section": s.heading, "cite": s.cite, "score": score, "text": prose(s)} for s, score in hits],
+            "results": results,
             "sources": [_src("playbook", s.cite, s.heading) for s, _ in hits], "notes": [] if hits else ["no match"]}
 
 

@@ -131,3 +131,11 @@ def test_evidence_is_redacted(book, monkeypatch):
     result = diagnose(text, playbooks=book, use_llm=False)
     assert result.kind == "auth_error"
     assert token not in result.to_json()
+
+
+def test_a_finished_run_is_none_even_with_a_caught_error(book, log):
+    done = HeartbeatFacts(seconds_since_progress=0, alive=False, finished=True)
+    result = diagnose(log("deprecated_evaluation_strategy.log"), done, playbooks=book, use_llm=False)
+    assert result.kind == "none"
+    failed = done.model_copy(update={"error": "TypeError: unexpected keyword argument"})
+    assert diagnose(log("deprecated_evaluation_strategy.log"), failed, playbooks=book, use_llm=False).kind == "deprecated_arg"

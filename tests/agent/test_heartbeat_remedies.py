@@ -142,3 +142,28 @@ def test_real_logs_to_remedies(book, log, make_config_):
     assert safe_remedy(stage, oom)[0].training.per_device_train_batch_size == 8
     deprecated = diagnose(log("deprecated_evaluation_strategy.log"), playbooks=book, use_llm=False)
     assert deprecated.kind == "deprecated_arg" and safe_remedy(stage, deprecated) is None
+
+
+def test_diagnose_run_dir_reads_stage_log_and_events(tmp_path, book):
+    from agent.run_dir import diagnose_run_dir
+
+    (tmp_path / "stage.log").write_bytes(
+        b"Map (num_proc=8):   0%|          | 0/254341\rMap (num_proc=8):  37%|###7      | 94000/254341\n")
+    (tmp_path / "events.jsonl").write_text(
+        json.dumps({"t": T0, "type": "phase", "phase": "prepare", "status": "start"}) + "\n"
+        + json.dumps({"t": T0 + 10, "type": "heartbeat", "phase": "prepare", "step": None, "total": None}) + "\n",
+        encoding="utf-8")
+    early = diagnose_run_dir(tmp_path, now=T0 + 60, stall_limit_s=900, playbooks=book, use_llm=False)
+    assert early.kind == "none"
+    late = diagnose_run_dir(tmp_path, now=T0 + 1000, stall_limit_s=900, playbooks=book, use_llm=False)
+    assert (late.kind, late.remedy["action"]) == ("map_hang", "single_process_map")
+    assert diagnose_run_dir(tmp_path / "empty", playbooks=book, use_llm=False).kind == "none"
+
+
+def test_preflight_lines_for_logs(book, make_config_, make_facts_):
+    from agent.preflight import preflight
+
+    lines = preflight(make_config_({"backend": {"gpu": "H200"}}), make_facts_(), playbooks=book).lines()
+    assert lines[0].startswith("[fixed] whisper.h200-flagged-kernel (exp1)")
+    assert "[AUTOFIX] [whisper.h200-flagged-kernel] exp1: backend.gpu 'H200' -> 'H100'" in lines
+    assert lines[-1] == "preflight: OK"

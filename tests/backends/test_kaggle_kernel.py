@@ -14,7 +14,6 @@ from core.backends.kaggle_kernel import (
     MAX_SESSION_S,
     KaggleSettings,
     bounded_slug,
-    kernel_slug,
     machine_shape,
 )
 from core.config.common import BackendConfig

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
 import pytest
 
 from core.backends.launch import runner_arguments, stage_command, stage_environment

@@ -137,7 +137,8 @@ def render(description: dict[str, Any]) -> str:
             for row in value:
                 lines.append(f"{pad}  - " + ", ".join(f"{k}={v}" for k, v in row.items()))
         elif isinstance(value, list):
-            lines.append(f"{pad}{label}: " + (" ".join(map(str, value)) if label in ("command",) else ", ".join(map(str, value)) or "none"))
+            joined = " ".join(map(str, value)) if label == "command" else ", ".join(map(str, value))
+            lines.append(f"{pad}{label}: {joined or 'none'}")
         else:
             lines.append(f"{pad}{label}: {value}")
 

@@ -69,7 +69,9 @@ class KaggleTransport(Protocol):
     def log_stream(self, ref: str) -> Iterator[dict]: ...
 
 
-def plan_kernel(spec: StageSpec, user: str, runner_module: str = "core.stage") -> tuple[KaggleSettings, list[LocalInput], dict, dict, str]:
+def plan_kernel(
+    spec: StageSpec, user: str, runner_module: str = "core.stage"
+) -> tuple[KaggleSettings, list[LocalInput], dict, dict, str]:
     """Settings, inputs, kernel-metadata.json, the script's configuration and the script itself,
     computed locally (the dry run prints them)."""
     settings = KaggleSettings.from_options(dict(spec.stage.backend.options))

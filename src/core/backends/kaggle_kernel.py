@@ -259,7 +259,8 @@ def check_gpus():
     wanted = CONFIG["gpus_required"]
     if not wanted:
         return
-    probe = "import torch; print(torch.cuda.device_count()); print([torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())])"
+    probe = ("import torch; n = torch.cuda.device_count(); print(n); "
+             "print([torch.cuda.get_device_name(i) for i in range(n)])")
     answer = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     lines = answer.stdout.strip().splitlines() or ["0"]
     say(f"visible GPUs: {lines[-1] if len(lines) > 1 else 'none'}")

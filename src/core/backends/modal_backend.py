@@ -47,7 +47,9 @@ class ModalTransport(Protocol):
     def cancel(self, call_id: str) -> None: ...
 
 
-def plan_submission(spec: StageSpec) -> tuple[ModalSettings, list[LocalInput], StageSpec, str, ModalLaunch]:
+def plan_submission(
+    spec: StageSpec, runner_module: str = "core.stage"
+) -> tuple[ModalSettings, list[LocalInput], StageSpec, str, ModalLaunch]:
     """Everything submit will do, computed locally (the dry run prints it)."""
     settings = ModalSettings.from_options(dict(spec.stage.backend.options))
     inputs = local_inputs(spec)
@@ -62,7 +64,7 @@ def plan_submission(spec: StageSpec) -> tuple[ModalSettings, list[LocalInput], S
     if remote_model:
         remote_spec = remote_spec.with_base_model(remote_model)
     out_rel = remote_out_dir(spec)
-    return settings, inputs, remote_spec, out_rel, modal_launch(remote_spec, settings, out_rel)
+    return settings, inputs, remote_spec, out_rel, modal_launch(remote_spec, settings, out_rel, runner_module)
 
 
 class ModalBackend:
@@ -75,15 +77,16 @@ class ModalBackend:
         self.runner_module = runner_module
         self.log_sync_every_s = log_sync_every_s
         self._last_log_sync: dict[str, float] = {}
+        self._clients: dict[str, ModalTransport] = {}
 
     def transport(self, volume: str) -> ModalTransport:
-        return self._transport if self._transport is not None else ModalClient(volume)
+        if self._transport is not None:
+            return self._transport
+        return self._clients.setdefault(volume, ModalClient(volume))
 
     # -- contract ---------------------------------------------------------------------------
     def submit(self, spec: StageSpec, out_dir: Path) -> JobHandle:
-        settings, inputs, remote_spec, out_rel, launch = plan_submission(spec)
-        if self.runner_module != "core.stage":
-            launch = modal_launch(remote_spec, settings, out_rel, runner_module=self.runner_module)
+        settings, inputs, remote_spec, out_rel, launch = plan_submission(spec, self.runner_module)
         transport = self.transport(settings.volume)
         for item in _unique(inputs):
             self._upload_input(transport, item)
@@ -93,7 +96,7 @@ class ModalBackend:
         out_dir.mkdir(parents=True, exist_ok=True)
         spec.write(out_dir / "spec.json")
         (out_dir / "spec.remote.json").write_text(remote_spec.model_dump_json(indent=2), encoding="utf-8")
-        RelayState(out_dir, {"events": relay_start["events"], "log": relay_start["log"]}).set("submitted", 1)
+        RelayState(out_dir, relay_start).save()  # a folder reused for a retry keeps its own offsets
         call_id = transport.spawn(launch)
         return JobHandle(
             backend="modal", job_id=call_id, out_dir=str(out_dir), submitted_at=time.time(),

@@ -30,6 +30,9 @@ class RelayState:
 
     def set(self, key: str, value: int) -> None:
         self.values[key] = value
+        self.save()
+
+    def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.values), encoding="utf-8")

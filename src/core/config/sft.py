@@ -73,6 +73,11 @@ class SftTraining(Strict):
     save_total_limit: int = Field(default=2, gt=0)
     logging_steps: int = Field(default=10, gt=0)
     seed: int = 42
+    cpu_threads: int | None = Field(
+        default=None, gt=0,
+        description="torch threads on CPU (None: torch's default). Small models on a busy machine run "
+        "faster with 1: thread synchronisation costs more than the matrix products",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> SftTraining:

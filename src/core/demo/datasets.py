@@ -1,8 +1,10 @@
 """Data recipes the project makes itself (``kind: generated`` in a pipeline file).
 
-A recipe writes a seed-001-style CSV manifest (``audio,sentence``) under the cache folder,
-keyed by its parameters, and returns the manifest's path; the stage runner then reads it
-like any user CSV. Recipes are deterministic: same parameters, same sentences, same voices.
+A recipe writes its data under the cache folder, keyed by its parameters, and returns the
+file's path; the stage runner then reads it like user data. ASR recipes write a
+seed-001-style CSV manifest (``audio,sentence``); ``pii_sentences`` writes token-classification
+JSON Lines and ``sft_catalogue`` / ``document_qa`` chat ``messages`` JSON Lines. Recipes are
+deterministic: same parameters, same data.
 """
 
 from __future__ import annotations
@@ -32,7 +34,25 @@ def _french_speech(out: Path, pool: str, count: int, voices: str, seed: int = 0,
     return speech.write_manifest(utterances, out / "manifest.csv")
 
 
-RECIPES: dict[str, Callable[..., Path]] = {"french_speech": _french_speech}
+def _pii_sentences(out: Path, **params) -> Path:
+    from core.demo.pii import pii_sentences
+
+    return pii_sentences(out, **params)
+
+
+def _sft_catalogue(out: Path, **params) -> Path:
+    from core.demo.catalogue import sft_catalogue
+
+    return sft_catalogue(out, **params)
+
+
+RECIPES: dict[str, Callable[..., Path]] = {
+    "french_speech": _french_speech,
+    "pii_sentences": _pii_sentences,
+    "sft_catalogue": _sft_catalogue,
+    "document_qa": _sft_catalogue,  # the same generator for any markdown/JSONL document
+}
+PRODUCED = ".produced"  # the finished output's path, relative to its folder
 
 
 def generate(generator: str, params: dict, cache_dir: Path) -> Path:
@@ -41,10 +61,15 @@ def generate(generator: str, params: dict, cache_dir: Path) -> Path:
     digest = hashlib.sha256(json.dumps([generator, params], sort_keys=True).encode()).hexdigest()[:12]
     out = cache_dir / "generated" / f"{generator}-{digest}"
     manifest = out / "manifest.csv"
+    if (out / PRODUCED).exists():
+        return out / (out / PRODUCED).read_text(encoding="utf-8").strip()
     if manifest.exists():
         return manifest
     tmp = out.with_name(out.name + ".partial")
+    if tmp.exists():  # left by an interrupted run
+        shutil.rmtree(tmp)
     produced = RECIPES[generator](tmp, **params)
+    (tmp / PRODUCED).write_text(str(produced.relative_to(tmp)), encoding="utf-8")
     if out.exists():  # a half-written folder from an interrupted run
         shutil.rmtree(out)
     tmp.replace(out)

@@ -60,4 +60,12 @@ def load_recipe(ctx: RecipeContext) -> StageRecipe:
         from core.stage.asr import AsrRecipe
 
         return AsrRecipe(ctx)
+    if family == "token_cls":
+        from core.stage.token_cls import TokenClsRecipe
+
+        return TokenClsRecipe(ctx)
+    if family == "sft":
+        from core.stage.sft import SftRecipe
+
+        return SftRecipe(ctx)
     raise ValueError(f"no stage recipe for task family {family!r}")

@@ -51,6 +51,37 @@ def speech_records(source, base_dir: Path | None, cache_dir: Path) -> list[Speec
     raise DataSourceError(f"unsupported data source {source!r}")
 
 
+DOCUMENT_PARAMS = ("document",)  # generator params naming a file (resolved like data paths)
+
+
+def jsonl_file(source, base_dir: Path | None, cache_dir: Path, family: str) -> tuple[Path, int | None]:
+    """Token-classification and SFT data: the JSON Lines file a source designates, and its
+    ``max_samples``. Generated sources are produced (and cached) first; a generator param that
+    names a document is resolved against the pipeline file's folder and its content hash joins
+    the cache key, so an edited document is regenerated."""
+    if isinstance(source, JsonlData):
+        path = resolve_path(source.path, base_dir)
+        if not path.exists():
+            raise DataSourceError(f"{path}: JSON Lines file not found (data.path in the pipeline file)")
+        return path, source.max_samples
+    if isinstance(source, GeneratedData):
+        import hashlib
+
+        from core.demo.datasets import generate
+
+        params = dict(source.params)
+        for key in DOCUMENT_PARAMS:
+            if isinstance(params.get(key), str):
+                doc = resolve_path(params[key], base_dir)
+                if not doc.is_file():
+                    raise DataSourceError(f"{doc}: document not found (params.{key} of generator {source.generator})")
+                params[key] = str(doc)
+                params[f"{key}_sha256"] = hashlib.sha256(doc.read_bytes()).hexdigest()[:16]
+        return generate(source.generator, params, cache_dir), None
+    kind = getattr(source, "kind", type(source).__name__)
+    raise DataSourceError(f"{family} stages read JSON Lines (kind: jsonl) or generated data, not kind: {kind}")
+
+
 def _from_csv(source: CsvData, base_dir: Path | None) -> list[SpeechRecord]:
     path = resolve_path(source.path, base_dir)
     if not path.exists():

