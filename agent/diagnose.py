@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -193,11 +194,9 @@ def diagnose_with_rules(log_text: str, heartbeat: HeartbeatFacts | None = None,
                      fix="No failure found: the log shows no exception and the run is not stalled.")
 
 
-def read_log(path: str) -> str:
+def read_log(path: str | Path) -> str:
     """A log file as written, carriage returns included (``open()`` would turn each tqdm
     redraw into its own line and a finished progress bar into a stuck one)."""
-    from pathlib import Path
-
     return Path(path).read_bytes().decode("utf-8", errors="replace")
 
 

@@ -179,9 +179,26 @@ def preflight(
             findings = [f.model_copy(update={"autofixed": False, "autofix_error": reason}) if f.autofixed else f
                         for f in findings]
             changes = []
+    findings = _merge_across_stages(findings)
     ok = not any(f.blocking for f in findings)
     return PreflightReport(ok=ok, findings=findings, changes=changes, config=fixed,
                            facts_summary=_facts_summary(facts))
+
+
+def _merge_across_stages(findings: list[Finding]) -> list[Finding]:
+    """One finding per rule and message: "missing Modal token" once for four stages."""
+    merged: dict[tuple, Finding] = {}
+    for f in findings:
+        prefix = f"{f.stage}:"
+        message = f.message[len(prefix):] if f.message.startswith(prefix) else f.message
+        key = (f.rule_id, f.severity, f.autofixed, f.autofix_error, message, f.fix)
+        if key not in merged:
+            merged[key] = f
+            continue
+        stages = f"{merged[key].stage}, {f.stage}"
+        text = f"{stages}:{message}" if f.message.startswith(prefix) else f.message
+        merged[key] = merged[key].model_copy(update={"stage": stages, "message": text})
+    return list(merged.values())
 
 
 def _context(data: dict[str, Any], index: int, facts: EnvFacts) -> StageContext:

@@ -18,7 +18,7 @@ def facts_from_run_dir(out_dir: str | Path, *, now: float | None = None, alive: 
     text = ""
     log = folder / "stage.log"
     if log.is_file():
-        text = read_log(str(log))[-LOG_TAIL_BYTES:]
+        text = read_log(log)[-LOG_TAIL_BYTES:]
     heartbeat = None
     events = folder / "events.jsonl"
     if events.is_file():

@@ -1,29 +1,34 @@
-"""Evaluation throughput: seed 003's loop vs palier's ``AsrRecipe.transcribe`` (and, optionally,
-the CTranslate2 export), on the same model and the same prepared features."""
+"""Evaluation throughput on the same model and the same prepared features:
+seed 003's loop (reference) vs palier's ``AsrRecipe.transcribe``, and vs the CTranslate2
+export decoding the same features (palier's optional evaluation path)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bench.seeds import SEED_003_BATCH_SIZE, load_seed_model, seed003_evaluate, seed003_max_new_tokens
-from bench.timing import compare
+from bench.timing import interleave
 from bench.workload import LANGUAGE, BenchModel
 
 EVAL_TARGET = 4.0
 CT2_BATCH_SIZE = 32
+DIFFERENCES_SHOWN = 3
 
 
 def _wer(references: list[str], predictions: list[str]) -> float:
     import jiwer
 
-    return float(jiwer.wer(references, predictions))
+    return round(float(jiwer.wer(list(references), list(predictions))), 4)
 
 
-def _agreement(a: list[str], b: list[str]) -> int:
-    return sum(x.strip() == y.strip() for x, y in zip(a, b, strict=True))
+def _differences(reference: list[str], candidate: list[str]) -> tuple[int, list[dict]]:
+    pairs = [(a.strip(), b.strip()) for a, b in zip(reference, candidate, strict=True)]
+    differing = [{"seed": a, "candidate": b} for a, b in pairs if a != b]
+    return len(pairs) - len(differing), differing[:DIFFERENCES_SHOWN]
 
 
 def seed_examples(prepared) -> list[dict]:
@@ -32,57 +37,85 @@ def seed_examples(prepared) -> list[dict]:
             for i in range(len(prepared))]
 
 
-def palier_vs_seed003(recipe, model: BenchModel, rounds: int) -> dict[str, Any]:
-    prepared = recipe.eval_sets["test"]
-    seed_model = load_seed_model(model.path, LANGUAGE)
-    examples = seed_examples(prepared)
-
-    comparison = compare(lambda: seed003_evaluate(seed_model, recipe.processor, examples),
-                         lambda: recipe.transcribe(prepared, LANGUAGE), rounds)
-    seed_predictions, seed_references = comparison.reference_result
-    palier_predictions = comparison.candidate_result
-    return {
-        "name": "evaluation: palier transcribe vs seed 003 loop",
-        "target": f">= {EVAL_TARGET:g}x, same WER",
-        "utterances": len(prepared),
-        **comparison.summary(),
-        "reference_wer": round(_wer(seed_references, seed_predictions), 4),
-        "candidate_wer": round(_wer(list(prepared.texts), palier_predictions), 4),
-        "identical_transcripts": _agreement(seed_predictions, palier_predictions),
-        "notes": (f"seed: batch {SEED_003_BATCH_SIZE}, max_new_tokens {seed003_max_new_tokens(seed_model)}, "
-                  f"float32, no autocast; palier: batch {recipe._eval_batch_size()}, sorted by duration, "
-                  "max_new_tokens from the train set's tokens/s"),
-    }
-
-
-def ct2_vs_seed003(recipe, model: BenchModel, ct2_dir: Path, rounds: int) -> dict[str, Any]:
-    """The exported int8 model decoding the same features in duration-sorted batches."""
+def ct2_transcriber(ct2_dir: Path, prepared, threads: int):
     from core.stage.export import Ct2Whisper
 
-    prepared = recipe.eval_sets["test"]
-    seed_model = load_seed_model(model.path, LANGUAGE)
-    examples = seed_examples(prepared)
-    ct2 = Ct2Whisper(ct2_dir)
+    ct2 = Ct2Whisper(ct2_dir, threads=threads)
 
-    def ct2_transcribe() -> list[str]:
+    def transcribe() -> list[str]:
         order = np.argsort(prepared.durations, kind="stable")
         out: dict[int, str] = {}
         for start in range(0, len(order), CT2_BATCH_SIZE):
             batch = order[start : start + CT2_BATCH_SIZE]
-            feats = prepared.features[batch].astype(np.float32)
-            out.update(zip(batch.tolist(), ct2.transcribe_features(feats, LANGUAGE)))
+            out.update(zip(batch.tolist(), ct2.transcribe_features(prepared.features[batch], LANGUAGE)))
         return [out[i] for i in range(len(prepared))]
 
-    comparison = compare(lambda: seed003_evaluate(seed_model, recipe.processor, examples), ct2_transcribe, rounds)
-    seed_predictions, seed_references = comparison.reference_result
-    ct2_predictions = comparison.candidate_result
-    return {
-        "name": "evaluation: CTranslate2 int8 export vs seed 003 loop",
-        "target": "informative (int8 may change a few words)",
-        "utterances": len(prepared),
-        **comparison.summary(),
-        "reference_wer": round(_wer(seed_references, seed_predictions), 4),
-        "candidate_wer": round(_wer(list(prepared.texts), ct2_predictions), 4),
-        "identical_transcripts": _agreement(seed_predictions, ct2_predictions),
-        "notes": f"ctranslate2 greedy, batch {CT2_BATCH_SIZE} sorted by duration, {ct2.model.model.compute_type}",
+    return transcribe
+
+
+def encoder_share(recipe, prepared, repeats: int = 2) -> float:
+    """Seconds the encoder alone takes on the whole set: the floor both loops share, since
+    every utterance is a fixed-size window."""
+    import torch
+
+    model = recipe.model
+    best = float("inf")
+    with torch.inference_mode():
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for start in range(0, len(prepared), SEED_003_BATCH_SIZE):
+                feats = torch.from_numpy(prepared.features[start : start + SEED_003_BATCH_SIZE].astype(np.float32))
+                model.model.encoder(feats)
+            best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def evaluation_rows(recipe, model: BenchModel, ct2_dirs: dict[str, Path], rounds: int, threads: int) -> list[dict]:
+    prepared = recipe.eval_sets["test"]
+    seed_model = load_seed_model(model.path, LANGUAGE)
+    examples = seed_examples(prepared)
+    variants = {
+        "seed003": lambda: seed003_evaluate(seed_model, recipe.processor, examples),
+        "palier": lambda: recipe.transcribe(prepared, LANGUAGE),
+        **{f"ct2-{q}": ct2_transcriber(path, prepared, threads) for q, path in ct2_dirs.items()},
     }
+    timed = interleave(variants, rounds)
+    seed_predictions, seed_references = timed.results["seed003"]
+    seed_wer = _wer(seed_references, seed_predictions)
+    encoder_s = encoder_share(recipe, prepared)
+    seed_median = timed.summary("seed003", "palier")["reference_median_s"]
+
+    rows = []
+    identical, differing = _differences(seed_predictions, timed.results["palier"])
+    rows.append({
+        "name": "evaluation: palier AsrRecipe.transcribe vs seed 003 loop",
+        "target": f">= {EVAL_TARGET:g}x, same WER",
+        "utterances": len(prepared),
+        **timed.summary("seed003", "palier"),
+        "reference_wer": seed_wer,
+        "candidate_wer": _wer(prepared.texts, timed.results["palier"]),
+        "identical_transcripts": identical,
+        "differing_examples": differing,
+        "encoder_only_s": round(encoder_s, 3),
+        "ceiling_if_decoding_were_free": round(seed_median / encoder_s, 2),
+        "notes": (f"seed: batch {SEED_003_BATCH_SIZE}, max_new_tokens {seed003_max_new_tokens(seed_model)}, "
+                  f"float32, no autocast; palier: batch {recipe._eval_batch_size()} sorted by duration, "
+                  f"max_new_tokens bounded from the train set's tokens/s; torch threads {threads}"),
+    })
+    for name in variants:
+        if not name.startswith("ct2-"):
+            continue
+        identical, differing = _differences(seed_predictions, timed.results[name])
+        rows.append({
+            "name": f"evaluation: CTranslate2 export ({name[4:]}) vs seed 003 loop",
+            "target": "informative",
+            "utterances": len(prepared),
+            **timed.summary("seed003", name),
+            "reference_wer": seed_wer,
+            "candidate_wer": _wer(prepared.texts, timed.results[name]),
+            "identical_transcripts": identical,
+            "differing_examples": differing,
+            "notes": f"ctranslate2 greedy on the same features, batch {CT2_BATCH_SIZE} sorted by duration, "
+                     f"{threads} thread(s)",
+        })
+    return rows

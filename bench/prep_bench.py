@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from bench.seeds import seed001_prepare
-from bench.timing import compare
+from bench.timing import interleave
 
 PREP_TARGET = 3.0
 
@@ -40,24 +40,25 @@ def palier_vs_seed001(recipe, manifest: Path, work: Path, rounds: int) -> list[d
     def seed():
         return seed001_prepare(manifest, extractor, tokenizer, num_proc=None)
 
-    cold = compare(seed, palier_cold, rounds, before_each=lambda: shutil.rmtree(cold_cache, ignore_errors=True))
-    prepared, mapped = cold.candidate_result, cold.reference_result
+    cold = interleave({"seed001": seed, "palier": palier_cold}, rounds,
+                      before_each=lambda: shutil.rmtree(cold_cache, ignore_errors=True))
+    prepared, mapped = cold.results["palier"], cold.results["seed001"]
     max_diff = _max_feature_difference(prepared, mapped)
 
     palier_cold()  # fill the cache once, then time a rerun on the same data
-    warm = compare(seed, palier_cold, rounds)
+    warm = interleave({"seed001": seed, "palier": palier_cold}, rounds)
     return [{
         "name": "preprocessing: palier prepare_speech (cold cache) vs seed 001 map",
         "target": f">= {PREP_TARGET:g}x",
         "utterances": len(mapped),
-        **cold.summary(),
+        **cold.summary("seed001", "palier"),
         "notes": (f"seed: datasets.map per example, num_proc=None (num_proc=4 deadlocks here); "
                   f"same log-Mel features (max |diff| {max_diff:.3g}, palier caches float16)"),
     }, {
         "name": "preprocessing: palier rerun (features cached by content hash) vs seed 001 map",
         "target": "informative",
         "utterances": len(mapped),
-        **warm.summary(),
+        **warm.summary("seed001", "palier"),
         "notes": "a rerun or a later stage on the same data reads the .npz cache",
     }]
 

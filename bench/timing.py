@@ -10,46 +10,40 @@ from typing import Any
 
 
 @dataclass
-class Comparison:
-    """Seconds per round for a reference and a candidate run back to back."""
+class Rounds:
+    """Seconds per round for each variant; every round runs every variant once."""
 
-    reference_s: list[float] = field(default_factory=list)
-    candidate_s: list[float] = field(default_factory=list)
-    reference_result: Any = None
-    candidate_result: Any = None
+    seconds: dict[str, list[float]] = field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def ratio(self) -> float:
-        """Median of the per-round ratios: each round's two runs saw about the same load."""
-        return statistics.median(r / c for r, c in zip(self.reference_s, self.candidate_s))
+    def ratios(self, reference: str, candidate: str) -> list[float]:
+        return [r / c for r, c in zip(self.seconds[reference], self.seconds[candidate])]
 
-    @property
-    def spread(self) -> tuple[float, float]:
-        ratios = [r / c for r, c in zip(self.reference_s, self.candidate_s)]
-        return min(ratios), max(ratios)
+    def ratio(self, reference: str, candidate: str) -> float:
+        """Median of per-round ratios: the two runs of a round saw about the same load."""
+        return statistics.median(self.ratios(reference, candidate))
 
-    def summary(self) -> dict[str, Any]:
-        low, high = self.spread
-        return {"rounds": len(self.reference_s), "ratio": round(self.ratio, 2),
-                "ratio_min": round(low, 2), "ratio_max": round(high, 2),
-                "reference_median_s": round(statistics.median(self.reference_s), 3),
-                "candidate_median_s": round(statistics.median(self.candidate_s), 3)}
+    def summary(self, reference: str, candidate: str) -> dict[str, Any]:
+        ratios = self.ratios(reference, candidate)
+        return {"rounds": len(ratios), "ratio": round(statistics.median(ratios), 2),
+                "ratio_min": round(min(ratios), 2), "ratio_max": round(max(ratios), 2),
+                "reference_median_s": round(statistics.median(self.seconds[reference]), 3),
+                "candidate_median_s": round(statistics.median(self.seconds[candidate]), 3)}
 
 
-def compare(reference: Callable[[], Any], candidate: Callable[[], Any], rounds: int,
-            before_each: Callable[[], None] | None = None) -> Comparison:
-    """Alternate which side runs first (AB, BA, AB, ...) so a load change mid-round hits both."""
-    result = Comparison()
+def interleave(variants: dict[str, Callable[[], Any]], rounds: int,
+               before_each: Callable[[], None] | None = None) -> Rounds:
+    """Run every variant once per round, rotating the order each round so that a change of
+    load during a round does not always land on the same variant. Keeps the last results."""
+    out = Rounds(seconds={name: [] for name in variants})
+    names = list(variants)
     for i in range(rounds):
-        order = [("reference", reference), ("candidate", candidate)]
-        if i % 2:
-            order.reverse()
-        for side, fn in order:
+        shift = i % len(names)
+        for name in names[shift:] + names[:shift]:
             if before_each is not None:
                 before_each()
             t0 = time.perf_counter()
-            value = fn()
-            seconds = time.perf_counter() - t0
-            getattr(result, f"{side}_s").append(seconds)
-            setattr(result, f"{side}_result", value)
-    return result
+            value = variants[name]()
+            out.seconds[name].append(time.perf_counter() - t0)
+            out.results[name] = value
+    return out

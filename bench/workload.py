@@ -52,13 +52,11 @@ def speech_manifest(cache_dir: Path, pool: str, count: int) -> Path:
     return generate("french_speech", {"pool": pool, "count": count, "voices": "stage"}, cache_dir)
 
 
-def stage_spec(work: Path, model: BenchModel, train_manifest: Path, eval_manifest: Path, **training):
-    """A one-stage pipeline file on the bench data, planned into the StageSpec the runner gets."""
-    from core.config import load_pipeline
-    from core.plan import plan
-
+def pipeline_file(work: Path, model: BenchModel, train_manifest: Path, eval_manifest: Path,
+                  name: str = "bench", **training) -> Path:
+    """A one-stage pipeline file on the bench data."""
     pipeline = {
-        "name": "bench",
+        "name": name,
         "family": "asr",
         "base_model": str(model.path),
         "language": LANGUAGE,
@@ -73,8 +71,18 @@ def stage_spec(work: Path, model: BenchModel, train_manifest: Path, eval_manifes
         }],
     }
     work.mkdir(parents=True, exist_ok=True)
-    path = work / "bench-pipeline.yaml"
+    path = work / f"{name}-pipeline.yaml"
     path.write_text(yaml.safe_dump(pipeline, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def stage_spec(work: Path, model: BenchModel, train_manifest: Path, eval_manifest: Path,
+               name: str = "bench", **training):
+    """The StageSpec the runner gets for that pipeline file."""
+    from core.config import load_pipeline
+    from core.plan import plan
+
+    path = pipeline_file(work, model, train_manifest, eval_manifest, name, **training)
     return plan(load_pipeline(path), code_version="bench", pipeline_file=str(path))[0]
 
 

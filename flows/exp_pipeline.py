@@ -24,7 +24,7 @@ from core.plan import plan, upstream_of
 from core.tracking import schema as S
 from core.tracking.mlflow_store import Tracker
 from core.versioning import code_version, data_digest
-from tasks.preflight import preflight
+from tasks.preflight import PreflightBlocked, preflight
 from tasks.results import gate_and_register, log_results, summarize, summary_rows
 from tasks.stage import StageFailed, run_stage
 
@@ -52,7 +52,6 @@ def exp_pipeline(pipeline: str = "pipelines/demo.yaml", tracking_uri: str | None
     logger = get_run_logger()
     uri = _tracking_uri(tracking_uri)
     config, specs = plan_pipeline(pipeline)
-    config, specs = preflight(config, specs)
     tracker = Tracker(uri)
     parent = tracker.start_pipeline_run(
         config.experiment_name, config.name, str(Path(pipeline).resolve()),
@@ -62,6 +61,20 @@ def exp_pipeline(pipeline: str = "pipelines/demo.yaml", tracking_uri: str | None
     )
     logger.info(f"pipeline {config.name}: {len(specs)} stage(s); MLflow experiment {config.experiment_name!r}, "
                 f"parent run {parent}")
+    try:
+        report = preflight(config, str(Path(pipeline).resolve()))
+    except BaseException:
+        tracker.end_run(parent, "failed")
+        raise
+    tracker.c.log_text(parent, report.to_json(), S.ARTIFACT_PREFLIGHT)
+    if not report.ok:
+        tracker.set_tags(parent, {"palier.preflight": "blocked"})
+        tracker.end_run(parent, "failed")
+        raise PreflightBlocked("preflight blocked the pipeline:\n" + "\n".join(report.lines()))
+    if report.changes:
+        config = report.config
+        specs = plan(config, code_version(), lambda src: data_digest(src, Path(pipeline).resolve().parent),
+                     pipeline_file=str(Path(pipeline).resolve()))
     done: list[tuple[StageSpec, StageResult]] = []
     outputs: dict[str, tuple[Path, str, str | None]] = {}  # stage -> (model dir, run id, model version)
     previous: StageResult | None = None

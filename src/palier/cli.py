@@ -245,6 +245,15 @@ def data_check(manifest: Path = typer.Argument(..., help="CSV with columns audio
         raise typer.Exit(1)
 
 
+def _register_subsystems() -> None:
+    from agent.cli import register as register_agent
+
+    register_agent(app)
+
+
+_register_subsystems()
+
+
 def main() -> None:  # pragma: no cover
     app()
 

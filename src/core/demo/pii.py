@@ -2,8 +2,8 @@
 values (names, e-mails, phone numbers, postal addresses, IBANs, social security numbers, birth
 dates) inside realistic sentences, written as ``{"text", "spans"}`` JSON Lines.
 
-Held-out sets must measure generalisation, not template recall: every fourth template belongs
-to the ``test`` pool and never appears in ``train``, and the Faker values come from another
+Held-out sets must measure generalisation, not template recall: ``test``-pool templates never
+appear in ``train`` (each pool holds every PII type), and the Faker values come from another
 seed. ``language: mixed`` draws French and English sentences 50/50 (``french_share``), as seed
 002 recommends; about 10 % of sentences hold no PII at all (``no_pii_share``).
 """
@@ -18,59 +18,101 @@ from core.formats.jsonl import write_jsonl
 
 ENTITY_TYPES = ["PER", "EMAIL", "PHONE", "ADDRESS", "IBAN", "SSN", "DATE"]
 
+# Sentence templates, split once and for all: the ``test`` pool never appears in training.
+# Every PII type appears in several templates of each pool.
 TEMPLATES = {
-    "en": [
-        "My name is {PER} and you can reach me at {EMAIL}.",
-        "Please call {PER} on {PHONE} before noon.",
-        "The parcel should be delivered to {ADDRESS} by Friday.",
-        "Wire the deposit to IBAN {IBAN} and send the receipt to {EMAIL}.",
-        "Patient {PER}, born on {DATE}, social security number {SSN}.",
-        "Hi, this is {PER}; my new phone number is {PHONE}.",
-        "Could you update my address to {ADDRESS}?",
-        "Refunds are paid to the account {IBAN} held by {PER}.",
-        "Forward the contract to {EMAIL}, attention {PER}.",
-        "Our tenant {PER} moved out of {ADDRESS} last month.",
-        "For verification, my SSN is {SSN} and my date of birth is {DATE}.",
-        "You can contact the support team at {EMAIL} or {PHONE}.",
-        "The invoice was addressed to {PER}, {ADDRESS}.",
-        "I was born on {DATE} and I live at {ADDRESS}.",
-        "Send the payment to {IBAN}, reference 2024-118.",
-        "{PER} asked us to call back on {PHONE} tomorrow.",
-        "Employee {PER} (SSN {SSN}) starts on Monday.",
-        "Mail the documents to {PER} at {ADDRESS}.",
-        "Her email address is {EMAIL} and her phone is {PHONE}.",
-        "The account holder, {PER}, confirmed the IBAN {IBAN}.",
-        "Date of birth: {DATE}. Phone: {PHONE}.",
-        "Thanks for your order, {PER}! A confirmation was sent to {EMAIL}.",
-        "The meeting is confirmed for Tuesday in the main office.",
-        "Please review the attached report before the next sprint.",
-    ],
-    "fr": [
-        "Je m'appelle {PER} et vous pouvez m'écrire à {EMAIL}.",
-        "Merci de rappeler {PER} au {PHONE} avant midi.",
-        "Le colis doit être livré au {ADDRESS} avant vendredi.",
-        "Veuillez virer l'acompte sur l'IBAN {IBAN} et envoyer le reçu à {EMAIL}.",
-        "Patient {PER}, né le {DATE}, numéro de sécurité sociale {SSN}.",
-        "Bonjour, c'est {PER} ; mon nouveau numéro est le {PHONE}.",
-        "Pourriez-vous mettre à jour mon adresse : {ADDRESS} ?",
-        "Les remboursements sont versés sur le compte {IBAN} au nom de {PER}.",
-        "Transmettez le contrat à {EMAIL}, à l'attention de {PER}.",
-        "Notre locataire {PER} a quitté le {ADDRESS} le mois dernier.",
-        "Pour vérification, mon numéro de sécurité sociale est {SSN} et je suis né le {DATE}.",
-        "Vous pouvez joindre le support à {EMAIL} ou au {PHONE}.",
-        "La facture est adressée à {PER}, {ADDRESS}.",
-        "Je suis née le {DATE} et j'habite au {ADDRESS}.",
-        "Envoyez le paiement sur {IBAN}, référence 2024-118.",
-        "{PER} nous demande de le rappeler demain au {PHONE}.",
-        "La salariée {PER} (NIR {SSN}) commence lundi.",
-        "Envoyez les pièces à {PER}, {ADDRESS}.",
-        "Son adresse électronique est {EMAIL} et son téléphone le {PHONE}.",
-        "Le titulaire du compte, {PER}, a confirmé l'IBAN {IBAN}.",
-        "Date de naissance : {DATE}. Téléphone : {PHONE}.",
-        "Merci pour votre commande, {PER} ! Une confirmation a été envoyée à {EMAIL}.",
-        "La réunion est confirmée pour mardi dans les locaux principaux.",
-        "Merci de relire le rapport joint avant le prochain comité.",
-    ],
+    "en": {
+        "train": [
+            "My name is {PER} and you can reach me at {EMAIL}.",
+            "Please call {PER} on {PHONE} before noon.",
+            "The parcel should be delivered to {ADDRESS} by Friday.",
+            "Patient {PER}, born on {DATE}, social security number {SSN}.",
+            "Hi, this is {PER}; my new phone number is {PHONE}.",
+            "Could you update my address to {ADDRESS}?",
+            "Forward the contract to {EMAIL}, attention {PER}.",
+            "Our tenant {PER} moved out of {ADDRESS} last month.",
+            "For verification, my SSN is {SSN} and my date of birth is {DATE}.",
+            "The invoice was addressed to {PER}, {ADDRESS}.",
+            "I was born on {DATE} and I live at {ADDRESS}.",
+            "Send the payment to {IBAN}, reference 2024-118.",
+            "Employee {PER} (SSN {SSN}) starts on Monday.",
+            "Her email address is {EMAIL} and her phone is {PHONE}.",
+            "Date of birth: {DATE}. Phone: {PHONE}.",
+            "Thanks for your order, {PER}! A confirmation was sent to {EMAIL}.",
+            "Please wire the refund to account {IBAN} in the name of {PER}.",
+            "Our bank details changed: the new IBAN is {IBAN}.",
+            "The claim form lists {SSN} as the insured person's number.",
+            "Reply to {EMAIL} if the address {ADDRESS} is wrong.",
+            "In case of emergency, contact {PER} at {PHONE}.",
+            "{PER} signed the lease on {DATE}.",
+            "Salary is paid monthly to IBAN {IBAN}.",
+            "Registered office: {ADDRESS}. Contact: {EMAIL}.",
+            "The applicant, {PER}, was born on {DATE} and holds SSN {SSN}.",
+            "Text me at {PHONE} when you arrive.",
+            "I forgot my password; my login email is {EMAIL}.",
+            "The meeting is confirmed for Tuesday in the main office.",
+            "Please review the attached report before the next sprint.",
+            "The quarterly results will be published next week.",
+        ],
+        "test": [
+            "Wire the deposit to IBAN {IBAN} and send the receipt to {EMAIL}.",
+            "You can contact the support team at {EMAIL} or {PHONE}.",
+            "{PER} asked us to call back on {PHONE} tomorrow.",
+            "The account holder, {PER}, confirmed the IBAN {IBAN}.",
+            "Mail the documents to {PER} at {ADDRESS}.",
+            "According to the file, {PER} was born on {DATE}.",
+            "His social security number, {SSN}, appears on the payslip.",
+            "Ship it to {ADDRESS} and bill my account {IBAN}.",
+            "New hire: {PER}, date of birth {DATE}, SSN {SSN}, phone {PHONE}.",
+            "The printer on the second floor is out of order again.",
+        ],
+    },
+    "fr": {
+        "train": [
+            "Je m'appelle {PER} et vous pouvez m'écrire à {EMAIL}.",
+            "Merci de rappeler {PER} au {PHONE} avant midi.",
+            "Le colis doit être livré au {ADDRESS} avant vendredi.",
+            "Patient {PER}, né le {DATE}, numéro de sécurité sociale {SSN}.",
+            "Bonjour, c'est {PER} ; mon nouveau numéro est le {PHONE}.",
+            "Pourriez-vous mettre à jour mon adresse : {ADDRESS} ?",
+            "Transmettez le contrat à {EMAIL}, à l'attention de {PER}.",
+            "Notre locataire {PER} a quitté le {ADDRESS} le mois dernier.",
+            "Pour vérification, mon numéro de sécurité sociale est {SSN} et je suis né le {DATE}.",
+            "La facture est adressée à {PER}, {ADDRESS}.",
+            "Je suis née le {DATE} et j'habite au {ADDRESS}.",
+            "Envoyez le paiement sur {IBAN}, référence 2024-118.",
+            "La salariée {PER} (NIR {SSN}) commence lundi.",
+            "Son adresse électronique est {EMAIL} et son téléphone le {PHONE}.",
+            "Date de naissance : {DATE}. Téléphone : {PHONE}.",
+            "Merci pour votre commande, {PER} ! Une confirmation a été envoyée à {EMAIL}.",
+            "Merci de virer le remboursement sur le compte {IBAN} au nom de {PER}.",
+            "Nos coordonnées bancaires changent : le nouvel IBAN est {IBAN}.",
+            "Le formulaire indique {SSN} comme numéro de l'assuré.",
+            "Répondez à {EMAIL} si l'adresse {ADDRESS} est erronée.",
+            "En cas d'urgence, contactez {PER} au {PHONE}.",
+            "{PER} a signé le bail le {DATE}.",
+            "Le salaire est versé chaque mois sur l'IBAN {IBAN}.",
+            "Siège social : {ADDRESS}. Contact : {EMAIL}.",
+            "Le candidat, {PER}, est né le {DATE} et son NIR est {SSN}.",
+            "Envoyez-moi un SMS au {PHONE} en arrivant.",
+            "J'ai oublié mon mot de passe ; mon identifiant est {EMAIL}.",
+            "La réunion est confirmée pour mardi dans les locaux principaux.",
+            "Merci de relire le rapport joint avant le prochain comité.",
+            "Les résultats trimestriels seront publiés la semaine prochaine.",
+        ],
+        "test": [
+            "Veuillez virer l'acompte sur l'IBAN {IBAN} et envoyer le reçu à {EMAIL}.",
+            "Vous pouvez joindre le support à {EMAIL} ou au {PHONE}.",
+            "{PER} nous demande de le rappeler demain au {PHONE}.",
+            "Le titulaire du compte, {PER}, a confirmé l'IBAN {IBAN}.",
+            "Envoyez les pièces à {PER}, {ADDRESS}.",
+            "D'après le dossier, {PER} est né le {DATE}.",
+            "Son numéro de sécurité sociale, {SSN}, figure sur la fiche de paie.",
+            "Livrez au {ADDRESS} et prélevez sur mon compte {IBAN}.",
+            "Nouvelle recrue : {PER}, née le {DATE}, NIR {SSN}, téléphone {PHONE}.",
+            "L'imprimante du deuxième étage est encore en panne.",
+        ],
+    },
 }
 MONTHS = {
     "en": ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
@@ -87,8 +129,7 @@ def templates(language: str, pool: str) -> list[str]:
         raise ValueError(f"language must be en, fr or mixed, got {language!r}")
     if pool not in ("train", "test"):
         raise ValueError(f"pool must be train or test, got {pool!r}")
-    all_t = TEMPLATES[language]
-    return [t for i, t in enumerate(all_t) if (i % 4 == 3) == (pool == "test")]
+    return list(TEMPLATES[language][pool])
 
 
 def _grouped(value: str, rng: random.Random, size: int = 4) -> str:

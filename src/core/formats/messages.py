@@ -50,7 +50,7 @@ class ChatExample:
         return self.messages[-1]["content"]
 
     def to_json(self) -> dict[str, Any]:
-        return {"messages": self.messages}
+        return {"id": self.id, "messages": self.messages}
 
 
 def validate_messages(obj: Any) -> list[str]:

@@ -63,6 +63,7 @@ def parse_markdown(text: str) -> tuple[str | None, list[Section]]:
     current: Section | None = None
     paragraph: list[str] = []
     body: list[str] = []
+    glossary_entries: list[Section] = []  # listed after the section that holds them
 
     def flush_paragraph() -> None:
         nonlocal paragraph
@@ -75,6 +76,8 @@ def parse_markdown(text: str) -> tuple[str | None, list[Section]]:
         if current is not None:
             current.body = "\n".join(body).strip()
             sections.append(current)
+        sections.extend(glossary_entries)
+        glossary_entries.clear()
 
     for line in lines:
         heading = _HEADING.match(line)
@@ -103,7 +106,7 @@ def parse_markdown(text: str) -> tuple[str | None, list[Section]]:
         if glossary:
             flush_paragraph()
             term, value = _clean(glossary.group("term")), _clean(glossary.group("v"))
-            sections.append(Section(name=term, definition=first_sentence(value), body=value))
+            glossary_entries.append(Section(name=term, definition=first_sentence(value), body=value))
             continue
         if re.match(r"^\s*([-*+]|\d+\.)\s+", line):
             flush_paragraph()

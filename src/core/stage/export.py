@@ -215,14 +215,20 @@ def verify_ct2(model_dir: str | Path, ct2_dir: str | Path, audio_paths: Sequence
     exported = Ct2Whisper(ct2_dir)
     code = language_code(language)
 
-    t0 = time.perf_counter()
-    hf_texts = [reference.transcribe(w, code) for w in waves]
-    hf_seconds = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    ct2_out = [exported.transcribe(w, code) for w in waves]
-    ct2_seconds = time.perf_counter() - t0
-    ct2_texts = [text for text, _ in ct2_out]
-    languages = sorted({lang for _, lang in ct2_out})
+    hf_texts, ct2_texts, languages = [], [], set()
+    hf_seconds = ct2_seconds = 0.0
+    for i, wave in enumerate(waves):
+        # Alternate which engine goes first so a change of machine load hits both alike.
+        for engine in (("hf", "ct2") if i % 2 == 0 else ("ct2", "hf")):
+            t0 = time.perf_counter()
+            if engine == "hf":
+                hf_texts.append(reference.transcribe(wave, code))
+                hf_seconds += time.perf_counter() - t0
+            else:
+                text, decoded_language = exported.transcribe(wave, code)
+                ct2_seconds += time.perf_counter() - t0
+                ct2_texts.append(text)
+                languages.add(decoded_language)
 
     agreement = agreement_metrics(hf_texts, ct2_texts)
     audio_seconds = sum(len(w) for w in waves) / 16_000
@@ -230,7 +236,7 @@ def verify_ct2(model_dir: str | Path, ct2_dir: str | Path, audio_paths: Sequence
         "samples": len(waves),
         "language": code,
         "ct2_multilingual": exported.multilingual,
-        "ct2_decoded_languages": languages,
+        "ct2_decoded_languages": sorted(languages),
         "ct2_path": "faster_whisper.WhisperModel.transcribe" if exported.uses_faster_whisper_transcribe
         else f"ctranslate2 generate on {exported.window_frames}-frame windows (faster-whisper's transcribe() "
              f"assumes 3000-frame windows)",

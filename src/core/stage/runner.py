@@ -12,6 +12,7 @@ import json
 import os
 import time
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +54,34 @@ def _write_json(path: Path, payload: Any) -> None:
     tmp.replace(path)
 
 
+def process_rank() -> tuple[int, int]:
+    """(rank, world size) under accelerate/torchrun; (0, 1) for a single process."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+@contextmanager
+def main_process_first(world_size: int):
+    """Rank 0 prepares (generates data, fills the feature cache) while the others wait, then
+    they read the cache: no two processes write the same files."""
+    if world_size == 1:
+        yield
+        return
+    from accelerate import PartialState
+
+    with PartialState().main_process_first():
+        yield
+
+
 def run_stage(spec: StageSpec, out_dir: Path, cache_dir: Path | None = None) -> StageResult:
+    rank, world_size = process_rank()
+    return _run_stage(spec, out_dir, cache_dir, rank, world_size)
+
+
+def _run_stage(spec: StageSpec, out_dir: Path, cache_dir: Path | None, rank: int, world_size: int) -> StageResult:
+    main = rank == 0
     out_dir.mkdir(parents=True, exist_ok=True)
-    events = EventLog(out_dir / "events.jsonl")
+    # Every rank trains (data parallel); only rank 0 writes the stage's outputs and events.
+    events = EventLog(out_dir / ("events.jsonl" if main else f"events.rank{rank}.jsonl"))
     events.start_heartbeat()
     meta: dict[str, Any] = {
         "status": "running",
@@ -64,7 +90,9 @@ def run_stage(spec: StageSpec, out_dir: Path, cache_dir: Path | None = None) -> 
         "started_at": time.time(),
         "pid": os.getpid(),
     }
-    _write_json(out_dir / "meta.json", meta)
+    write_json = _write_json if main else (lambda path, payload: None)
+    write_predictions = _write_predictions if main else (lambda out, phase, outcomes: None)
+    write_json(out_dir / "meta.json", meta)
     timings: dict[str, float] = {}
     try:
         ctx = RecipeContext(
@@ -87,7 +115,8 @@ def run_stage(spec: StageSpec, out_dir: Path, cache_dir: Path | None = None) -> 
             events.set_phase(phase, "end")
             return result
 
-        data_report = timed("prepare", recipe.prepare)
+        with main_process_first(world_size):
+            data_report = timed("prepare", recipe.prepare)
         timed("load", recipe.load_model, spec.base_model)
 
         baseline_file = out_dir / "baseline.json"
@@ -97,13 +126,14 @@ def run_stage(spec: StageSpec, out_dir: Path, cache_dir: Path | None = None) -> 
         else:
             # Seed 000 rule 5: evaluate the starting model before training.
             baseline = timed("baseline", recipe.evaluate, "baseline")
-            _write_predictions(out_dir, "baseline", baseline)
-            _write_json(baseline_file, {"key": spec.key, "metrics": {k: v.metrics for k, v in baseline.items()}})
+            write_predictions(out_dir, "baseline", baseline)
+            write_json(baseline_file, {"key": spec.key, "metrics": {k: v.metrics for k, v in baseline.items()}})
 
         train_summary = timed("train", recipe.train)
         final = timed("final", recipe.evaluate, "final")
-        _write_predictions(out_dir, "final", final)
-        timed("save", recipe.save, out_dir / "model")
+        write_predictions(out_dir, "final", final)
+        if main:
+            timed("save", recipe.save, out_dir / "model")
 
         roles = {e.name: e.role for e in spec.stage.evals}
         sizes = {name: len(o.rows) for name, o in final.items()}
@@ -120,9 +150,9 @@ def run_stage(spec: StageSpec, out_dir: Path, cache_dir: Path | None = None) -> 
             data=data_report,
             timings_s=timings,
         )
-        _write_json(out_dir / "metrics.json", result.model_dump(mode="json"))
+        write_json(out_dir / "metrics.json", result.model_dump(mode="json"))
         meta.update(status="succeeded", finished_at=time.time(), metrics_file="metrics.json")
-        _write_json(out_dir / "meta.json", meta)
+        write_json(out_dir / "meta.json", meta)
         events.emit("done", status="succeeded")
         return result
     except BaseException as exc:
@@ -130,7 +160,7 @@ def run_stage(spec: StageSpec, out_dir: Path, cache_dir: Path | None = None) -> 
         events.emit("error", error=f"{type(exc).__name__}: {exc}", traceback=tb)
         meta.update(status="cancelled" if isinstance(exc, KeyboardInterrupt) else "failed",
                     error=f"{type(exc).__name__}: {exc}", finished_at=time.time())
-        _write_json(out_dir / "meta.json", meta)
+        write_json(out_dir / "meta.json", meta)
         raise
     finally:
         events.close()

@@ -74,14 +74,23 @@ class LinearHead(nn.Module):
         return out
 
 
+def backbone_hidden(backbone: nn.Module, input_ids, attention_mask, layers: list[int]) -> torch.Tensor:
+    """Hidden states of the chosen layers, concatenated on the last dimension."""
+    if layers == [-1]:
+        return backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    states = backbone(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True).hidden_states
+    return torch.cat([states[i] for i in layers], dim=-1)
+
+
 class BackboneTokenClassifier(nn.Module):
     """Backbone + head for training on token ids. A frozen backbone is held outside the module
     tree (no gradients, not in checkpoints: the Trainer only sees and saves the head)."""
 
-    def __init__(self, backbone: nn.Module, head: LinearHead, frozen: bool):
+    def __init__(self, backbone: nn.Module, head: LinearHead, frozen: bool, layers: list[int]):
         super().__init__()
         self.head = head
         self.frozen = frozen
+        self.layers = list(layers)
         if frozen:
             object.__setattr__(self, "_backbone", backbone)
         else:
@@ -94,11 +103,39 @@ class BackboneTokenClassifier(nn.Module):
     def hidden(self, input_ids, attention_mask) -> torch.Tensor:
         if self.frozen:
             with torch.no_grad():
-                return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+                return backbone_hidden(self.encoder, input_ids, attention_mask, self.layers)
+        return backbone_hidden(self.encoder, input_ids, attention_mask, self.layers)
 
     def forward(self, input_ids, attention_mask, labels=None, **_: Any) -> dict:
         return self.head(self.hidden(input_ids, attention_mask), labels)
+
+
+def bio_transitions(labels: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(start allowed [L], transition allowed [L, L]) for IOB2: I-X only after B-X or I-X."""
+    n = len(labels)
+    start = torch.tensor([not x.startswith("I-") for x in labels])
+    trans = torch.ones(n, n, dtype=torch.bool)
+    for j, cur in enumerate(labels):
+        if cur.startswith("I-"):
+            for i, prev in enumerate(labels):
+                trans[i, j] = prev[2:] == cur[2:] and prev[:2] in ("B-", "I-")
+    return start, trans
+
+
+def bio_viterbi(log_probs: torch.Tensor, start: torch.Tensor, trans: torch.Tensor) -> list[int]:
+    """Most probable label sequence (sum of per-word log-probabilities) among valid IOB2 ones."""
+    neg = torch.tensor(float("-inf"))
+    score = torch.where(start, log_probs[0], neg)
+    back = []
+    for t in range(1, len(log_probs)):
+        cand = score.unsqueeze(1) + torch.where(trans, 0.0, neg)  # [prev, cur]
+        best, idx = cand.max(0)
+        back.append(idx)
+        score = best + log_probs[t]
+    path = [int(score.argmax())]
+    for idx in reversed(back):
+        path.append(int(idx[path[-1]]))
+    return path[::-1]
 
 
 # -- data ---------------------------------------------------------------------------------
@@ -227,7 +264,7 @@ class TokenClsRecipe:
         self.labels: list[str] = []
         self.train_set: EncodedSet | None = None
         self.eval_sets: dict[str, EncodedSet] = {}
-        self._feature_key: str | None = None
+        self.layers: list[int] = [-1]
 
     # -- references -------------------------------------------------------------------------
     def _upstream_meta(self, model_ref: str) -> tuple[Path, dict] | None:
@@ -343,10 +380,20 @@ class TokenClsRecipe:
                 self.ctx.events.log("gradient_checkpointing ignored: the frozen backbone keeps no activations "
                                     "for backward", "warning")
         elif t.gradient_checkpointing:
-            backbone.gradient_checkpointing_enable()
+            enable = getattr(backbone, "activation_checkpointing_enable", None) or backbone.gradient_checkpointing_enable
+            enable()
         self.backbone = backbone.to(self.ctx.device)
         self.backbone_ref, self.backbone_saved_copy = recorded, copy
-        hidden = backbone.config.hidden_size
+        self.layers = list(self.settings.hidden_layers)
+        if upstream is not None and upstream[1].get("hidden_layers", [-1]) != self.layers:
+            raise ValueError(f"{upstream[0]}: its head reads hidden_layers {upstream[1].get('hidden_layers', [-1])} "
+                             f"but this stage sets {self.layers}: use the same token_cls.hidden_layers in every stage")
+        depth = backbone.config.num_hidden_layers
+        bad = [i for i in self.layers if not -(depth + 1) <= i <= depth]
+        if bad:
+            raise ValueError(f"token_cls.hidden_layers {bad} out of range: the backbone has {depth} layers "
+                             f"(0 = embeddings, {depth} or -1 = last)")
+        hidden = backbone.config.hidden_size * len(self.layers)
         self.labels = self._label_list(upstream[1]["labels"] if upstream else None)
         torch.manual_seed(t.seed)
         head = LinearHead(hidden, len(self.labels), self.settings.dropout)
@@ -365,8 +412,6 @@ class TokenClsRecipe:
         self.ctx.events.log(f"backbone {recorded}: {total:,} parameters, {trainable:,} trainable "
                             f"({trainable / total:.3%}); {len(self.labels)} labels")
         self._params = (total, trainable)
-        key = json.dumps([location, frozen, self.settings.max_length, self.settings.label_all_subtokens, str(dtype)])
-        self._feature_key = key
 
     @property
     def label2id(self) -> dict[str, int]:
@@ -395,7 +440,7 @@ class TokenClsRecipe:
                 n = len(items[i].input_ids)
                 ids[row, :n] = torch.tensor(items[i].input_ids)
                 mask[row, :n] = 1
-            hidden = self.backbone(input_ids=ids.to(self.ctx.device), attention_mask=mask.to(self.ctx.device)).last_hidden_state
+            hidden = backbone_hidden(self.backbone, ids.to(self.ctx.device), mask.to(self.ctx.device), self.layers)
             for row, i in enumerate(batch):
                 out[i] = hidden[row, items[i].positions].to("cpu", torch.float16).clone()
             self.ctx.events.progress(min(start + size, len(order)), len(order))
@@ -415,7 +460,7 @@ class TokenClsRecipe:
         if self._use_features():
             self._ensure_features(encoded)
             return [self.head(f.to(self.ctx.device).float())["logits"].cpu() for f in encoded.features]
-        model = BackboneTokenClassifier(self.backbone, self.head, self.settings.freeze_backbone)
+        model = BackboneTokenClassifier(self.backbone, self.head, self.settings.freeze_backbone, self.layers)
         model.eval()
         collate = TokenCollator(self.tokenizer.pad_token_id)
         items = encoded.items
@@ -430,13 +475,21 @@ class TokenClsRecipe:
         return out
 
     def predict(self, encoded: EncodedSet) -> list[list[str]]:
-        """One tag per word: the argmax at the word's first sub-token; truncated words are O."""
+        """One tag per word, read at the word's first sub-token (``decoding``: argmax or BIO
+        Viterbi); words cut off by max_length are O."""
         logits = self._position_logits(encoded)
+        viterbi = self.settings.decoding == "bio_viterbi"
+        allowed = bio_transitions(self.labels) if viterbi else None
         predictions = []
         for item, lg in zip(encoded.items, logits):
-            ids = lg.argmax(-1).tolist() if len(lg) else []
-            tags = [self.labels[ids[j]] for j in item.word_first]
-            predictions.append(tags + ["O"] * item.truncated_words)
+            words = lg[item.word_first] if len(lg) else lg
+            if not len(words):
+                ids: list[int] = []
+            elif viterbi:
+                ids = bio_viterbi(torch.log_softmax(words.float(), -1), *allowed)
+            else:
+                ids = words.argmax(-1).tolist()
+            predictions.append([self.labels[i] for i in ids] + ["O"] * item.truncated_words)
         return predictions
 
     def evaluate(self, phase: str) -> dict[str, EvalOutcome]:
@@ -540,7 +593,7 @@ class TokenClsRecipe:
                 eval_ds = FeatureDataset(primary, label2id)
             collator = collate_features
         else:
-            model = BackboneTokenClassifier(self.backbone, self.head, self.settings.freeze_backbone)
+            model = BackboneTokenClassifier(self.backbone, self.head, self.settings.freeze_backbone, self.layers)
             train_ds = TokenDataset(self.train_set, label2id)
             eval_ds = TokenDataset(primary, label2id) if self.training.eval_strategy != "no" else None
             collator = TokenCollator(self.tokenizer.pad_token_id)
@@ -580,6 +633,7 @@ class TokenClsRecipe:
             "backbone": backbone_ref,
             "backbone_frozen": self.settings.freeze_backbone,
             "hidden_size": int(self.backbone.config.hidden_size),
+            "hidden_layers": self.layers,
             "labels": self.labels,
             "label2id": self.label2id,
             "id2label": {str(i): label for i, label in enumerate(self.labels)},

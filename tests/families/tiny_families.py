@@ -1,0 +1,169 @@
+"""Tiny real artefacts for the token_cls and sft tests: random-weight models built from
+configs with tokenizers trained here (no download), small data files and pipeline files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+PII_ROWS = [
+    {"text": "Call Ana Lopez at ana@example.org today.", "spans": [{"start": 5, "end": 14, "label": "PER"},
+                                                                   {"start": 18, "end": 33, "label": "EMAIL"}]},
+    {"tokens": ["Écrivez", "à", "jean.dupont@exemple.fr", "merci", "."], "tags": ["O", "O", "B-EMAIL", "O", "O"]},
+    {"tokens": ["Marie", "Curie", "habite", "ici"], "tags": ["B-PER", "I-PER", "O", "O"]},
+    {"text": "Nothing personal in this sentence.", "spans": []},
+]
+
+CHAT_ROWS = [
+    {"messages": [{"role": "system", "content": "Tu réponds sur le catalogue."},
+                  {"role": "user", "content": "Qu'est-ce que ORCHIS ?"},
+                  {"role": "assistant", "content": "ORCHIS gère les congés."}]},
+    {"messages": [{"role": "user", "content": "Qui héberge ORCHIS ?"},
+                  {"role": "assistant", "content": "Le datacenter de Lille."}]},
+    {"messages": [{"role": "user", "content": "Qui pilote PLANEO ?"},
+                  {"role": "assistant", "content": "Karim Benali."}]},
+]
+
+DOCUMENT = """# Catalogue de test
+
+Un petit catalogue pour les tests.
+
+## ORCHIS
+
+ORCHIS est l'application de gestion des congés. Elle date de 2016.
+
+- **Responsable** : Claire Moreau
+- **Hébergement** : datacenter de Lille
+- Technologie : Java et PostgreSQL
+
+## PLANEO
+
+PLANEO est l'outil de planification des interventions.
+
+- **Responsable** : Karim Benali
+- **Couleur préférée** : bleu
+
+**Glossaire** : un terme défini en une ligne.
+"""
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def build_tiny_bert(out: Path) -> Path:
+    """A 1-layer BertModel (hidden 16) + a WordPiece tokenizer trained on a few sentences."""
+    if (out / "config.json").exists():
+        return out
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    texts = [r.get("text") or " ".join(r["tokens"]) for r in PII_ROWS] * 3 + [
+        "Please send the invoice to the address above.", "Le colis est livré au 12 rue de la Paix, Paris."]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=300, special_tokens=specials, show_progress=False))
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))])
+    wrapped = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                                      sep_token="[SEP]", mask_token="[MASK]")
+    import torch
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(wrapped), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64)
+    out.mkdir(parents=True, exist_ok=True)
+    BertModel(config).save_pretrained(out)
+    wrapped.save_pretrained(out)
+    return out
+
+
+def build_tiny_chat(out: Path) -> Path:
+    """A 1-layer Llama (hidden 16) with a byte-level BPE tokenizer and a ChatML template."""
+    if (out / "config.json").exists():
+        return out
+    from core.stage.tiny_llama import build_model, build_tokenizer
+
+    texts = [m["content"] for r in CHAT_ROWS for m in r["messages"]] + DOCUMENT.splitlines()
+    tok = build_tokenizer(texts * 2, vocab_size=400)
+    model = build_model(tok, hidden=16, layers=1, heads=2, intermediate=32, max_positions=128)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def token_cls_pipeline(path: Path, base_model: str, train: Path, test: Path, stages: int = 2,
+                       name: str = "tiny-pii", **stage_overrides) -> Path:
+    data = lambda p: {"kind": "jsonl", "path": str(p)}  # noqa: E731
+    plan = {
+        "name": name,
+        "family": "token_cls",
+        "base_model": base_model,
+        "defaults": {
+            "token_cls": {"max_length": 32},
+            "training": {"max_steps": 1, "per_device_train_batch_size": 2, "learning_rate": 1e-2,
+                         "logging_steps": 1, "save_steps": 1},
+            "backend": {"kind": "local", "device": "cpu"},
+        },
+        "stages": [
+            {"name": "first", "output_name": f"{name}-first", "train": data(train),
+             "evals": [{"name": "test", "role": "primary", "data": data(test)}]},
+            {"name": "second", "output_name": f"{name}-second", "train": data(train),
+             "evals": [{"name": "test", "role": "primary", "data": data(test)},
+                       {"name": "again", "role": "guard", "max_regression": 1.0, "data": data(test)}]},
+        ][:stages],
+    }
+    for stage in plan["stages"]:
+        stage.update(stage_overrides)
+    path.write_text(yaml.safe_dump(plan, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def sft_pipeline(path: Path, base_model: str, train: Path, test: Path, stages: int = 2, name: str = "tiny-sft",
+                 **stage_overrides) -> Path:
+    data = lambda p: {"kind": "jsonl", "path": str(p)}  # noqa: E731
+    plan = {
+        "name": name,
+        "family": "sft",
+        "base_model": base_model,
+        "defaults": {
+            "generation": {"max_new_tokens": 4, "batch_size": 4},
+            "training": {"max_steps": 1, "per_device_train_batch_size": 2, "learning_rate": 1e-2,
+                         "logging_steps": 1, "max_length": 64, "save_steps": 1,
+                         "lora": {"r": 2, "alpha": 4, "target_modules": ["q_proj", "v_proj"]}},
+            "backend": {"kind": "local", "device": "cpu"},
+        },
+        "stages": [
+            {"name": "facts", "output_name": f"{name}-facts", "train": data(train),
+             "evals": [{"name": "test", "role": "primary", "data": data(test)}]},
+            {"name": "more", "output_name": f"{name}-more", "train": data(train),
+             "evals": [{"name": "test", "role": "primary", "data": data(test)}]},
+        ][:stages],
+    }
+    for stage in plan["stages"]:
+        stage.update(stage_overrides)
+    path.write_text(yaml.safe_dump(plan, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def run_pipeline_stages(pipeline: Path, out: Path, cache: Path) -> list:
+    """Run every stage in-process through the stage runner, chaining model folders."""
+    from core.config import load_pipeline
+    from core.plan import plan, upstream_of
+    from core.stage.runner import run_stage
+
+    results = []
+    for spec in plan(load_pipeline(pipeline), code_version="dev", pipeline_file=str(pipeline)):
+        upstream = upstream_of(spec.base_model)
+        if upstream:
+            spec = spec.with_base_model(str(out / upstream / "model"))
+        results.append(run_stage(spec, out / spec.name, cache))
+    return results
