@@ -15,8 +15,9 @@ app = typer.Typer(help="Progressive fine-tuning pipelines, run by Prefect, track
                   no_args_is_help=True, pretty_exceptions_enable=False)
 data_app = typer.Typer(help="Check data before training.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-console = Console()
-err = Console(stderr=True)
+# Wide enough for the summary table when the output is a file or a CI log (rich's default is 80).
+console = Console(width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -185,12 +186,12 @@ def summary(pipeline: str = typer.Argument(..., help="pipeline name or file"),
         return
     table = Table(title=f"{info['experiment']} — run {info['parent_run_id']} ({info['status']})")
     for col in ("stage", "eval set", "metric", "baseline", "final", "Δ", "gate", "model v"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=True)
     for st in info["stages"]:
         first = True
         for r in st["rows"]:
             delta = r["delta"]
-            good = delta is not None and ((delta < 0) if r["metric"] in ("wer", "cer", "normalized_wer") else (delta > 0))
+            good = delta is not None and ((delta < 0) if r["metric"] in ("wer", "cer") else (delta > 0))
             table.add_row(st["stage"] if first else "", r["set"], r["metric"], _fmt(r["baseline"]), _fmt(r["final"]),
                           f"[{'green' if good else 'red'}]{_fmt(delta, signed=True)}[/]",
                           (st["gate"] or "") if first else "", (st["model_version"] or "") if first else "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from core.tracking import schema as S
 from core.tracking.mlflow_store import client
 
-HEADLINE = ("wer", "cer", "normalized_wer", "medical_term_accuracy", "f1_weighted", "f1_macro", "exact_match", "token_f1")
+HEADLINE = ("wer", "cer", "medical_term_accuracy", "f1_weighted", "f1_macro", "f1_micro", "exact_match", "token_f1")
 
 
 def latest_pipeline_summary(experiment: str, tracking_uri: str | None = None) -> dict:
