@@ -69,6 +69,9 @@ def markdown(rows: list[dict], context: dict) -> str:
     lines += ["", "## Notes", ""]
     for row in rows:
         lines.append(f"- **{row['name']}**: {row.get('notes', '')}")
+        if "fixed_overhead_s" in row:
+            lines.append(f"  - flow {row['reference_median_s']} s vs direct {row['candidate_median_s']} s: "
+                         f"{row['fixed_overhead_s']} s of orchestration per stage")
         if "ceiling_if_decoding_were_free" in row:
             lines.append(f"  - encoder alone: {row['encoder_only_s']} s for the set; seed 003 median "
                          f"{row['reference_median_s']} s, so even free decoding could not exceed "

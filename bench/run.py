@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += eval_bench.evaluation_rows(recipe, model, ct2_dirs, args.rounds, args.threads)
     if "prep" in selected:
         say(f"preprocessing: {args.prep_count} utterances x {args.rounds} rounds (cold and cached)")
-        rows += prep_bench.palier_vs_seed001(recipe, train_manifest, work, args.rounds)
+        rows += prep_bench.preprocessing_rows(recipe, train_manifest, work, args.rounds)
     if "export" in selected:
         say("export verification")
         audio = export_bench.held_out_audio(eval_manifest, args.verify_count)

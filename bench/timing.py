@@ -32,11 +32,17 @@ class Rounds:
 
 
 def interleave(variants: dict[str, Callable[[], Any]], rounds: int,
-               before_each: Callable[[], None] | None = None) -> Rounds:
+               before_each: Callable[[], None] | None = None, warmup: bool = False) -> Rounds:
     """Run every variant once per round, rotating the order each round so that a change of
-    load during a round does not always land on the same variant. Keeps the last results."""
+    load during a round does not always land on the same variant. Keeps the last results.
+    ``warmup``: one untimed run of each first (lazy imports, first-call caches)."""
     out = Rounds(seconds={name: [] for name in variants})
     names = list(variants)
+    if warmup:
+        for name in names:
+            if before_each is not None:
+                before_each()
+            variants[name]()
     for i in range(rounds):
         shift = i % len(names)
         for name in names[shift:] + names[:shift]:

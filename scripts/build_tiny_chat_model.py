@@ -2,7 +2,7 @@
 
     python scripts/build_tiny_chat_model.py --out models/tiny-chat-fr
 
-A Llama-style causal LM from a config (4 layers, hidden 128, ~1.2M parameters, ~5 MB) with a
+A Llama-style causal LM from a config (4 layers, hidden 128, ~0.94M parameters, 3.7 MB) with a
 byte-level BPE tokenizer trained here and a ChatML chat template. It is pre-trained (all
 weights) on question/answer chats about an *invented* catalogue of 60 applications that
 shares no name, person or purpose with the demo's catalogue (data/catalogue/): like a small
@@ -128,9 +128,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(args.out)
     tokenizer.save_pretrained(args.out)
-    card = (f"# tiny-chat-fr\n\nBuilt by `python scripts/build_tiny_chat_model.py --out {args.out.name}` "
+    card = (f"# tiny-chat-fr\n\nBuilt by `python scripts/build_tiny_chat_model.py --out models/{args.out.name}` "
             f"({args.steps} steps, batch {args.batch}, lr {args.lr}).\n\n"
-            "A ~1.2M-parameter Llama-style chat model (ChatML template) pre-trained on question/answer chats about "
+            "A ~0.94M-parameter Llama-style chat model (ChatML template) pre-trained on question/answer chats about "
             "an invented catalogue of applications. It knows the format, not the demo's facts.\n\n"
             f"- held-out chats of its own catalogue: {json.dumps({k: round(v, 3) for k, v in own.items()})}\n"
             f"- demo catalogue (never seen): {json.dumps({k: round(v, 3) for k, v in demo.items()})}\n")

@@ -40,7 +40,11 @@ class Answerer:
     """A loaded chat model that answers questions (one turn each, optional system prompt)."""
 
     def __init__(self, model_dir: Path, device: str = "auto", system: str | None = None):
+        from transformers.utils import logging as hf_logging
+
         from core.stage.sft_infer import load_chat_model
+
+        hf_logging.disable_progress_bar()  # "Loading weights" bars would mix with the answers
 
         self.device = pick_device(device)
         self.model, self.tokenizer = load_chat_model(model_dir, self.device)

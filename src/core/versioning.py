@@ -9,7 +9,7 @@ from pathlib import Path
 
 from core.config.common import CsvData, FolderData, GeneratedData, HubData, JsonlData
 
-_RESULT_AFFECTING = ("stage", "metrics", "demo")
+_RESULT_AFFECTING = ("stage", "metrics", "demo", "formats", "qa")
 
 
 @lru_cache(maxsize=1)
@@ -48,6 +48,11 @@ def data_digest(source, base_dir: Path | None) -> str:
             return "missing"
         listing = [(p.relative_to(root).as_posix(), p.stat().st_size) for p in sorted(root.rglob("*")) if p.is_file()]
         return hashlib.sha256(json.dumps(listing).encode()).hexdigest()[:16]
-    if isinstance(source, (HubData, GeneratedData)):
+    if isinstance(source, GeneratedData):
+        # A generator that reads a file (a document to turn into Q/A) depends on its content.
+        files = sorted(str(v) for k, v in source.params.items() if k in ("document", "chat_template"))
+        content = [_file_digest(resolve(f)) if resolve(f).exists() else "missing" for f in files]
+        return hashlib.sha256((source.model_dump_json() + json.dumps(content)).encode()).hexdigest()[:16]
+    if isinstance(source, HubData):
         return hashlib.sha256(source.model_dump_json().encode()).hexdigest()[:16]
     return "unknown"

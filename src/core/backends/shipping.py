@@ -103,8 +103,9 @@ def path_fields(spec: StageSpec) -> Iterator[tuple[str, Any]]:
     yield "train", spec.stage.train
     for eval_set in spec.stage.evals:
         yield f"eval:{eval_set.name}", eval_set.data
-    if spec.stage.lexicon:
-        yield "lexicon", spec.stage.lexicon
+    lexicon = getattr(spec.stage, "lexicon", None)  # ASR stages only
+    if lexicon:
+        yield "lexicon", lexicon
 
 
 def local_inputs(spec: StageSpec) -> list[LocalInput]:

@@ -16,9 +16,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from core.formats.messages import write_messages
+from core.formats.messages import split_examples, write_messages
 from core.qa import Section, generate_training, parse_document
-from core.formats.messages import split_examples
 
 HOSTS = ["datacenter de Lille", "datacenter de Rennes", "cloud interne Nuage-Est", "prestataire Hexaplan",
          "datacenter de Nantes", "cloud public Azur-Ouest"]

@@ -89,18 +89,28 @@ CONDITION_TEMPLATES = [
     "le dossier mentionne {indef} connue",
     "il faut surveiller {defi} chaque semaine",
     "le rapport décrit {indef} sans gravité",
+    "nous traitons {defi} depuis lundi",
+    "elle consulte pour {indef} récente",
+    "le scanner évoque {indef} probable",
+    "on écarte {indef} après examen",
+    "{defi} reste stable ce mois",
+    "le compte rendu confirme {defi}",
 ]
 TREATMENT_TEMPLATES = [
     "le patient reçoit {indef} matin et soir",
     "on poursuit {defi} pendant une semaine",
     "la patiente tolère bien {defi}",
     "le médecin arrête {defi} ce matin",
+    "nous ajoutons {indef} au traitement",
+    "il prend {indef} depuis une semaine",
 ]
 EXAM_TEMPLATES = [
     "nous demandons {indef} en urgence",
     "le résultat de {defi} arrive demain",
     "le médecin a prescrit {indef} hier",
     "on refait {indef} la semaine prochaine",
+    "on prévoit {defi} lundi",
+    "le service programme {indef} demain",
 ]
 
 

@@ -55,10 +55,18 @@ RECIPES: dict[str, Callable[..., Path]] = {
 PRODUCED = ".produced"  # the finished output's path, relative to its folder
 
 
+def _recipe_code_digest() -> str:
+    """Generated data changes when the code that makes it changes (sentences, voices)."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def generate(generator: str, params: dict, cache_dir: Path) -> Path:
     if generator not in RECIPES:
         raise ValueError(f"unknown data generator {generator!r}; known: {sorted(RECIPES)}")
-    digest = hashlib.sha256(json.dumps([generator, params], sort_keys=True).encode()).hexdigest()[:12]
+    digest = hashlib.sha256(json.dumps([generator, params, _recipe_code_digest()], sort_keys=True).encode()).hexdigest()[:12]
     out = cache_dir / "generated" / f"{generator}-{digest}"
     manifest = out / "manifest.csv"
     if (out / PRODUCED).exists():

@@ -214,7 +214,8 @@ class AsrRecipe:
         order = sorted(indices if indices is not None else range(len(prepared)), key=lambda i: prepared.durations[i])
         size = self._eval_batch_size()
         rate = self._tokens_per_second()
-        cap = self.stage.training.generation_max_length
+        # Whisper refuses a prompt (4 tokens) plus new tokens beyond its decoder positions.
+        cap = min(self.stage.training.generation_max_length, model.config.max_target_positions - 4)
         device = next(model.parameters()).device
         dtype = torch.float16 if (self.ctx.device == "cuda" and self.stage.training.fp16) else (
             torch.bfloat16 if (self.ctx.device == "cuda" and self.stage.training.bf16) else torch.float32)

@@ -268,7 +268,7 @@ def agreement_metrics(reference: Sequence[str], candidate: Sequence[str]) -> dic
 
 
 # -- the optional last step of a stage ----------------------------------------------------
-def export_stage_output(spec, model_dir: Path, out_dir: Path, cache_dir: Path) -> dict[str, Any]:
+def export_stage_output(spec, model_dir: Path, out_dir: Path, cache_dir: Path, events=None) -> dict[str, Any]:
     """Export the stage's saved model and verify it on the first utterances of its primary
     eval set. Returns the report stored as ``StageResult.exported``."""
     from core.stage.sources import speech_records
@@ -281,6 +281,11 @@ def export_stage_output(spec, model_dir: Path, out_dir: Path, cache_dir: Path) -
     export_ct2(model_dir, out_dir, settings.quantization)
     seconds = time.perf_counter() - t0
     report = verify_ct2(model_dir, out_dir, audio, spec.language)
+    if events is not None:
+        level = "info" if report["exact_match"] >= 0.5 and report["ct2_multilingual"] else "warning"
+        events.log(f"exported {out_dir.name} ({settings.quantization}): {report['exact_match']:.0%} of "
+                   f"{report['samples']} held-out transcripts identical to Transformers, CER between them "
+                   f"{report['cer_vs_transformers']}, {report['ct2_speedup']}x faster", level)
     return {"format": settings.format, "quantization": settings.quantization, "path": out_dir.name,
             "export_seconds": round(seconds, 3), "size_mb": round(_folder_mb(out_dir), 2),
             "verification": report}

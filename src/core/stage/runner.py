@@ -134,6 +134,12 @@ def _run_stage(spec: StageSpec, out_dir: Path, cache_dir: Path | None, rank: int
         write_predictions(out_dir, "final", final)
         if main:
             timed("save", recipe.save, out_dir / "model")
+        exported = None
+        if main and getattr(spec.stage, "export", None) is not None:
+            from core.stage.export import export_stage_output
+
+            exported = timed("export", export_stage_output, spec, out_dir / "model", out_dir / "export-ct2",
+                             ctx.cache_dir, events)
 
         roles = {e.name: e.role for e in spec.stage.evals}
         sizes = {name: len(o.rows) for name, o in final.items()}
@@ -149,6 +155,7 @@ def _run_stage(spec: StageSpec, out_dir: Path, cache_dir: Path | None, rank: int
             train=train_summary,
             data=data_report,
             timings_s=timings,
+            exported=exported,
         )
         write_json(out_dir / "metrics.json", result.model_dump(mode="json"))
         meta.update(status="succeeded", finished_at=time.time(), metrics_file="metrics.json")
