@@ -166,7 +166,7 @@ def run(
         exp_pipeline(str(pipeline.resolve()), only=list(only) if only else None)
     except Exception as exc:
         _fail(f"pipeline {config.name} failed: {exc}", 1)
-    summary(config.name)
+    summary(config.name, as_json=False)
 
 
 @app.command()

@@ -143,7 +143,8 @@ class Ct2Whisper:
         self.model = WhisperModel(str(ct2_dir), device="cpu", compute_type="default",
                                   cpu_threads=threads or min(4, os.cpu_count() or 1))
         config = json.loads((Path(ct2_dir) / "preprocessor_config.json").read_text(encoding="utf-8"))
-        self.window_frames = int(config["chunk_length"]) * int(config["sampling_rate"]) // int(config["hop_length"])
+        self.hop = int(config["hop_length"])
+        self.window_frames = int(config["chunk_length"]) * int(config["sampling_rate"]) // self.hop
         self.max_new_tokens = _max_target_positions(Path(ct2_dir)) - PROMPT_TOKENS
         # faster-whisper decodes at most max_length // 2 tokens; keep inside the model's positions.
         self.model.max_length = min(448, 2 * self.max_new_tokens)
@@ -165,7 +166,10 @@ class Ct2Whisper:
                 condition_on_previous_text=False, without_timestamps=True, vad_filter=False,
                 no_speech_threshold=None, log_prob_threshold=None, compression_ratio_threshold=None)
             return "".join(s.text for s in segments).strip(), info.language
-        feats = self.model.feature_extractor(_pad_to_window(wave, self.window_frames))[..., : self.window_frames]
+        window = self.window_frames * self.hop
+        # As Transformers' extractor does: pad the audio, not the spectrogram, to the window.
+        padded = np.pad(wave, (0, max(0, window - len(wave))))[:window].astype(np.float32)
+        feats = self.model.feature_extractor(padded)[..., : self.window_frames]
         return self.transcribe_features(feats[None], code)[0], self._prompt_language(code)
 
     def transcribe_features(self, features: np.ndarray, language: str) -> list[str]:
@@ -188,12 +192,6 @@ class Ct2Whisper:
 
     def _prompt_language(self, code: str) -> str:
         return self._tokenizer(code).language_code
-
-
-def _pad_to_window(wave: np.ndarray, window_frames: int, hop: int = 160) -> np.ndarray:
-    # As Transformers' extractor does: pad the audio, not the spectrogram, to the window.
-    samples = window_frames * hop
-    return np.pad(wave, (0, max(0, samples - len(wave))))[:samples].astype(np.float32)
 
 
 def _max_target_positions(ct2_dir: Path) -> int:
