@@ -8,11 +8,14 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import json
 import math
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
@@ -85,10 +88,55 @@ def check(name: str) -> Callable[[CheckFn], CheckFn]:
     return register
 
 
+def _installed_version(module_name: str) -> str | None:
+    from importlib import metadata
+
+    top = module_name.split(".")[0]
+    for dist in metadata.packages_distributions().get(top, [top]):
+        try:
+            return f"{dist}=={metadata.version(dist)}"
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def _signature_cache() -> Path:
+    return Path(os.environ.get("PALIER_HOME", ".state")) / "cache" / "api-signatures.json"
+
+
 @lru_cache(maxsize=32)
 def accepted_keywords(target: str) -> tuple[str, ...] | None:
     """Keyword names ``module:Object`` accepts in the INSTALLED library (dataclass fields for
-    argument dataclasses, ``__init__`` parameters otherwise); None if it cannot be imported."""
+    argument dataclasses, ``__init__`` parameters otherwise); None if it cannot be imported.
+
+    Importing transformers/trl costs seconds, so the answer is cached on disk under the exact
+    installed version: a different version is a different key and is inspected again."""
+    module_name = target.partition(":")[0]
+    version = _installed_version(module_name)
+    cache = _signature_cache()
+    key = f"{target}@{version}"
+    if version:
+        try:
+            known = json.loads(cache.read_text()).get(key)
+        except (OSError, ValueError):
+            known = None
+        if known is not None:
+            return tuple(known)
+    names = _inspect_keywords(target)
+    if names is not None and version:
+        try:
+            data = json.loads(cache.read_text()) if cache.exists() else {}
+            data[key] = list(names)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data, indent=1))
+            tmp.replace(cache)
+        except (OSError, ValueError):
+            pass  # the cache is an optimisation; inspection already succeeded
+    return names
+
+
+def _inspect_keywords(target: str) -> tuple[str, ...] | None:
     module_name, _, attr = target.partition(":")
     try:
         obj = getattr(importlib.import_module(module_name), attr)
