@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from core.backends.launch import RUNNER_MODULE, runner_arguments, stage_command, stage_environment
+from core.paths import cache_dir
 from core.contracts import JobHandle, JobStatus, StageSpec
 
 EXIT_FILE = "exit_code"
@@ -40,6 +41,8 @@ class LocalBackend:
     def environment(self, spec: StageSpec) -> dict[str, str]:
         env = {**os.environ, **self.extra_env}
         env.setdefault("PYTHONUNBUFFERED", "1")
+        # One preprocessed-data cache for every pipeline and rerun on this machine.
+        env.setdefault("PALIER_CACHE_DIR", str(cache_dir()))
         env.update(stage_environment(spec.stage.backend.device, spec.stage.backend.gpus))
         return env
 
