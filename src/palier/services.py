@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.paths import home
+from core.processes import pid_alive
 
 HOST = "127.0.0.1"
 
@@ -51,19 +52,6 @@ def _state_file() -> Path:
 def read_state() -> dict:
     path = _state_file()
     return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and ") Z " in stat.read_text())
 
 
 def _healthy(url: str, timeout: float = 2.0) -> bool:
@@ -116,7 +104,7 @@ def _wait_healthy(url: str, pid: int, name: str, timeout_s: float) -> None:
     while time.time() < deadline:
         if _healthy(url):
             return
-        if not _alive(pid):
+        if not pid_alive(pid):
             break
         time.sleep(0.5)
     log = _dirs()["logs"] / f"{name}.log"
@@ -126,7 +114,7 @@ def _wait_healthy(url: str, pid: int, name: str, timeout_s: float) -> None:
 
 def _start_server(service: Service, state: dict, cmd_for_port, env: dict[str, str], timeout_s: float) -> dict:
     current = state.get(service.name, {})
-    if _alive(current.get("pid")) and _healthy(f"http://{HOST}:{current['port']}{service.health_path}"):
+    if pid_alive(current.get("pid")) and _healthy(f"http://{HOST}:{current['port']}{service.health_path}"):
         return current
     port = current.get("port") or service.port()
     if not _port_free(port):
@@ -156,7 +144,7 @@ def up(pipelines_dir: Path = Path("pipelines"), timeout_s: float = 120) -> dict:
         mlflow_env, timeout_s)
     _save(state)
     serve = state.get("serve", {})
-    if not _alive(serve.get("pid")):
+    if not pid_alive(serve.get("pid")):
         env = {**client_env(state), "PREFECT_RUNNER_POLL_FREQUENCY": os.environ.get("PREFECT_RUNNER_POLL_FREQUENCY", "2"),
                "PREFECT_HOME": str(dirs["prefect"])}
         pid = _spawn("deployments", [py, "-m", "flows.serve", str(pipelines_dir)], env)
@@ -171,7 +159,7 @@ def _wait_deployments(state: dict, pid: int, timeout_s: float) -> None:
     url = urls(state)["prefect_api"] + "/deployments/filter"
     deadline = time.time() + timeout_s
     while time.time() < deadline:
-        if not _alive(pid):
+        if not pid_alive(pid):
             break
         try:
             req = urllib.request.Request(url, data=b"{}", headers={"Content-Type": "application/json"})
@@ -202,7 +190,7 @@ def status() -> dict:
         "prefect": {"pid": state.get("prefect", {}).get("pid"), "url": u["prefect_ui"],
                     "up": _healthy(u["prefect_api"] + "/health")},
         "mlflow": {"pid": state.get("mlflow", {}).get("pid"), "url": u["mlflow"], "up": _healthy(u["mlflow"] + "/health")},
-        "deployments": {"pid": state.get("serve", {}).get("pid"), "up": _alive(state.get("serve", {}).get("pid"))},
+        "deployments": {"pid": state.get("serve", {}).get("pid"), "up": pid_alive(state.get("serve", {}).get("pid"))},
     }
 
 
@@ -212,7 +200,7 @@ def down(timeout_s: float = 20) -> dict:
     # The deployment server first (it stops on SIGINT; SIGTERM is not reliable for Prefect runners).
     for name, sig in (("serve", signal.SIGINT), ("mlflow", signal.SIGTERM), ("prefect", signal.SIGTERM)):
         pid = state.get(name, {}).get("pid")
-        stopped[name] = _stop(pid, sig, timeout_s) if _alive(pid) else "not running"
+        stopped[name] = _stop(pid, sig, timeout_s) if pid_alive(pid) else "not running"
     _state_file().unlink(missing_ok=True)
     return stopped
 
@@ -224,7 +212,7 @@ def _stop(pid: int, sig: int, timeout_s: float) -> str:
         return "not running"
     deadline = time.time() + timeout_s
     while time.time() < deadline:
-        if not _alive(pid):
+        if not pid_alive(pid):
             return "stopped"
         time.sleep(0.3)
     try:

@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 
 from core.backends.launch import RUNNER_MODULE, runner_arguments, stage_command, stage_environment
-from core.paths import cache_dir
 from core.contracts import JobHandle, JobStatus, StageSpec
+from core.paths import cache_dir
+from core.processes import pid_alive
 
 EXIT_FILE = "exit_code"
 
@@ -76,7 +77,7 @@ class LocalBackend:
         if (out / EXIT_FILE).exists():
             return _status_from_exit(int((out / EXIT_FILE).read_text().strip() or 1))
         pid = int(handle.details.get("pid", 0))
-        if pid and _alive(pid):
+        if pid and pid_alive(pid):
             return JobStatus(state="running")
         # Process gone without our record of its exit: trust the runner's own final marker.
         meta = out / "meta.json"
@@ -89,7 +90,7 @@ class LocalBackend:
 
     def cancel(self, handle: JobHandle) -> None:
         pid = int(handle.details.get("pid", 0))
-        if not pid or not _alive(pid):
+        if not pid or not pid_alive(pid):
             return
         try:
             os.killpg(pid, signal.SIGTERM)
@@ -100,7 +101,7 @@ class LocalBackend:
         while time.time() < deadline:
             if proc is not None and proc.poll() is not None:
                 break
-            if proc is None and not _alive(pid):
+            if proc is None and not pid_alive(pid):
                 break
             time.sleep(0.2)
         else:
@@ -113,20 +114,7 @@ class LocalBackend:
 
     def reattach(self, handle: JobHandle) -> bool:
         pid = int(handle.details.get("pid", 0))
-        return bool(pid and _alive(pid)) or (Path(handle.out_dir) / EXIT_FILE).exists()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    if stat.exists() and ") Z " in stat.read_text():
-        return False  # zombie: exited, not yet reaped
-    return True
+        return bool(pid and pid_alive(pid)) or (Path(handle.out_dir) / EXIT_FILE).exists()
 
 
 def _status_from_exit(code: int) -> JobStatus:

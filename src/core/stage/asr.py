@@ -13,7 +13,6 @@ import torch
 from transformers import (
     Seq2SeqTrainer,
     Seq2SeqTrainingArguments,
-    TrainerCallback,
     WhisperFeatureExtractor,
     WhisperForConditionalGeneration,
     WhisperProcessor,
@@ -24,6 +23,7 @@ from core.config.asr import AsrStage
 from core.metrics.asr import asr_metrics
 from core.stage.asr_data import PreparedSet, SpeechCollator, SpeechDataset, prepare_speech
 from core.stage.cancel import CANCEL, Cancelled, check_cancel
+from core.stage.family_common import EventsCallback, last_checkpoint
 from core.stage.recipe import EvalOutcome, RecipeContext
 from core.stage.sources import resolve_path, speech_records
 
@@ -45,27 +45,6 @@ def _load_pretrained(cls, ref: str, **kwargs):
             else "check the model id or path (pipeline base_model), your network, and HF_TOKEN for gated models"
         )
         raise ModelLoadError(f"cannot load {cls.__name__} from {ref!r}: {exc}. {hint}") from None
-
-
-class _EventsCallback(TrainerCallback):
-    """Relays trainer logs to events.jsonl (live curves) and honours graceful cancellation."""
-
-    def __init__(self, ctx: RecipeContext):
-        self.ctx = ctx
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs:
-            numeric = {k: float(v) for k, v in logs.items() if isinstance(v, (int, float)) and math.isfinite(v)}
-            if numeric:
-                self.ctx.events.metric(state.global_step, numeric)
-
-    def on_step_end(self, args, state, control, **kwargs):
-        self.ctx.events.progress(state.global_step, state.max_steps)
-        if CANCEL.is_set():
-            # Checkpoint first so a retry resumes here (preemption, timeout, user cancel).
-            control.should_save = True
-            control.should_training_stop = True
-        return control
 
 
 class AsrRecipe:
@@ -319,9 +298,9 @@ class AsrRecipe:
             data_collator=SpeechCollator(self.model.config.decoder_start_token_id, tok.pad_token_id),
             compute_metrics=self._compute_metrics if t.eval_strategy != "no" else None,
             processing_class=self.processor.feature_extractor,  # seed 000 rule 4
-            callbacks=[_EventsCallback(self.ctx)],
+            callbacks=[EventsCallback(self.ctx)],
         )
-        resume = _last_checkpoint(self.ctx.checkpoint_dir)
+        resume = last_checkpoint(self.ctx.checkpoint_dir)
         if resume:
             self.ctx.events.log(f"resuming training from {resume.name}")
         output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
@@ -343,10 +322,3 @@ class AsrRecipe:
         model.save_pretrained(model_dir)
         self.processor.feature_extractor.save_pretrained(model_dir)
         self.processor.tokenizer.save_pretrained(model_dir)
-
-
-def _last_checkpoint(folder: Path) -> Path | None:
-    if not folder.is_dir():
-        return None
-    candidates = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
-    return max(candidates, key=lambda p: int(p.name.split("-")[-1]), default=None)
