@@ -40,6 +40,7 @@ test-fast: setup
 
 bench: setup
 	$(PY) -m bench
+	$(PY) -m bench.demo_time
 
 clean-state: down
 	rm -rf $(STATE)

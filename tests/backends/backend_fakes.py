@@ -207,3 +207,14 @@ class FakeKaggleTransport:
             if done:
                 return
             time.sleep(0.05)
+
+
+def wait_finished(backend, handle, timeout_s: float = 90.0):
+    """Poll like the orchestrator does until the job ends; returns the last status."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        status = backend.poll(handle)
+        if status.finished:
+            return status
+        time.sleep(0.2)
+    raise AssertionError(f"job {handle.job_id} still running after {timeout_s} s")

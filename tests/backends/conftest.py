@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,8 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # backend_fakes
+
+from backend_fakes import wait_finished  # noqa: E402 - needs the path above
 
 SUPPORT = HERE / "support"
 SRC = HERE.parents[1] / "src"
@@ -79,17 +80,6 @@ def no_credentials(tmp_path, monkeypatch):
                  "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR", "XDG_CONFIG_HOME"):
         monkeypatch.delenv(name, raising=False)
     return home
-
-
-def wait_finished(backend, handle, timeout_s: float = 90.0):
-    """Poll like the orchestrator does until the job ends; returns the last status."""
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        status = backend.poll(handle)
-        if status.finished:
-            return status
-        time.sleep(0.2)
-    raise AssertionError(f"job {handle.job_id} still running after {timeout_s} s")
 
 
 @pytest.fixture

@@ -50,7 +50,7 @@ def run_local(spec, out, wait, env=None):
 @pytest.fixture(scope="module")
 def one_and_two_processes(tmp_path_factory, tiny_whisper, speech_cache):
     """The same stage with 1 process, then 2 (the first run also warms the shared cache)."""
-    from conftest import wait_finished
+    from backend_fakes import wait_finished
 
     tmp = tmp_path_factory.mktemp("ddp")
     env = {"PALIER_CACHE_DIR": str(speech_cache)}
