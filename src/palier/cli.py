@@ -35,6 +35,12 @@ def _use_running_services() -> None:
             os.environ.setdefault(key, value)
 
 
+@app.callback()
+def _main() -> None:
+    """Every command talks to the services `palier up` started unless told otherwise."""
+    _use_running_services()
+
+
 def _load(path: Path):
     from core.config import ConfigError, load_pipeline
 
