@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 .venv/bin/palier up
 # shellcheck disable=SC1091
-source .state/env
+source "${PALIER_HOME:-.state}/env"
 echo "running: prefect deployment run exp-pipeline/demo"
 out=$(.venv/bin/prefect deployment run exp-pipeline/demo)
 echo "$out"
