@@ -25,6 +25,7 @@ def services(tmp_path_factory, tiny_whisper, speech_cache):
     pipelines.mkdir()
     tiny_asr_pipeline(pipelines / "tiny.yaml", tiny_whisper, stages=2, name="tiny",
                       lexicon=ROOT / "data" / "lexicons" / "medical_fr.txt")
+    tiny_asr_pipeline(pipelines / "broken.yaml", home.parent / "no-such-model", stages=1, name="broken")
     env = {"PALIER_HOME": str(home), "PALIER_PREFECT_PORT": str(free_port()), "PALIER_MLFLOW_PORT": str(free_port()),
            "PALIER_CACHE_DIR": str(speech_cache), "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
     old = {k: os.environ.get(k) for k in env}
@@ -126,3 +127,22 @@ def test_summary_command_reads_mlflow(services):
 
     info = json.loads(proc.stdout)
     assert [s["stage"] for s in info["stages"]] == ["general", "medical"]
+
+
+def test_failed_stage_is_diagnosed_and_not_retried_blindly(services):
+    from mlflow import MlflowClient
+
+    from core.tracking import schema as S
+
+    proc = _deployment_run(services["env"], "broken")
+    assert proc.returncode != 0
+    c = MlflowClient(services["env"]["MLFLOW_TRACKING_URI"])
+    exp = c.get_experiment_by_name("palier/broken")
+    parent = c.search_runs([exp.experiment_id], f"tags.`{S.TAG_KIND}` = 'pipeline'")[0]
+    assert parent.info.status == "FAILED"
+    stage = c.search_runs([exp.experiment_id], f"tags.`{S.TAG_KIND}` = 'stage'")[0]
+    assert stage.info.status == "FAILED" and stage.data.tags[S.TAG_ATTEMPT] == "1"
+    assert stage.data.tags.get(S.TAG_DIAGNOSIS_KIND)
+    assert "palier.remedy" not in stage.data.tags
+    assert {a.path for a in c.list_artifacts(stage.info.run_id, "diagnosis")} >= {S.ARTIFACT_DIAGNOSIS}
+    assert not c.search_model_versions("name = 'broken-general'")
