@@ -108,3 +108,30 @@ class BackendConfig(Strict):
     timeout_s: int = Field(default=24 * 3600, gt=0, le=24 * 3600)
     heartbeat_stall_s: int = Field(default=900, gt=0, description="no event for this long = stall")
     options: dict[str, str | int | bool] = Field(default_factory=dict)
+
+
+class TrainerSchedule(Strict):
+    """Evaluation/checkpoint/logging schedule and precision flags shared by the Trainer-based
+    families (token classification, SFT). Subclasses declare fp16/bf16 with their own docs."""
+
+    fp16: bool = False
+    bf16: bool = False
+    eval_strategy: Literal["no", "steps", "epoch"] = "no"
+    eval_steps: int | None = Field(default=None, gt=0)
+    save_steps: int | None = Field(default=None, gt=0)
+    save_total_limit: int = Field(default=2, gt=0)
+    logging_steps: int = Field(default=10, gt=0)
+    seed: int = 42
+    cpu_threads: int | None = Field(
+        default=None, gt=0,
+        description="torch threads on CPU (None: torch's default). Small models on a busy machine run "
+        "faster with 1: thread synchronisation costs more than the matrix products",
+    )
+
+    @model_validator(mode="after")
+    def _consistent_schedule(self):
+        if self.fp16 and self.bf16:
+            raise ValueError("fp16 and bf16 are both true: choose one")
+        if self.eval_strategy == "steps" and not self.eval_steps:
+            raise ValueError("eval_strategy 'steps' needs eval_steps")
+        return self

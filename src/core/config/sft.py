@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from core.config.common import BackendConfig, DataSource, EvalSet, GateConfig, Strict
+from core.config.common import BackendConfig, DataSource, EvalSet, GateConfig, Strict, TrainerSchedule
 from core.config.gates import check_gate, fill_gate_direction
 
 # metric -> greater is better (what the recipe reports for every eval set)
@@ -47,7 +47,7 @@ class SftGeneration(Strict):
     batch_size: int = Field(default=16, gt=0)
 
 
-class SftTraining(Strict):
+class SftTraining(TrainerSchedule):
     """SFTConfig fields that palier sets (TRL 1.x names)."""
 
     method: Literal["lora", "full"] = "lora"
@@ -67,25 +67,6 @@ class SftTraining(Strict):
     fp16: bool = Field(default=False, description="GPU only")
     bf16: bool = Field(default=False, description="GPU only (TRL would default it to true: palier sets it explicitly)")
     gradient_checkpointing: bool = Field(default=False, description="TRL defaults to true; palier to false (small models)")
-    eval_strategy: Literal["no", "steps", "epoch"] = "no"
-    eval_steps: int | None = Field(default=None, gt=0)
-    save_steps: int | None = Field(default=None, gt=0)
-    save_total_limit: int = Field(default=2, gt=0)
-    logging_steps: int = Field(default=10, gt=0)
-    seed: int = 42
-    cpu_threads: int | None = Field(
-        default=None, gt=0,
-        description="torch threads on CPU (None: torch's default). Small models on a busy machine run "
-        "faster with 1: thread synchronisation costs more than the matrix products",
-    )
-
-    @model_validator(mode="after")
-    def _consistent(self) -> SftTraining:
-        if self.fp16 and self.bf16:
-            raise ValueError("fp16 and bf16 are both true: choose one")
-        if self.eval_strategy == "steps" and not self.eval_steps:
-            raise ValueError("eval_strategy 'steps' needs eval_steps")
-        return self
 
 
 def _sft_gate() -> GateConfig:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from core.config.common import BackendConfig, DataSource, EvalSet, GateConfig, Strict
+from core.config.common import BackendConfig, DataSource, EvalSet, GateConfig, Strict, TrainerSchedule
 from core.config.gates import check_gate, fill_gate_direction
 
 # metric -> greater is better. Per-entity metrics are reported too: f1_<TYPE>, precision_<TYPE>,
@@ -65,7 +65,7 @@ class TokenClsSettings(Strict):
     )
 
 
-class TokenClsTraining(Strict):
+class TokenClsTraining(TrainerSchedule):
     max_steps: int | None = Field(default=None, gt=0)
     num_train_epochs: float = Field(default=5.0, gt=0)
     per_device_train_batch_size: int = Field(default=16, gt=0)
@@ -85,25 +85,6 @@ class TokenClsTraining(Strict):
         description="only matters when the backbone trains (freeze_backbone: false); with a frozen backbone no "
         "activation is kept for backward, so the recipe logs that it is ignored",
     )
-    eval_strategy: Literal["no", "steps", "epoch"] = "no"
-    eval_steps: int | None = Field(default=None, gt=0)
-    save_steps: int | None = Field(default=None, gt=0)
-    save_total_limit: int = Field(default=2, gt=0)
-    logging_steps: int = Field(default=10, gt=0)
-    seed: int = 42
-    cpu_threads: int | None = Field(
-        default=None, gt=0,
-        description="torch threads on CPU (None: torch's default). Small models on a busy machine run "
-        "faster with 1: thread synchronisation costs more than the matrix products",
-    )
-
-    @model_validator(mode="after")
-    def _consistent(self) -> TokenClsTraining:
-        if self.fp16 and self.bf16:
-            raise ValueError("fp16 and bf16 are both true: choose one")
-        if self.eval_strategy == "steps" and not self.eval_steps:
-            raise ValueError("eval_strategy 'steps' needs eval_steps")
-        return self
 
 
 def _token_cls_gate() -> GateConfig:

@@ -135,7 +135,7 @@ def parse_example(obj: Any, default_id: str) -> tuple[TokenExample | None, list[
     if "tokens" in obj:
         tokens = obj["tokens"]
         if tag_key is None:
-            return None, [f"has 'tokens' but no tags: add 'tags' (one IOB2 tag per token)"]
+            return None, ["has 'tokens' but no tags: add 'tags' (one IOB2 tag per token)"]
         tags = obj[tag_key]
         problems = []
         if not isinstance(tokens, list) or not all(isinstance(t, str) and t.strip() for t in tokens):
