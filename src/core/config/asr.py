@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from core.config.common import BackendConfig, DataSource, EvalSet, GateConfig, Strict
+from core.config.common import GateConfig, StageBase, Strict
 
 
 class LoraSettings(Strict):
@@ -78,30 +78,10 @@ class ExportSettings(Strict):
     verify_samples: int = Field(default=8, gt=0)
 
 
-class AsrStage(Strict):
+class AsrStage(StageBase):
     family: Literal["asr"] = "asr"
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    description: str = ""
-    output_name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="registered model name")
-    train: DataSource
-    evals: list[EvalSet] = Field(min_length=1)
     lexicon: str | None = Field(default=None, description="medical-term lexicon, one term per line")
     whisper: WhisperSettings = Field(default_factory=WhisperSettings)
     training: AsrTraining = Field(default_factory=AsrTraining)
-    backend: BackendConfig = Field(default_factory=BackendConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
     export: ExportSettings | None = None
-
-    @model_validator(mode="after")
-    def _one_primary(self) -> AsrStage:
-        primaries = [e.name for e in self.evals if e.role == "primary"]
-        if len(primaries) != 1:
-            raise ValueError(f"stage {self.name!r} needs exactly one eval set with role: primary, found {primaries}")
-        names = [e.name for e in self.evals]
-        if len(set(names)) != len(names):
-            raise ValueError(f"stage {self.name!r} has duplicate eval set names: {names}")
-        return self
-
-    @property
-    def primary_eval(self) -> EvalSet:
-        return next(e for e in self.evals if e.role == "primary")

@@ -135,3 +135,30 @@ class TrainerSchedule(Strict):
         if self.eval_strategy == "steps" and not self.eval_steps:
             raise ValueError("eval_strategy 'steps' needs eval_steps")
         return self
+
+
+class StageBase(Strict):
+    """What every stage has, whatever its family: identity, data, eval sets, backend.
+
+    Subclasses add ``family`` (the union's discriminator), ``gate`` and their own settings."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    output_name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="registered model name")
+    train: DataSource
+    evals: list[EvalSet] = Field(min_length=1)
+    backend: BackendConfig = Field(default_factory=BackendConfig)
+
+    @model_validator(mode="after")
+    def _one_primary(self):
+        primaries = [e.name for e in self.evals if e.role == "primary"]
+        if len(primaries) != 1:
+            raise ValueError(f"stage {self.name!r} needs exactly one eval set with role: primary, found {primaries}")
+        names = [e.name for e in self.evals]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stage {self.name!r} has duplicate eval set names: {names}")
+        return self
+
+    @property
+    def primary_eval(self) -> EvalSet:
+        return next(e for e in self.evals if e.role == "primary")

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from core.config.common import BackendConfig, DataSource, EvalSet, GateConfig, Strict, TrainerSchedule
+from core.config.common import GateConfig, StageBase, Strict, TrainerSchedule
 from core.config.gates import check_gate, fill_gate_direction
 
 # metric -> greater is better (what the recipe reports for every eval set)
@@ -73,13 +73,8 @@ def _sft_gate() -> GateConfig:
     return GateConfig(metric="token_f1", greater_is_better=True)
 
 
-class SftStage(Strict):
+class SftStage(StageBase):
     family: Literal["sft"] = "sft"
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    description: str = ""
-    output_name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="registered model name")
-    train: DataSource
-    evals: list[EvalSet] = Field(min_length=1)
     chat_template: str | None = Field(
         default=None,
         description="a .jinja file (relative to the pipeline file) replacing the tokenizer's chat template; "
@@ -87,7 +82,6 @@ class SftStage(Strict):
     )
     generation: SftGeneration = Field(default_factory=SftGeneration)
     training: SftTraining = Field(default_factory=SftTraining)
-    backend: BackendConfig = Field(default_factory=BackendConfig)
     gate: GateConfig = Field(default_factory=_sft_gate)
 
     @model_validator(mode="before")
@@ -96,16 +90,6 @@ class SftStage(Strict):
         return fill_gate_direction(raw, SFT_METRICS)
 
     @model_validator(mode="after")
-    def _one_primary(self) -> SftStage:
-        primaries = [e.name for e in self.evals if e.role == "primary"]
-        if len(primaries) != 1:
-            raise ValueError(f"stage {self.name!r} needs exactly one eval set with role: primary, found {primaries}")
-        names = [e.name for e in self.evals]
-        if len(set(names)) != len(names):
-            raise ValueError(f"stage {self.name!r} has duplicate eval set names: {names}")
+    def _gate_metric_known(self) -> SftStage:
         check_gate(self.gate, SFT_METRICS)
         return self
-
-    @property
-    def primary_eval(self) -> EvalSet:
-        return next(e for e in self.evals if e.role == "primary")

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from core.config.common import BackendConfig, DataSource, EvalSet, GateConfig, Strict, TrainerSchedule
+from core.config.common import GateConfig, StageBase, Strict, TrainerSchedule
 from core.config.gates import check_gate, fill_gate_direction
 
 # metric -> greater is better. Per-entity metrics are reported too: f1_<TYPE>, precision_<TYPE>,
@@ -91,16 +91,10 @@ def _token_cls_gate() -> GateConfig:
     return GateConfig(metric="f1_weighted", greater_is_better=True)
 
 
-class TokenClsStage(Strict):
+class TokenClsStage(StageBase):
     family: Literal["token_cls"] = "token_cls"
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    description: str = ""
-    output_name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="registered model name")
-    train: DataSource
-    evals: list[EvalSet] = Field(min_length=1)
     token_cls: TokenClsSettings = Field(default_factory=TokenClsSettings)
     training: TokenClsTraining = Field(default_factory=TokenClsTraining)
-    backend: BackendConfig = Field(default_factory=BackendConfig)
     gate: GateConfig = Field(default_factory=_token_cls_gate)
     error_rows: int = Field(default=200, ge=0, description="misclassified spans kept in the error-analysis table")
 
@@ -110,16 +104,6 @@ class TokenClsStage(Strict):
         return fill_gate_direction(raw, TOKEN_CLS_METRICS, PER_ENTITY_PREFIXES)
 
     @model_validator(mode="after")
-    def _one_primary(self) -> TokenClsStage:
-        primaries = [e.name for e in self.evals if e.role == "primary"]
-        if len(primaries) != 1:
-            raise ValueError(f"stage {self.name!r} needs exactly one eval set with role: primary, found {primaries}")
-        names = [e.name for e in self.evals]
-        if len(set(names)) != len(names):
-            raise ValueError(f"stage {self.name!r} has duplicate eval set names: {names}")
+    def _gate_metric_known(self) -> TokenClsStage:
         check_gate(self.gate, TOKEN_CLS_METRICS, PER_ENTITY_PREFIXES)
         return self
-
-    @property
-    def primary_eval(self) -> EvalSet:
-        return next(e for e in self.evals if e.role == "primary")
