@@ -7,6 +7,7 @@ one clear message naming the file and exits 2; a blocked preflight exits 1.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -109,8 +110,13 @@ def diagnose(
     events: Annotated[Optional[Path], typer.Option("--events", help="events.jsonl for heartbeat facts")] = None,  # noqa: UP007
     as_json: Annotated[bool, typer.Option("--json", help="print the Diagnosis JSON")] = False,
     no_llm: Annotated[bool, typer.Option("--no-llm", help="rules only, even if an LLM is configured")] = False,
+    log_age: Annotated[Optional[float], typer.Option(  # noqa: UP007
+        "--log-age", help="seconds since the log was last written (default: from the file's modification time)")] = None,
+    no_log_age: Annotated[bool, typer.Option(
+        "--no-log-age", help="ignore the file's modification time (a copied or downloaded log)")] = False,
 ) -> None:
-    """Classify a failed or stalled run from its log (and heartbeat events)."""
+    """Classify a failed or stalled run from its log (and heartbeat events). Without events, the
+    log file's age tells a stalled run (no write for 10 min or more) from one still writing."""
     from agent.diagnose import diagnose as run_diagnose
     from agent.heartbeat import heartbeat_from_events, log_text_from_events, read_events
 
@@ -129,8 +135,11 @@ def diagnose(
         heartbeat = heartbeat_from_events(records)
         extra = log_text_from_events(records)
         text = f"{text}\n{extra}" if extra and extra not in text else text
+    age = None
+    if heartbeat is None and not no_log_age:
+        age = log_age if log_age is not None else max(0.0, time.time() - logfile.stat().st_mtime)
     book = _playbooks()
-    result = run_diagnose(text, heartbeat, playbooks=book, use_llm=False if no_llm else None)
+    result = run_diagnose(text, heartbeat, playbooks=book, use_llm=False if no_llm else None, log_age_s=age)
     if as_json:
         typer.echo(result.to_json())
         return
@@ -145,6 +154,8 @@ def diagnose(
         console.print(Text("  │ ", style="dim") + Text(line))
     if result.fix:
         console.print(f"[bold]fix:[/bold] {result.fix}")
+    if result.to_confirm:
+        console.print(f"[bold yellow]to confirm:[/bold yellow] {result.to_confirm}")
     if result.remedy:
         console.print(f"[bold]safe remedy:[/bold] {result.remedy['action']} {result.remedy.get('params') or ''}")
     if result.section:

@@ -17,19 +17,41 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.heartbeat import HeartbeatFacts, is_stalled
+from agent.heartbeat import HeartbeatFacts, heartbeat_from_log_age, is_stalled
 from agent.playbook_models import KnownFailure, Kind
 from agent.playbooks import PlaybookSet, load_playbooks
 from agent.redact import redact
 
 DEFAULT_STALL_S = 600.0
 MAX_EVIDENCE = 6
-_EXCEPTION = re.compile(
-    r"^\s*(?:[A-Za-z_][\w]*\.)*(?:[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Failure|Cancellation)|KeyboardInterrupt)"
-    r"(?::|\s*$|\s+\d{3}\b)"
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
+# What loggers, launchers and quoting put before a message: timestamps, [rank0]:, [pid], "> ".
+_PREFIX = re.compile(
+    r"^\s*(?:\d{4}-\d\d-\d\d[T ][\d:.,]+Z?\s*(?:-\s*)?)?(?:\[[^\]]{0,80}\]:?\s*)*(?:>\s?)?\s*"
 )
-_ABORT = re.compile(r"terminate called after throwing|what\(\):")
+_EXCEPTION = re.compile(
+    r"(?:[A-Za-z_][\w]*\.)*(?:(?:[A-Z]\w*)?(?:Error|Exception|Exit|Interrupt|Failure|Cancellation)|KeyboardInterrupt)"
+    r"(?:\s?:|\s*$|\s+\d{3}\b)"
+)
+# A crash without a Python exception line: a C++ abort, a kill, a failed device assertion, a
+# scheduler cancelling the job, a logger's error level.
+_ABORT = re.compile(
+    r"terminate called after throwing|what\(\):|\bKilled\s*$|Segmentation fault|core dumped|"
+    r"Assertion `.*` failed|\bCANCELLED AT\b|^\S*\s*\b(?:ERROR|FATAL|CRITICAL)\b(?!\w)|"
+    r"Traceback \(most recent call last\)"
+)
+_CAUSE_LINK = re.compile(r"The above exception was the direct cause of the following exception")
 _CONTINUATION_LINES = 6
+# A tqdm bar as its last redraw leaves it: "desc:  37%|███▋      | 370/1000 [00:03<00:06, ...]".
+_BAR = re.compile(r"(?P<pct>\d{1,3})%\|[^|]*\|\s*\d+/\d+\s*(?:\[[^\]]*\])?\s*$")
+NEAR_START_PCT = 10
+HANG_KINDS = ("kernel_hang", "map_hang")
+UNCONFIRMED_FACTOR = 0.6
+TO_CONFIRM = (
+    "The log alone cannot tell a hang from a slow step. Confirm with the log file's age (palier diagnose "
+    "LOG reads its modification time: no write for {limit:.0f} s or more means stalled) or the stage's "
+    "heartbeats (palier diagnose LOG --events events.jsonl: no progress event for heartbeat_stall_s)."
+)
 
 
 class Diagnosis(BaseModel):
@@ -43,6 +65,7 @@ class Diagnosis(BaseModel):
     remedy: dict[str, Any] | None = None
     source: Literal["rules", "llm"] = "rules"
     section: str | None = Field(default=None, description="playbook file#anchor")
+    to_confirm: str | None = Field(default=None, description="the fact that would confirm a probable diagnosis")
 
     def to_json(self) -> str:
         return redact(self.model_dump_json(indent=2))
@@ -53,53 +76,123 @@ class _Candidate:
     failure: KnownFailure
     lines: list[int]
     in_final: bool
+    confirmed: bool = True
+
+
+@dataclass(frozen=True)
+class LogTail:
+    """How the log ends: its last meaningful line, and whether that is a progress bar that
+    stopped before 100 % (the shape of a hang, or of a run caught mid-step)."""
+
+    last: int | None
+    bar_pct: int | None
+
+    @property
+    def unfinished_bar(self) -> bool:
+        return self.bar_pct is not None and self.bar_pct < 100
+
+    @property
+    def stopped_near_start(self) -> bool:
+        return self.bar_pct is not None and self.bar_pct <= NEAR_START_PCT
 
 
 def log_lines(text: str) -> list[str]:
-    """Lines as a terminal shows them: of a progress bar redrawn with carriage returns, only
-    its last state counts (a finished ``Map: 100%`` must not look like a stuck ``Map: 37%``)."""
-    return [raw.rstrip("\r").split("\r")[-1] for raw in (text or "").split("\n")]
+    """Lines as a terminal shows them: ANSI colours removed, and of a progress bar redrawn with
+    carriage returns only its last state (a finished ``Map: 100%`` must not look like a stuck
+    ``Map: 37%``)."""
+    text = _ANSI.sub("", text or "")
+    return [raw.rstrip("\r").split("\r")[-1] for raw in text.split("\n")]
+
+
+def _message(line: str) -> str:
+    return line[_PREFIX.match(line).end():]
 
 
 def exception_lines(lines: list[str]) -> list[int]:
-    return [i for i, line in enumerate(lines) if _EXCEPTION.match(line) or _ABORT.search(line)]
+    return [i for i, line in enumerate(lines) if _EXCEPTION.match(_message(line))]
 
 
-def _final_block(lines: list[str], exc: list[int]) -> set[int]:
-    if not exc:
-        return set()
-    last = exc[-1]
-    block = {last}
-    for j in range(last + 1, min(len(lines), last + 1 + _CONTINUATION_LINES)):
-        if not lines[j].strip() or lines[j].startswith("Traceback"):
+def crash_lines(lines: list[str]) -> list[int]:
+    return [i for i, line in enumerate(lines) if _ABORT.search(line)]
+
+
+def _block(lines: list[str], start: int) -> set[int]:
+    block = {start}
+    for j in range(start + 1, min(len(lines), start + 1 + _CONTINUATION_LINES)):
+        if not lines[j].strip() or lines[j].lstrip().startswith("Traceback") or _CAUSE_LINK.search(lines[j]):
             break
         block.add(j)
     return block
 
 
+def _final_block(lines: list[str], exc: list[int]) -> set[int]:
+    """The last exception and its continuation lines, plus the exceptions it was raised from
+    ("The above exception was the direct cause"): a wrapper's message often hides the cause.
+    An exception only handled on the way ("During handling of the above exception") is not
+    the reason and stays out."""
+    if not exc:
+        return set()
+    block = _block(lines, exc[-1])
+    for k in range(len(exc) - 1, 0, -1):
+        between = range(exc[k - 1] + 1, exc[k])
+        if not any(_CAUSE_LINK.search(lines[j]) for j in between):
+            break
+        block |= _block(lines, exc[k - 1])
+    return block
+
+
+def log_tail(lines: list[str]) -> LogTail:
+    for i in range(len(lines) - 1, -1, -1):
+        text = lines[i].strip()
+        if not text:
+            continue
+        match = _BAR.search(text)
+        return LogTail(last=i, bar_pct=int(match.group("pct")) if match else None)
+    return LogTail(last=None, bar_pct=None)
+
+
 def _match_lines(patterns: list[str], lines: list[str]) -> list[list[int]]:
+    """Per pattern, the lines it matches; a message wrapped over two lines (rich, notebooks,
+    long lines cut by a terminal) is matched across the break."""
     out = []
     for p in patterns:
         rx = re.compile(p, re.IGNORECASE)
-        out.append([i for i, line in enumerate(lines) if rx.search(line)])
+        hits = [i for i, line in enumerate(lines) if rx.search(line)]
+        if not hits:
+            hits = [i + 1 for i in range(len(lines) - 1)
+                    if lines[i + 1].strip() and rx.search(f"{lines[i].rstrip()} {lines[i + 1].strip()}")]
+        out.append(hits)
     return out
 
 
-def _heartbeat_ok(f: KnownFailure, hb: HeartbeatFacts | None) -> bool:
+def _heartbeat_state(f: KnownFailure, hb: HeartbeatFacts | None, tail: LogTail, matched: list[int],
+                     crashed: bool) -> str | None:
+    """``confirmed``, ``probable`` (a hang the log suggests but cannot prove) or None."""
     cond = f.heartbeat
     if cond is None:
-        return True
+        return "confirmed"
+    if hb is not None and hb.source == "events":
+        limit = cond.min_stall_s or hb.stall_limit_s or DEFAULT_STALL_S
+        if cond.stalled and not is_stalled(hb, limit):
+            return None
+        if cond.last_phase_in and hb.last_phase not in cond.last_phase_in:
+            return None
+        return "confirmed"
+    # Without heartbeat events the log's shape is the clue: it ends on a bar stopped near its
+    # start, or on the very line that names the hang risk, with no error after it. The log
+    # file's age, when known, then decides (an old finished log says nothing: only its shape
+    # tells an unfinished run).
+    if crashed or cond.last_phase_in or not matched or tail.last is None:
+        return None
+    if not (tail.stopped_near_start or tail.last in matched):
+        return None
     if hb is None:
-        return False
-    limit = cond.min_stall_s or hb.stall_limit_s or DEFAULT_STALL_S
-    if cond.stalled and not is_stalled(hb, limit):
-        return False
-    if cond.last_phase_in and hb.last_phase not in cond.last_phase_in:
-        return False
-    return True
+        return "probable"
+    return "confirmed" if is_stalled(hb, cond.min_stall_s or hb.stall_limit_s or DEFAULT_STALL_S) else None
 
 
-def _candidate(f: KnownFailure, lines: list[str], final: set[int], hb: HeartbeatFacts | None) -> _Candidate | None:
+def _candidate(f: KnownFailure, lines: list[str], final: set[int], hb: HeartbeatFacts | None,
+               tail: LogTail, crashed: bool) -> _Candidate | None:
     ev = f.evidence
     if ev.none and any(_match_lines(ev.none, lines)):
         return None
@@ -114,10 +207,13 @@ def _candidate(f: KnownFailure, lines: list[str], final: set[int], hb: Heartbeat
         if not all(groups):
             return None
         matched += [i for g in groups for i in g]
-    if not _heartbeat_ok(f, hb):
-        return None
     matched = sorted(set(matched))
-    return _Candidate(f, matched, in_final=bool(final.intersection(matched)))
+    if not ev.empty and len(matched) < ev.min_lines:
+        return None
+    state = _heartbeat_state(f, hb, tail, matched, crashed)
+    if state is None:
+        return None
+    return _Candidate(f, matched, in_final=bool(final.intersection(matched)), confirmed=state == "confirmed")
 
 
 def _evidence(lines: list[str], idx: list[int], final: set[int], hb: HeartbeatFacts | None,
@@ -137,24 +233,36 @@ def _evidence(lines: list[str], idx: list[int], final: set[int], hb: HeartbeatFa
 
 
 def _rank(c: _Candidate) -> tuple:
-    return (c.in_final, c.failure.priority, len(c.lines))
+    return (c.in_final, c.confirmed, c.failure.priority, len(c.lines))
+
+
+def _stall_limit(hb: HeartbeatFacts | None) -> float:
+    return (hb.stall_limit_s if hb is not None else None) or DEFAULT_STALL_S
 
 
 def diagnose_with_rules(log_text: str, heartbeat: HeartbeatFacts | None = None,
-                        playbooks: PlaybookSet | None = None) -> Diagnosis:
+                        playbooks: PlaybookSet | None = None, *, log_age_s: float | None = None) -> Diagnosis:
+    """``log_age_s``: seconds since the log file was last written, used when no heartbeat
+    events are given (``palier diagnose LOG`` passes the file's modification time)."""
     book = playbooks or load_playbooks()
     if heartbeat is not None and heartbeat.finished and not heartbeat.error:
         # A `done` event: whatever the log printed on the way (a caught TypeError from a
         # fallback, warnings), the run succeeded.
         return Diagnosis(kind="none", confidence=0.9, evidence=["events: done (succeeded)"],
                          fix="The run finished successfully; nothing to fix.")
+    if heartbeat is None and log_age_s is not None:
+        heartbeat = heartbeat_from_log_age(log_age_s)
     lines = log_lines(log_text)
     exc = exception_lines(lines)
+    aborts = crash_lines(lines)
     final = _final_block(lines, exc)
-    crashed = bool(exc) or bool(heartbeat and heartbeat.error)
+    if aborts and (not exc or aborts[-1] > exc[-1]):
+        final |= _block(lines, aborts[-1])
+    crashed = bool(exc) or bool(aborts) or bool(heartbeat and heartbeat.error)
+    tail = log_tail(lines)
     candidates = []
     for f in book.failures:
-        c = _candidate(f, lines, final, heartbeat)
+        c = _candidate(f, lines, final, heartbeat, tail, crashed)
         if c is None:
             continue
         if f.kind == "none" and crashed:
@@ -168,20 +276,39 @@ def diagnose_with_rules(log_text: str, heartbeat: HeartbeatFacts | None = None,
         confidence = f.confidence
         if exc and not best.in_final and f.heartbeat is None:
             confidence *= 0.85  # the final exception says something else
+        evidence = _evidence(lines, best.lines, final, heartbeat,
+                             with_heartbeat=f.heartbeat is not None and heartbeat is not None)
+        if f.kind == "none" and heartbeat is not None and heartbeat.source == "log_age":
+            evidence.append(heartbeat.describe())
+        to_confirm = None
+        remedy = f.remedy.model_dump() if f.remedy else None
+        if not best.confirmed:
+            confidence *= UNCONFIRMED_FACTOR
+            remedy = None  # no automatic retry on a hang that is only probable
+            ending = (f"a progress bar stopped at {tail.bar_pct} %" if tail.bar_pct is not None
+                      else "this line")
+            evidence.append(f"unconfirmed: the log ends on {ending} with no error after it; "
+                            "no heartbeat or log age was given")
+            to_confirm = TO_CONFIRM.format(limit=_stall_limit(heartbeat))
         return Diagnosis(
             kind=f.kind,
             failure_id=f.id,
             confidence=round(confidence, 2),
-            evidence=_evidence(lines, best.lines, final, heartbeat, with_heartbeat=f.heartbeat is not None),
+            evidence=evidence,
             fix=redact(f"{f.diagnosis.strip()} {f.fix.strip()}".strip()),
-            remedy=f.remedy.model_dump() if f.remedy else None,
+            remedy=remedy,
             section=f.source.cite if f.source else None,
+            to_confirm=to_confirm,
         )
-    stalled = heartbeat is not None and is_stalled(heartbeat, heartbeat.stall_limit_s or DEFAULT_STALL_S)
+    stalled = heartbeat is not None and is_stalled(heartbeat, _stall_limit(heartbeat))
+    if stalled and heartbeat.source == "log_age" and not tail.unfinished_bar:
+        stalled = False  # an old log that ended normally is a finished run, not a stalled one
     if crashed or stalled:
         idx = sorted(final) if final else []
         if not idx and exc:
             idx = [exc[-1]]
+        if not idx and stalled and tail.last is not None:
+            idx = [tail.last]
         evidence = _evidence(lines, idx, final, heartbeat, with_heartbeat=stalled or not idx)
         if heartbeat is not None and heartbeat.error and not idx:
             evidence.insert(0, redact(heartbeat.error)[:300])
@@ -190,7 +317,8 @@ def diagnose_with_rules(log_text: str, heartbeat: HeartbeatFacts | None = None,
             fix="Not in the playbooks. Read the final exception and the lines before it; if you find the cause, "
                 "add a palier-failure block (docs/agent.md, 'Adding a known failure').",
         )
-    return Diagnosis(kind="none", failure_id=None, confidence=0.6, evidence=[],
+    evidence = [heartbeat.describe()] if heartbeat is not None and heartbeat.source == "log_age" else []
+    return Diagnosis(kind="none", failure_id=None, confidence=0.6, evidence=evidence,
                      fix="No failure found: the log shows no exception and the run is not stalled.")
 
 
@@ -206,11 +334,13 @@ def diagnose(
     *,
     playbooks: PlaybookSet | None = None,
     use_llm: bool | None = None,
+    log_age_s: float | None = None,
 ) -> Diagnosis:
     """Rules first. ``use_llm``: None = ask the LLM for unknown cases when one is configured
-    (OPENAI_API_KEY / OPENAI_BASE_URL + PALIER_LLM_MODEL); False = never."""
+    (OPENAI_API_KEY / OPENAI_BASE_URL + PALIER_LLM_MODEL); False = never. ``log_age_s``: the
+    log file's age, used when there are no heartbeat events."""
     book = playbooks or load_playbooks()
-    result = diagnose_with_rules(log_text, heartbeat, book)
+    result = diagnose_with_rules(log_text, heartbeat, book, log_age_s=log_age_s)
     if result.kind != "unknown" or result.failure_id is not None or use_llm is False:
         return result
     from agent import llm

@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,8 +29,13 @@ class HeartbeatFacts(BaseModel):
     finished: bool = False
     error: str | None = None
     stall_limit_s: float | None = Field(default=None, gt=0, description="the stage's heartbeat_stall_s, if known")
+    source: Literal["events", "log_age"] = Field(
+        default="events", description="log_age: only the log file's modification time is known")
 
     def describe(self) -> str:
+        if self.source == "log_age":
+            age = "unknown" if self.seconds_since_progress is None else f"{self.seconds_since_progress:.0f} s ago"
+            return f"log file: last written {age} (no heartbeat events; process liveness unknown)"
         parts = []
         if self.seconds_since_progress is not None:
             parts.append(f"no progress for {self.seconds_since_progress:.0f} s")
@@ -50,6 +55,12 @@ def is_stalled(heartbeat: HeartbeatFacts | None, limit_s: float) -> bool:
     if heartbeat.seconds_since_progress is None:
         return False
     return heartbeat.seconds_since_progress >= limit_s
+
+
+def heartbeat_from_log_age(age_s: float, stall_limit_s: float | None = None) -> HeartbeatFacts:
+    """What the log file's modification time says: how long nothing was written to it."""
+    return HeartbeatFacts(seconds_since_progress=max(0.0, age_s), alive=None, source="log_age",
+                          stall_limit_s=stall_limit_s)
 
 
 def heartbeat_from_events(

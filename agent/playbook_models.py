@@ -153,6 +153,7 @@ class Evidence(Block):
     any: list[str] = Field(default_factory=list)
     all: list[str] = Field(default_factory=list)
     none: list[str] = Field(default_factory=list)
+    min_lines: int = Field(default=1, ge=1, description="distinct matching lines needed (a repeated symptom)")
 
     @field_validator("any", "all", "none")
     @classmethod

@@ -84,8 +84,27 @@ def test_check_bad_input_exits_2_naming_the_file(run, tmp_path, content, needle)
 def test_diagnose_human_and_json(run):
     result = run("diagnose", f"{LOGS}/cuda_oom_with_deprecation_warning.log")
     assert result.exit_code == 0 and "cuda_oom" in result.output and "halve_batch" in result.output
-    payload = json.loads(run("diagnose", f"{LOGS}/map_hang.log", "--json").stdout)
-    assert payload["kind"] == "none"  # no heartbeat: the kernel warning alone is benign
+    payload = json.loads(run("diagnose", f"{LOGS}/map_hang.log", "--json", "--no-log-age").stdout)
+    # the log alone: a probable hang, said as such, with what would confirm it and no remedy
+    assert payload["kind"] == "map_hang" and payload["to_confirm"] and payload["remedy"] is None
+
+
+def test_diagnose_uses_the_log_files_age(run, tmp_path):
+    import os
+    import shutil
+    import time
+
+    log = tmp_path / "stage.log"
+    shutil.copy(f"{LOGS}/map_hang.log", log)
+    fresh = json.loads(run("diagnose", str(log), "--json").stdout)
+    assert fresh["kind"] == "none" and any(e.startswith("log file: last written") for e in fresh["evidence"])
+    os.utime(log, (time.time() - 3600, time.time() - 3600))
+    old = json.loads(run("diagnose", str(log), "--json").stdout)
+    assert (old["kind"], old["to_confirm"]) == ("map_hang", None)
+    assert old["remedy"]["action"] == "single_process_map"
+    assert any(e.startswith("log file: last written 3600 s ago") for e in old["evidence"])
+    forced = json.loads(run("diagnose", str(log), "--json", "--log-age", "5").stdout)
+    assert forced["kind"] == "none"
 
 
 def test_diagnose_with_events(run, tmp_path):
