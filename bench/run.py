@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-BENCHES = ("eval", "prep", "export", "flow")
+BENCHES = ("eval", "prep", "export", "flow", "diagnosis")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -37,6 +37,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    selected = args.only.split(",")
+    if "diagnosis" in selected:
+        # Pure text, a few seconds: its own report (bench/results/diagnosis.md), no model needed.
+        from bench import diagnosis
+
+        diagnosis.main([])
+        selected.remove("diagnosis")
+        if not selected:
+            return 0
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # for the stage processes of the flow bench
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -47,7 +56,6 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     hf_logging.set_verbosity_error()
-    selected = args.only.split(",")
     work = (args.work or home() / "bench").resolve()
     cache = work / "cache"
     started = time.time()
