@@ -31,6 +31,7 @@ class Case:
     source: str
     log: Path
     log_age_s: float | None = None
+    batch: int = 1
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def load_cases(corpus: Path = CORPUS) -> list[Case]:
         if not log.is_file():
             raise FileNotFoundError(f"{corpus / 'labels.jsonl'} line {n}: no log file {log}")
         cases.append(Case(id=rec["id"], kind=rec["kind"], split=rec["split"], source=rec["source"], log=log,
-                          log_age_s=rec.get("log_age_s")))
+                          log_age_s=rec.get("log_age_s"), batch=rec.get("batch", 1)))
     return cases
 
 
@@ -90,7 +91,13 @@ def summarize(outcomes: list[Outcome]) -> dict:
         else:
             confusion[(o.case.kind, o.predicted, o.case.split)] += 1
     healthy = [o for o in outcomes if o.case.kind == "none"]
+    batches: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for o in outcomes:
+        if o.case.split == "held_out":
+            batches[o.case.batch][1] += 1
+            batches[o.case.batch][0] += o.correct
     return {
+        "held_out_by_batch": {str(b): {"correct": c, "n": n} for b, (c, n) in sorted(batches.items())},
         "totals": {s: {"correct": c, "n": n, "accuracy": round(c / n, 4) if n else None} for s, (c, n) in totals.items()},
         "per_kind": {k: {s: {"correct": c, "n": n} for s, (c, n) in v.items()} for k, v in sorted(per_kind.items())},
         "false_hangs_healthy": sum(o.false_hang for o in healthy),
@@ -120,7 +127,11 @@ def render(summary: dict, label: str) -> str:
     for s in SPLITS:
         acc = t[s]["accuracy"]
         lines.append(f"| {s} | {t[s]['correct']}/{t[s]['n']} | {acc * 100:.1f} % |" if acc is not None else f"| {s} | – | – |")
+    by_batch = ", ".join(f"batch {b}: {v['correct']}/{v['n']}" for b, v in summary["held_out_by_batch"].items())
     lines += [
+        "",
+        f"Held-out by collection batch ({by_batch}). Batch 1 was collected before the rules were "
+        "changed; batches 2 and 3 after, and their held-out logs were run once, never tuned on.",
         "",
         f"False hangs: {summary['false_hangs_healthy']} on {summary['healthy']} healthy runs, "
         f"{summary['false_hangs_all']} on all non-hang logs.",
