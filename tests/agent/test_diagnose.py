@@ -279,3 +279,16 @@ def test_wrapped_message_is_matched_across_the_line_break(book):
 ])
 def test_same_failure_in_other_wording(book, text, kind):
     assert _diag(book, text).kind == kind
+
+
+def test_modal_capacity_wait_is_a_quota_only_when_nothing_follows(book):
+    waiting = "Function 'f' (fu-x) is waiting to be scheduled on a GPU_L40S worker. Time in queue: 0:00:38\n"
+    result = _diag(book, waiting)
+    assert (result.kind, result.failure_id) == ("backend_quota", "modal-gpu-capacity-wait") and result.to_confirm
+    assert _diag(book, waiting + "Training step 1/500\n{'loss': 2.1, 'epoch': 0.01}\n").kind == "none"
+
+
+def test_attribute_removed_from_a_library_vs_a_none_value(book):
+    removed = _diag(book, "AttributeError: 'Function' object has no attribute 'with_options'\n")
+    assert (removed.kind, removed.failure_id) == ("deprecated_arg", "removed-attribute")
+    assert _diag(book, "AttributeError: 'NoneType' object has no attribute 'shape'\n").kind == "unknown"
