@@ -243,7 +243,8 @@ def _stall_limit(hb: HeartbeatFacts | None) -> float:
 def diagnose_with_rules(log_text: str, heartbeat: HeartbeatFacts | None = None,
                         playbooks: PlaybookSet | None = None, *, log_age_s: float | None = None) -> Diagnosis:
     """``log_age_s``: seconds since the log file was last written, used when no heartbeat
-    events are given (``palier diagnose LOG`` passes the file's modification time)."""
+    events are given (``palier diagnose LOG`` passes the file's modification time). A
+    ``HeartbeatFacts`` built by ``heartbeat_from_log_age`` may be passed instead."""
     book = playbooks or load_playbooks()
     if heartbeat is not None and heartbeat.finished and not heartbeat.error:
         # A `done` event: whatever the log printed on the way (a caught TypeError from a

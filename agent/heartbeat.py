@@ -57,9 +57,11 @@ def is_stalled(heartbeat: HeartbeatFacts | None, limit_s: float) -> bool:
     return heartbeat.seconds_since_progress >= limit_s
 
 
-def heartbeat_from_log_age(age_s: float, stall_limit_s: float | None = None) -> HeartbeatFacts:
-    """What the log file's modification time says: how long nothing was written to it."""
-    return HeartbeatFacts(seconds_since_progress=max(0.0, age_s), alive=None, source="log_age",
+def heartbeat_from_log_age(age_s: float, stall_limit_s: float | None = None,
+                           alive: bool | None = None) -> HeartbeatFacts:
+    """What the log file's modification time says: how long nothing was written to it
+    (``alive``: what the backend's poll knows; a dead process is not stalled)."""
+    return HeartbeatFacts(seconds_since_progress=max(0.0, age_s), alive=alive, source="log_age",
                           stall_limit_s=stall_limit_s)
 
 

@@ -3,10 +3,17 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from agent.diagnose import Diagnosis, diagnose, read_log
-from agent.heartbeat import HeartbeatFacts, heartbeat_from_events, log_text_from_events, read_events
+from agent.heartbeat import (
+    HeartbeatFacts,
+    heartbeat_from_events,
+    heartbeat_from_log_age,
+    log_text_from_events,
+    read_events,
+)
 from agent.playbooks import PlaybookSet
 
 LOG_TAIL_BYTES = 2_000_000  # the end of a huge log is where the failure is
@@ -27,6 +34,11 @@ def facts_from_run_dir(out_dir: str | Path, *, now: float | None = None, alive: 
         said = log_text_from_events(records)
         if said and said not in text:
             text = f"{text}\n{said}" if text else said
+    elif log.is_file():
+        # No heartbeat events (a runner that died before writing any, a foreign log): the
+        # log's modification time is the only clock.
+        age = (time.time() if now is None else now) - log.stat().st_mtime
+        heartbeat = heartbeat_from_log_age(age, stall_limit_s=stall_limit_s, alive=alive)
     return text, heartbeat
 
 

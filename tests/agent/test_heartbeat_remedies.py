@@ -167,3 +167,21 @@ def test_preflight_lines_for_logs(book, make_config_, make_facts_):
     assert lines[0].startswith("[fixed] whisper.h200-flagged-kernel (exp1)")
     assert "[AUTOFIX] [whisper.h200-flagged-kernel] exp1: backend.gpu 'H200' -> 'H100'" in lines
     assert lines[-1] == "preflight: OK"
+
+
+def test_diagnose_run_dir_without_events_uses_the_log_age(tmp_path, book):
+    import os
+
+    from agent.run_dir import diagnose_run_dir
+
+    log = tmp_path / "stage.log"
+    log.write_text("Detected kernel version 4.4.0, which is below the recommended minimum of 5.5.0; this can "
+                   "cause the process to hang.\n  0%|          | 0/807 [00:00<?, ?it/s]\n", encoding="utf-8")
+    t0 = log.stat().st_mtime
+    os.utime(log, (t0, t0))
+    fresh = diagnose_run_dir(tmp_path, now=t0 + 30, stall_limit_s=900, playbooks=book, use_llm=False)
+    assert fresh.kind == "none"
+    stale = diagnose_run_dir(tmp_path, now=t0 + 1000, stall_limit_s=900, playbooks=book, use_llm=False)
+    assert (stale.kind, stale.to_confirm) == ("kernel_hang", None) and stale.remedy["action"] == "fallback_gpu"
+    dead = diagnose_run_dir(tmp_path, now=t0 + 1000, alive=False, stall_limit_s=900, playbooks=book, use_llm=False)
+    assert dead.kind != "kernel_hang"  # a dead process is not hung
