@@ -42,8 +42,14 @@ _ABORT = re.compile(
 )
 _CAUSE_LINK = re.compile(r"The above exception was the direct cause of the following exception")
 _CONTINUATION_LINES = 6
-# A tqdm bar as its last redraw leaves it: "desc:  37%|███▋      | 370/1000 [00:03<00:06, ...]".
-_BAR = re.compile(r"(?P<pct>\d{1,3})%\|[^|]*\|\s*\d+/\d+\s*(?:\[[^\]]*\])?\s*$")
+# A tqdm bar as its last redraw leaves it: "desc:  37%|███▋      | 370/1000 [00:03<00:06, ...]",
+# or its counter alone (notebook widgets print "18679/18686 [1:50:07<00:02, 2.83it/s]").
+_BAR = re.compile(r"(?:(?P<pct>\d{1,3})%\|[^|]*\|\s*)?(?P<n>\d+)/(?P<total>\d+)\s*\[[^\]]*(?:it/s|s/it|/s|\?)[^\]]*\]\s*$"
+                  r"|(?P<pct_only>\d{1,3})%\|[^|]*\|\s*\d+/\d+\s*$")
+# A line that shows the run moving: a metric, a step counter, a bar past its start.
+_PROGRESS = re.compile(
+    r"'(?:loss|eval_\w+|train_runtime|grad_norm)'\s*:|\bloss\b\s*[=:]\s*\d|\b(?:step|iter(?:ation)?)\s*[:=]?\s*\d+"
+    r"|\bepoch\s*[:=]?\s*\d|Training completed", re.IGNORECASE)
 NEAR_START_PCT = 10
 HANG_KINDS = ("kernel_hang", "map_hang")
 UNCONFIRMED_FACTOR = 0.6
@@ -141,14 +147,38 @@ def _final_block(lines: list[str], exc: list[int]) -> set[int]:
     return block
 
 
+def _bar_pct(text: str) -> int | None:
+    match = _BAR.search(text)
+    if not match:
+        return None
+    if match.group("pct_only"):
+        return int(match.group("pct_only"))
+    n, total = int(match.group("n")), int(match.group("total"))
+    if total and n < total:
+        return min(int(100 * n / total), 99)  # tqdm rounds 18679/18686 up to "100%"
+    return int(match.group("pct")) if match.group("pct") else 100
+
+
 def log_tail(lines: list[str]) -> LogTail:
     for i in range(len(lines) - 1, -1, -1):
         text = lines[i].strip()
         if not text:
             continue
-        match = _BAR.search(text)
-        return LogTail(last=i, bar_pct=int(match.group("pct")) if match else None)
+        return LogTail(last=i, bar_pct=_bar_pct(text))
     return LogTail(last=None, bar_pct=None)
+
+
+def _still_after(lines: list[str], index: int) -> bool:
+    """Nothing after line ``index`` shows the run moving (only warnings, notices, a bar that
+    has not left its start): the log stopped there."""
+    for line in lines[index + 1:]:
+        text = line.strip()
+        if not text:
+            continue
+        pct = _bar_pct(text)
+        if (pct is not None and pct > NEAR_START_PCT) or _PROGRESS.search(text):
+            return False
+    return True
 
 
 def _match_lines(patterns: list[str], lines: list[str]) -> list[list[int]]:
@@ -166,7 +196,7 @@ def _match_lines(patterns: list[str], lines: list[str]) -> list[list[int]]:
 
 
 def _heartbeat_state(f: KnownFailure, hb: HeartbeatFacts | None, tail: LogTail, matched: list[int],
-                     crashed: bool) -> str | None:
+                     crashed: bool, lines: list[str]) -> str | None:
     """``confirmed``, ``probable`` (a hang the log suggests but cannot prove) or None."""
     cond = f.heartbeat
     if cond is None:
@@ -184,7 +214,7 @@ def _heartbeat_state(f: KnownFailure, hb: HeartbeatFacts | None, tail: LogTail, 
     # tells an unfinished run).
     if crashed or cond.last_phase_in or not matched or tail.last is None:
         return None
-    if not (tail.stopped_near_start or tail.last in matched):
+    if not (tail.stopped_near_start or _still_after(lines, max(matched))):
         return None
     if hb is None:
         return "probable"
@@ -210,7 +240,7 @@ def _candidate(f: KnownFailure, lines: list[str], final: set[int], hb: Heartbeat
     matched = sorted(set(matched))
     if not ev.empty and len(matched) < ev.min_lines:
         return None
-    state = _heartbeat_state(f, hb, tail, matched, crashed)
+    state = _heartbeat_state(f, hb, tail, matched, crashed, lines)
     if state is None:
         return None
     return _Candidate(f, matched, in_final=bool(final.intersection(matched)), confirmed=state == "confirmed")
@@ -286,9 +316,9 @@ def diagnose_with_rules(log_text: str, heartbeat: HeartbeatFacts | None = None,
         if not best.confirmed:
             confidence *= UNCONFIRMED_FACTOR
             remedy = None  # no automatic retry on a hang that is only probable
-            ending = (f"a progress bar stopped at {tail.bar_pct} %" if tail.bar_pct is not None
-                      else "this line")
-            evidence.append(f"unconfirmed: the log ends on {ending} with no error after it; "
+            ending = (f"ends on a progress bar stopped at {tail.bar_pct} %" if tail.bar_pct is not None
+                      else "shows no progress after this line")
+            evidence.append(f"unconfirmed: the log {ending} and no error; "
                             "no heartbeat or log age was given")
             to_confirm = TO_CONFIRM.format(limit=_stall_limit(heartbeat))
         return Diagnosis(
