@@ -276,6 +276,11 @@ def test_wrapped_message_is_matched_across_the_line_break(book):
      "deprecated_arg"),
     ("ConnectionError: HTTPConnectionPool(host='h', port=5001): Max retries exceeded with url: "
      "/api/2.0/mlflow/experiments/get-by-name?experiment_name=x (Caused by NewConnectionError('x'))\n", "tracking_error"),
+    ("UserWarning: Not enough free disk space to download the file. The expected file size is: 3945.44 MB.\n",
+     "disk_full"),
+    ("Process ForkPoolWorker-3:\nTraceback (most recent call last):\n    with self._rlock:\nKeyboardInterrupt\n",
+     "map_hang"),
+    ('RuntimeError: "LayerNormKernelImpl" not implemented for \'Half\'\n', "bf16_unsupported"),
 ])
 def test_same_failure_in_other_wording(book, text, kind):
     assert _diag(book, text).kind == kind
