@@ -1,11 +1,15 @@
-"""diagnose(log_text, heartbeat) -> Diagnosis: match the playbooks' known failures.
+"""diagnose(log_text, heartbeat, log_age_s) -> Diagnosis: match the playbooks' known failures.
 
 Ranking, in order: a failure whose evidence is in the final exception (the last
-``SomethingError: ...`` line and its continuation) beats one matched elsewhere in the log;
-then the playbook priority; then the amount of evidence. Heartbeat-gated failures (hangs)
-need the heartbeat to show a stall. Benign entries (kind ``none``) only apply to logs with
-no exception. Nothing matched: ``unknown`` if something went wrong, else ``none``; an
-unknown case goes to the configured LLM, whose answer is labelled ``source: llm``.
+``SomethingError: ...`` line, its continuation, and the exceptions it was raised from; or the
+last crash marker such as ``Killed`` or a failed CUDA assertion) beats one matched elsewhere;
+then a confirmed failure beats a probable one; then the playbook priority; then the amount of
+evidence. Heartbeat-gated failures (hangs) need a stall: from heartbeat events, or, without
+them, a log that stops at the evidence, confirmed by the log file's age — with neither, the
+hang is only *probable* and says what would confirm it (``to_confirm``, no remedy). Benign
+entries (kind ``none``) only apply to logs that did not crash. Nothing matched: ``unknown`` if
+something went wrong, else ``none``; an unknown case goes to the configured LLM, whose answer
+is labelled ``source: llm``. Measured on real logs by ``python -m bench.diagnosis``.
 """
 
 from __future__ import annotations
