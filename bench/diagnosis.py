@@ -131,7 +131,7 @@ def render(summary: dict, label: str) -> str:
     lines += [
         "",
         f"Held-out by collection batch ({by_batch}). Batch 1 was collected before the rules were "
-        "changed; batches 2 to 7 after, and their held-out logs were only run, never tuned on.",
+        "changed; batches 2 to 8 after, and their held-out logs were only run, never tuned on.",
         "",
         f"False hangs: {summary['false_hangs_healthy']} on {summary['healthy']} healthy runs, "
         f"{summary['false_hangs_all']} on all non-hang logs.",

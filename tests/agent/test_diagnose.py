@@ -297,3 +297,18 @@ def test_attribute_removed_from_a_library_vs_a_none_value(book):
     removed = _diag(book, "AttributeError: 'Function' object has no attribute 'with_options'\n")
     assert (removed.kind, removed.failure_id) == ("deprecated_arg", "removed-attribute")
     assert _diag(book, "AttributeError: 'NoneType' object has no attribute 'shape'\n").kind == "unknown"
+
+
+def test_fp16_overflow_messages_are_normal_a_collapsed_loss_scale_is_not(book):
+    settling = "Gradient overflow. Skipping step, loss scaler 0 reducing loss scale to 262144.0\n"
+    assert _diag(book, settling).kind == "none"
+    collapsed = "".join(f"Gradient overflow.  Skipping step, loss scaler 0 reducing loss scale to {x}e-30{i}\n"
+                        for i, x in enumerate((1.4, 2.9, 3.6)))
+    assert _diag(book, collapsed).failure_id == "fp16-loss-scale-collapse"
+
+
+def test_a_name_removed_from_any_library_vs_a_circular_import(book):
+    assert _diag(book, "ImportError: cannot import name 'compute_measures' from 'jiwer'\n").kind == "deprecated_arg"
+    circular = ("ImportError: cannot import name 'A' from partially initialized module 'pkg' "
+                "(most likely due to a circular import)\n")
+    assert _diag(book, circular).kind == "unknown"
