@@ -70,13 +70,13 @@ class KaggleTransport(Protocol):
 
 
 def plan_kernel(
-    spec: StageSpec, user: str, runner_module: str = "core.stage"
+    spec: StageSpec, user: str, runner_module: str = "core.stage", problems: list[str] | None = None
 ) -> tuple[KaggleSettings, list[LocalInput], dict, dict, str]:
     """Settings, inputs, kernel-metadata.json, the script's configuration and the script itself,
-    computed locally (the dry run prints them)."""
+    computed locally (the dry run prints them; ``problems`` as in shipping.local_inputs)."""
     settings = KaggleSettings.from_options(dict(spec.stage.backend.options))
     user = settings.user or user
-    inputs = local_inputs(spec)
+    inputs = local_inputs(spec, problems)
     remote_spec = relocate(spec, inputs, lambda item: INPUT_PLACEHOLDER.format(digest=item.digest))
     datasets = [f"{user}/{inputs_dataset_slug(spec)}"] if inputs else []
     metadata = kernel_metadata(user, kernel_slug(spec), machine_shape(spec.stage.backend), datasets, settings)

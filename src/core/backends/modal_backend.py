@@ -48,11 +48,12 @@ class ModalTransport(Protocol):
 
 
 def plan_submission(
-    spec: StageSpec, runner_module: str = "core.stage"
+    spec: StageSpec, runner_module: str = "core.stage", problems: list[str] | None = None
 ) -> tuple[ModalSettings, list[LocalInput], StageSpec, str, ModalLaunch]:
-    """Everything submit will do, computed locally (the dry run prints it)."""
+    """Everything submit will do, computed locally (the dry run prints it; it passes ``problems``
+    to collect inputs that cannot be shipped instead of stopping at the first)."""
     settings = ModalSettings.from_options(dict(spec.stage.backend.options))
-    inputs = local_inputs(spec)
+    inputs = local_inputs(spec, problems)
     on_volume = remote_base_model(spec, "modal")
     if on_volume and on_volume[0].location.get("volume") == settings.volume:
         origin, rel = on_volume
