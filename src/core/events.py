@@ -81,9 +81,9 @@ class EventLog:
 class EventTail:
     """Reads new complete lines from an events file; tolerant of a half-written last line."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, offset: int = 0):
         self.path = path
-        self._offset = 0
+        self._offset = offset  # a retry in the same folder starts after the previous attempt's events
 
     def read_new(self) -> list[dict[str, Any]]:
         if not self.path.exists():
