@@ -9,21 +9,16 @@ from prefect import get_run_logger, task
 
 from core.backends import get_backend
 from core.backends.errors import ServiceUnavailable
-from core.backends.resume import live_job
 from core.backends.watch import PHASE_TEXT, WatchLimits, WatchOutcome, watch_job
 from core.contracts import JobHandle, StageResult, StageSpec
 from core.paths import stage_dir
 from core.tracking import schema as S
-from core.tracking.job_handles import record_handle, recorded_handles
 from core.tracking.mlflow_store import MetricRelay, Tracker
+from tasks.jobs import StageFailed, start_job
 
 PROGRESS_LOG_EVERY = 0.25  # log to Prefect at each quarter of a phase
 
 __all__ = ["StageFailed", "WatchOutcome", "run_stage", "watch"]
-
-
-class StageFailed(RuntimeError):
-    pass
 
 
 def _progress_line(spec: StageSpec, phase: str, done: int, total: int) -> str:
@@ -94,32 +89,6 @@ def log_tail(out_dir: Path, max_bytes: int = 200_000) -> str:
         size = log.stat().st_size
         fh.seek(max(0, size - max_bytes))
         return fh.read().decode("utf-8", errors="replace")
-
-
-def start_job(backend, spec: StageSpec, out_dir: Path, tracker: Tracker, stage_run_id: str, attempt: int,
-              logger) -> tuple[JobHandle, int]:
-    """Reattach to a live job of the same stage key (first attempt only), or submit a new one.
-    Returns the handle and the events.jsonl offset the watch starts from."""
-    if attempt == 1:
-        try:
-            found = live_job(backend, recorded_handles(tracker, stage_run_id, spec.key, out_dir))
-        except ServiceUnavailable as exc:
-            raise StageFailed(f"stage {spec.name}: cannot tell whether its earlier {backend.name} job still runs "
-                              f"({exc}); not submitting a second one. Retry when the service answers.") from exc
-        if found is not None:
-            handle, status = found
-            record_handle(tracker, stage_run_id, handle)
-            tracker.set_tags(stage_run_id, {S.TAG_REATTACHED: handle.job_id, S.TAG_ATTEMPT: str(attempt)})
-            logger.info(f"[{spec.name}] reattached to {handle.backend} job {handle.job_id} ({status.state}); "
-                        "not submitting again")
-            return handle, 0  # replay its events into this run
-    events = out_dir / "events.jsonl"
-    offset = events.stat().st_size if events.exists() else 0
-    handle = backend.submit(spec, out_dir)
-    record_handle(tracker, stage_run_id, handle)
-    tracker.set_tags(stage_run_id, {S.TAG_ATTEMPT: str(attempt)})
-    logger.info(f"[{spec.name}] attempt {attempt} on {spec.stage.backend.kind} ({handle.job_id}); outputs in {out_dir}")
-    return handle, offset
 
 
 @task(name="run-stage", task_run_name="{spec.name}: baseline, train, evaluate")

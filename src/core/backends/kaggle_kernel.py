@@ -48,7 +48,9 @@ class KaggleSettings:
     keep_checkpoints: bool = False  # checkpoints count against Kaggle's 20 GB output limit
     hf_secret: str = "HF_TOKEN"  # Kaggle secret attached to the kernel ("" = none)
 
-    OPTION_KEYS = ("user", "enable_internet", "pin_torch", "keep_checkpoints", "hf_secret")
+    pending_limit_s: int = 0  # read by the watch loop (core.backends.watch); 0 = the backend's default
+
+    OPTION_KEYS = ("pending_limit_s", "user", "enable_internet", "pin_torch", "keep_checkpoints", "hf_secret")
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> KaggleSettings:
