@@ -154,7 +154,13 @@ def kaggle_username_hint(env: dict[str, str] | None = None, home: Path | None = 
 def _describe_kaggle(spec: StageSpec, kernel_dir: Path | None) -> dict[str, Any]:
     from core.backends.kaggle_backend import plan_kernel
     from core.backends.kaggle_client import kaggle_credentials_source
-    from core.backends.kaggle_kernel import CODE_FILE, inputs_dataset_slug, inputs_marker, session_timeout_s
+    from core.backends.kaggle_kernel import (
+        CODE_FILE,
+        inputs_dataset_slug,
+        inputs_marker,
+        session_timeout_s,
+        shape_note,
+    )
 
     problems: list[str] = []
     settings, inputs, metadata, config, script = plan_kernel(spec, kaggle_username_hint() or UNKNOWN_KAGGLE_USER,
@@ -171,6 +177,7 @@ def _describe_kaggle(spec: StageSpec, kernel_dir: Path | None) -> dict[str, Any]
         "sent": False,
         "kernel": metadata["id"],
         "kernel_metadata": metadata,
+        **({"machine_shape_warning": note} if (note := shape_note(metadata.get("machine_shape"))) else {}),
         "code_file": CODE_FILE,
         "script_bytes": len(script.encode("utf-8")),
         "kernel_folder": str(kernel_dir) if kernel_dir else None,

@@ -89,7 +89,7 @@ def plan_kernel(
     inputs = local_inputs(spec, problems)
     remote_spec = relocate(spec, inputs, lambda item: INPUT_PLACEHOLDER.format(digest=item.digest))
     datasets = [f"{user}/{inputs_dataset_slug(spec)}"] if inputs else []
-    metadata = kernel_metadata(user, kernel_slug(spec), machine_shape(spec.stage.backend), datasets, settings)
+    metadata = kernel_metadata(user, kernel_slug(spec), machine_shape(spec.stage.backend, settings), datasets, settings)
     config = script_config(remote_spec, inputs, settings, runner_module)
     return settings, inputs, metadata, config, kernel_script(config, source_archive())
 
