@@ -6,6 +6,7 @@ without the Modal client configured.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tomllib
@@ -114,7 +115,8 @@ class ModalClient:
         from modal.exception import NotFoundError
 
         try:
-            return bool(self.volume.listdir(path))  # a file path lists that one file
+            with _service_errors():
+                return bool(self.volume.listdir(path))  # a file path lists that one file
         except (NotFoundError, FileNotFoundError):
             return False
 
@@ -124,7 +126,8 @@ class ModalClient:
         from modal.volume import FileEntryType
 
         try:
-            entries = self.volume.listdir(folder, recursive=True)
+            with _service_errors():
+                entries = self.volume.listdir(folder, recursive=True)
         except (NotFoundError, FileNotFoundError):
             return {}
         return {e.path.strip("/"): e.size for e in entries if e.type == FileEntryType.FILE}
@@ -133,7 +136,8 @@ class ModalClient:
         from modal.exception import NotFoundError
 
         try:
-            return b"".join(self.volume.read_file(path))
+            with _service_errors():
+                return b"".join(self.volume.read_file(path))
         except (NotFoundError, FileNotFoundError):
             return None
 
@@ -163,8 +167,6 @@ class ModalClient:
 
     def spawn(self, launch: ModalLaunch) -> str:
         require_modal_credentials()
-        import contextlib
-
         import modal
         from modal.exception import NotFoundError
 
@@ -212,6 +214,22 @@ class ModalClient:
             modal.FunctionCall.from_id(call_id).cancel()
         except Exception as exc:
             raise service_error(exc) or exc
+
+
+@contextlib.contextmanager
+def _service_errors():
+    """Volume reads during polling: an outage or rate limit is transient, not "file missing"."""
+    from modal.exception import NotFoundError
+
+    try:
+        yield
+    except (NotFoundError, FileNotFoundError):
+        raise
+    except Exception as exc:
+        mapped = service_error(exc)
+        if mapped is None:
+            raise
+        raise mapped from exc
 
 
 TERMINATED_REASON = (
