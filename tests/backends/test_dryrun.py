@@ -61,7 +61,7 @@ def test_local_and_unknown_backends(make_spec):
 
 # -- whole shipped pipelines through the CLI ------------------------------------------------------
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
-SHIPPED = sorted((ROOT / "pipelines").glob("*.yaml"))
+SHIPPED = sorted((ROOT / "pipelines").glob("*.yaml")) + [ROOT / "docs" / "live-check.yaml"]
 BACKENDS = ("local", "modal", "kaggle")
 UPSTREAM_ON = {"local": "/runs/", "modal": "/vol/runs/", "kaggle": "'s output, downloaded to"}
 
