@@ -17,7 +17,7 @@ def after_failure(spec: StageSpec, outcome, log_text: str, out_dir: Path, attemp
                   stage_run_id: str, logger) -> StageSpec | None:
     from agent import diagnose_run_dir, safe_remedy
 
-    alive = False if outcome.state != "stalled" else None
+    alive = None if outcome.state in ("stalled", "pending_timeout") else False
     diagnosis = diagnose_run_dir(out_dir, alive=alive, stall_limit_s=spec.stage.backend.heartbeat_stall_s)
     tracker.c.log_text(stage_run_id, diagnosis.to_json(), f"diagnosis/attempt-{attempt}.json")
     tracker.c.log_text(stage_run_id, diagnosis.to_json(), S.ARTIFACT_DIAGNOSIS)

@@ -1,82 +1,84 @@
-"""run_stage: submit a stage to its backend, watch it, relay its events, fetch its outputs."""
+"""run_stage: submit a stage to its backend (or reattach to its live job), watch it, relay its
+events, fetch its outputs. How the watching works is core.backends.watch."""
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import get_run_logger, task
 
 from core.backends import get_backend
+from core.backends.errors import ServiceUnavailable
+from core.backends.watch import PHASE_TEXT, WatchLimits, WatchOutcome, watch_job
 from core.contracts import JobHandle, StageResult, StageSpec
-from core.events import EventTail
 from core.paths import stage_dir
 from core.tracking import schema as S
 from core.tracking.mlflow_store import MetricRelay, Tracker
+from tasks.jobs import StageFailed, start_job
 
-POLL_INTERVAL_S = 1.0
 PROGRESS_LOG_EVERY = 0.25  # log to Prefect at each quarter of a phase
 
-
-class StageFailed(RuntimeError):
-    pass
-
-
-@dataclass
-class WatchOutcome:
-    state: str  # succeeded | failed | cancelled | stalled
-    message: str
-    seconds_since_event: float
-    last_phase: str | None
-    last_step: int | None
+__all__ = ["StageFailed", "WatchOutcome", "run_stage", "watch"]
 
 
 def _progress_line(spec: StageSpec, phase: str, done: int, total: int) -> str:
     return f"[{spec.name}] {phase}: {done}/{total} ({done / max(total, 1):.0%})"
 
 
+class EventRelay:
+    """Stage-runner events -> MLflow metrics and Prefect log lines."""
+
+    def __init__(self, spec: StageSpec, relay: MetricRelay | None, logger):
+        self.spec, self.relay, self.logger = spec, relay, logger
+        self.phase: str | None = None
+        self.logged_fraction: dict[str, float] = {}
+
+    def __call__(self, event: dict) -> None:
+        name, logger, kind = self.spec.name, self.logger, event.get("type")
+        if kind == "metric" and self.relay is not None:
+            self.relay.add(int(event.get("step", 0)), event.get("metrics", {}))
+        elif kind == "phase":
+            self.phase = event["phase"]
+            logger.info(f"[{name}] {event['phase']} {'started' if event['status'] == 'start' else 'done'}")
+        elif kind == "progress":
+            total = event.get("total") or 0
+            fraction = (event["done"] / total) if total else 0.0
+            key = event.get("phase", self.phase or "")
+            if fraction - self.logged_fraction.get(key, -1.0) >= PROGRESS_LOG_EVERY or event["done"] == total:
+                self.logged_fraction[key] = fraction
+                logger.info(_progress_line(self.spec, key, event["done"], total))
+        elif kind == "log":
+            level = event.get("level", "info")
+            (logger.warning if level == "warning" else logger.error if level == "error" else logger.info)(
+                f"[{name}] {event.get('message', '')}")
+        elif kind == "error":
+            logger.error(f"[{name}] {event.get('error')}")
+
+
 def watch(backend, handle: JobHandle, spec: StageSpec, relay: MetricRelay | None, logger,
-          stall_limit_s: float, poll_interval_s: float = POLL_INTERVAL_S) -> WatchOutcome:
-    """Poll until the job finishes or stops sending events for ``stall_limit_s``."""
-    tail = EventTail(Path(handle.out_dir) / "events.jsonl")
-    last_event = time.monotonic()
-    phase, step = None, None
-    logged_fraction: dict[str, float] = {}
-    while True:
-        status = backend.poll(handle)
-        for event in tail.read_new():
-            last_event = time.monotonic()
-            kind = event.get("type")
-            if kind == "metric" and relay is not None:
-                relay.add(int(event.get("step", 0)), event.get("metrics", {}))
-            elif kind == "phase":
-                phase = event["phase"]
-                logger.info(f"[{spec.name}] {event['phase']} {'started' if event['status'] == 'start' else 'done'}")
-            elif kind == "progress":
-                step = event.get("done")
-                total = event.get("total") or 0
-                fraction = (event["done"] / total) if total else 0.0
-                key = event.get("phase", phase or "")
-                if fraction - logged_fraction.get(key, -1.0) >= PROGRESS_LOG_EVERY or event["done"] == total:
-                    logged_fraction[key] = fraction
-                    logger.info(_progress_line(spec, key, event["done"], total))
-            elif kind == "log":
-                level = event.get("level", "info")
-                (logger.warning if level == "warning" else logger.error if level == "error" else logger.info)(
-                    f"[{spec.name}] {event.get('message', '')}")
-            elif kind == "error":
-                logger.error(f"[{spec.name}] {event.get('error')}")
-        if status.finished:
-            if relay is not None:
-                relay.flush()
-            return WatchOutcome(status.state, status.message, time.monotonic() - last_event, phase, step)
-        idle = time.monotonic() - last_event
-        if idle > stall_limit_s:
-            if relay is not None:
-                relay.flush()
-            return WatchOutcome("stalled", f"no event for {idle:.0f}s (limit {stall_limit_s:.0f}s)", idle, phase, step)
-        time.sleep(poll_interval_s)
+          limits: WatchLimits, tracker: Tracker | None = None, stage_run_id: str | None = None,
+          events_offset: int = 0) -> WatchOutcome:
+    """Watch one job; its phase (queued/starting/running) goes to the Prefect log and the MLflow run."""
+
+    def on_phase(phase: str, seconds: float) -> None:
+        logger.info(f"[{spec.name}] {handle.backend} job {handle.job_id}: {PHASE_TEXT[phase]} after {seconds:.0f} s")
+        if tracker is not None and stage_run_id:
+            tags = {S.TAG_JOB_PHASE: phase}
+            if phase == "running":
+                tags[S.TAG_PENDING_S] = f"{seconds:.0f}"
+            tracker.set_tags(stage_run_id, tags)
+
+    def on_transient(exc: ServiceUnavailable, count: int, delay: float) -> None:
+        logger.warning(f"[{spec.name}] {handle.backend} did not answer ({exc}); retry {count} in {delay:.0f} s")
+
+    outcome = watch_job(backend, handle, limits, EventRelay(spec, relay, logger), on_phase, on_transient,
+                        events_offset=events_offset)
+    if relay is not None:
+        relay.flush()
+    if tracker is not None and stage_run_id:
+        tracker.set_tags(stage_run_id, {S.TAG_JOB_PHASE: "finished" if not outcome.job_may_still_run else outcome.job_phase,
+                                        S.TAG_TRANSIENT_ERRORS: str(outcome.transient_errors)})
+    return outcome
 
 
 def log_tail(out_dir: Path, max_bytes: int = 200_000) -> str:
@@ -99,17 +101,21 @@ def run_stage(spec: StageSpec, stage_run_id: str, tracking_uri: str) -> StageRes
     out_dir = stage_dir(spec.pipeline, spec.name, spec.key)
     attempt = 1
     while True:
-        handle = backend.submit(spec, out_dir)
-        tracker.set_tags(stage_run_id, {S.TAG_JOB_ID: handle.job_id, S.TAG_ATTEMPT: str(attempt)})
-        logger.info(f"[{spec.name}] attempt {attempt} on {spec.stage.backend.kind} ({handle.job_id}); outputs in {out_dir}")
+        limits = WatchLimits.for_backend(spec.stage.backend)
+        handle, offset = start_job(backend, spec, out_dir, tracker, stage_run_id, attempt, logger)
         relay = MetricRelay(tracker, stage_run_id)
-        outcome = watch(backend, handle, spec, relay, logger, spec.stage.backend.heartbeat_stall_s)
+        outcome = watch(backend, handle, spec, relay, logger, limits, tracker, stage_run_id, offset)
         if outcome.state == "succeeded":
             folder = backend.fetch(handle)
             return StageResult.model_validate_json((folder / "metrics.json").read_text(encoding="utf-8"))
-        if outcome.state == "stalled":
-            logger.error(f"[{spec.name}] stalled: {outcome.message}; cancelling the job")
-            backend.cancel(handle)
+        if outcome.state == "lost":
+            raise StageFailed(f"stage {spec.name}: {outcome.message}")
+        if outcome.job_may_still_run:
+            logger.error(f"[{spec.name}] {outcome.state}: {outcome.message}; cancelling the job")
+            result = backend.cancel(handle)
+            (logger.info if result.stopped else logger.error)(f"[{spec.name}] cancel: {result.message}")
+            if not result.stopped:
+                raise StageFailed(f"stage {spec.name} {outcome.state}: {outcome.message}. {result.message}")
         retry_spec = after_failure(spec, outcome, log_tail(out_dir), out_dir, attempt, tracker, stage_run_id, logger)
         if retry_spec is None:
             raise StageFailed(f"stage {spec.name} {outcome.state}: {outcome.message} (see {out_dir / 'stage.log'})")

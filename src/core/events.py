@@ -26,12 +26,15 @@ HEARTBEAT_EVERY_S = 10.0
 
 
 class EventLog:
-    """Append-only writer, safe to share between the runner and its heartbeat thread."""
+    """Append-only writer, safe to share between the runner and its heartbeat thread.
+
+    The file is opened for each event and closed at once: on Modal a volume commit reloads the
+    volume afterwards, and the reload fails while any file on it is open."""
 
     def __init__(self, path: Path):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = path.open("a", encoding="utf-8")
+        path.touch()
         self._lock = threading.Lock()
         self.phase = "start"
         self.step: int | None = None
@@ -42,9 +45,8 @@ class EventLog:
     def emit(self, type_: str, **fields: Any) -> None:
         record = {"t": round(time.time(), 3), "type": type_, **fields}
         line = json.dumps(record, ensure_ascii=False, default=float)
-        with self._lock:
-            self._fh.write(line + "\n")
-            self._fh.flush()
+        with self._lock, self.path.open("a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
 
     def set_phase(self, phase: str, status: str = "start") -> None:
         if status == "start":
@@ -74,16 +76,14 @@ class EventLog:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2)
-        with self._lock:
-            self._fh.close()
 
 
 class EventTail:
     """Reads new complete lines from an events file; tolerant of a half-written last line."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, offset: int = 0):
         self.path = path
-        self._offset = 0
+        self._offset = offset  # a retry in the same folder starts after the previous attempt's events
 
     def read_new(self) -> list[dict[str, Any]]:
         if not self.path.exists():

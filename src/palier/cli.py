@@ -155,13 +155,19 @@ def run(
         config = override_backend(config, backend)
     specs = plan(config, code_version(), lambda src: data_digest(src, pipeline.resolve().parent),
                  pipeline_file=str(pipeline.resolve()))
+    unknown = sorted(set(only or []) - {spec.name for spec in specs})
+    if unknown:
+        _fail(f"--only {', '.join(unknown)}: no such stage in {pipeline}; stages: {', '.join(s.name for s in specs)}")
     if plan_only or dry_run:
-        print_plan(specs)
+        print_plan([spec for spec in specs if not only or spec.name in only])
         if dry_run:
-            from core.backends.dryrun import describe, render
+            from core.backends.dryrun import describe_pipeline, render
 
-            for spec in specs:
-                console.print(render(describe(spec, spec.stage.backend.kind)))
+            descriptions = describe_pipeline(specs, list(only) if only else None)
+            for description in descriptions:
+                console.print(render(description), markup=False, highlight=False, soft_wrap=True)
+            if any("error" in d for d in descriptions):
+                raise typer.Exit(2)
         return
     _use_running_services()
     if not os.environ.get("MLFLOW_TRACKING_URI"):

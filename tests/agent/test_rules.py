@@ -96,6 +96,8 @@ CASES = [
     ("backend.kaggle-p100", {"backend": {"kind": "kaggle", "gpu": "NvidiaTeslaP100"}}, {}, {}, True),
     ("backend.kaggle-p100", {"backend": {"kind": "kaggle", "gpu": None}}, {}, {}, True),  # the default P100
     ("backend.kaggle-p100", {"backend": {"kind": "kaggle", "gpu": "NvidiaTeslaT4"}}, {}, {}, False),
+    ("backend.kaggle-p100", {"backend": {"kind": "kaggle", "gpu": "P100", "options": {
+        "p100_torch": "torch==2.7.1 --index-url https://download.pytorch.org/whl/cu126"}}}, {}, {}, False),
     ("backend.kaggle-session-limit", {"backend": {"kind": "kaggle", "gpu": "NvidiaTeslaT4", "timeout_s": 86400}}, {}, {}, True),
     ("backend.kaggle-session-limit", {"backend": {"kind": "kaggle", "gpu": "NvidiaTeslaT4", "timeout_s": 30000}}, {}, {}, False),
     ("backend.kaggle-internet", {"backend": {"kind": "kaggle", "gpu": "NvidiaTeslaT4", "options": {"enable_internet": False}}}, {}, {}, True),

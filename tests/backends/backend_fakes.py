@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from core.backends.kaggle_client import PushResult
+from core.backends.kaggle_client import KernelVersion, PushResult
 from core.backends.kaggle_status import push_error
 from core.backends.modal_client import CallState, call_state_from_result
 from core.backends.modal_plan import MOUNT, ModalLaunch
@@ -169,8 +169,13 @@ class FakeKaggleTransport:
         lines: list[str] = []
         reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
         reader.start()
-        self.sessions[ref] = {"proc": proc, "lines": lines, "session": session, "reader": reader}
+        self.sessions[ref] = {"proc": proc, "lines": lines, "session": session, "reader": reader,
+                              "version": version, "started": time.time()}
         return PushResult(version, f"https://www.kaggle.com/code/{ref}")
+
+    def kernel_version(self, ref: str) -> KernelVersion:
+        entry = self.sessions.get(ref)
+        return KernelVersion(None, None) if entry is None else KernelVersion(entry["version"], entry["started"])
 
     def kernel_status(self, ref: str) -> tuple[object, str]:
         from kagglesdk.kernels.types.kernels_enums import KernelWorkerStatus

@@ -57,3 +57,51 @@ def test_local_and_unknown_backends(make_spec):
     assert describe(make_spec(backend={"kind": "local"}), "local")["command"][1:3] == ["-m", "core.stage"]
     with pytest.raises(ValueError, match="expected local, modal or kaggle"):
         describe(make_spec(), "colab")
+
+
+# -- whole shipped pipelines through the CLI ------------------------------------------------------
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+SHIPPED = sorted((ROOT / "pipelines").glob("*.yaml")) + [ROOT / "docs" / "live-check.yaml"]
+BACKENDS = ("local", "modal", "kaggle")
+UPSTREAM_ON = {"local": "/runs/", "modal": "/vol/runs/", "kaggle": "'s output, downloaded to"}
+
+
+@pytest.fixture
+def cli(monkeypatch, tmp_path, no_credentials):
+    from typer.testing import CliRunner
+
+    from palier.cli import app
+
+    monkeypatch.setenv("PALIER_HOME", str(tmp_path / "palier-home"))
+    monkeypatch.setenv("COLUMNS", "80")
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("pipeline", SHIPPED, ids=lambda p: p.stem)
+def test_dry_run_of_every_shipped_pipeline_shows_every_stage(cli, pipeline, backend):
+    from core.config import load_pipeline
+
+    config = load_pipeline(pipeline)
+    result = cli("run", pipeline, "--backend", backend, "--dry-run")
+    out = result.output
+    assert result.exit_code == 0, out
+    assert "Traceback" not in out and "cannot be submitted" not in out
+    blocks = out.split("Dry run: stage ")[1:]
+    assert [b.split(" on ")[0] for b in blocks] == [s.name for s in config.stages]
+    assert all(b.split(" on ", 1)[1].startswith(f"{backend} (nothing sent)") for b in blocks)
+    for upstream, block in zip(config.stages, blocks[1:]):
+        line = next(line for line in block.splitlines() if line.strip().startswith("base_model:"))
+        assert f"output of {upstream.name}: " in line and UPSTREAM_ON[backend] in line, line
+
+
+def test_dry_run_honours_only_and_rejects_unknown_stages(cli):
+    pipeline = ROOT / "pipelines" / "fr.yaml"
+    result = cli("run", pipeline, "--backend", "modal", "--dry-run", "--only", "exp3-medical")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("Dry run: stage ") == 1 and "Dry run: stage exp3-medical on modal" in result.output
+    assert "output of exp2-common-voice: /vol/runs/fr/01-exp2-common-voice-" in result.output
+    assert "missing_inputs (submit would stop here):" in result.output  # the medical data is the user's own
+    bad = cli("run", pipeline, "--dry-run", "--only", "exp9")
+    assert bad.exit_code == 2 and "--only exp9: no such stage" in bad.output and "Traceback" not in bad.output

@@ -89,10 +89,11 @@ def test_reattach_from_a_recorded_handle(backend, fake, make_spec, tmp_path, wai
     assert not restarted.reattach(handle.model_copy(update={"job_id": "tester/never-pushed"}))
 
 
-def test_cancel_explains_where_to_stop_the_session(backend, make_spec, tmp_path, caplog, wait):
+def test_cancel_never_claims_a_stop_it_cannot_do(backend, make_spec, tmp_path, wait):
     handle = backend.submit(make_spec(backend={"kind": "kaggle", "device": "cpu"}), tmp_path / "out")
-    backend.cancel(handle)
-    assert "https://www.kaggle.com/code/tester/palier-fr-general" in caplog.text
+    result = backend.cancel(handle)
+    assert result.stopped is False
+    assert "https://www.kaggle.com/code/tester/palier-fr-general" in result.message and "kaggle-cli/pull/1174" in result.message
     wait(backend, handle)
 
 

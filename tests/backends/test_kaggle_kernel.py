@@ -35,12 +35,43 @@ def test_cpu_stage_asks_for_no_accelerator(make_spec):
 
 
 def test_accelerator_names_and_counts():
-    assert machine_shape(BackendConfig(kind="kaggle", gpu="P100")) == "NvidiaTeslaP100"
-    assert machine_shape(BackendConfig(kind="kaggle", gpus=2)) == "NvidiaTeslaT4"  # T4 x2
+    pascal = KaggleSettings(p100_torch="torch==2.7.1 --index-url https://download.pytorch.org/whl/cu126")
+    assert machine_shape(BackendConfig(kind="kaggle")) == "NvidiaTeslaT4"  # GPU T4 x2 by default
+    assert machine_shape(BackendConfig(kind="kaggle", gpus=2)) == "NvidiaTeslaT4"
+    assert machine_shape(BackendConfig(kind="kaggle", gpu="P100"), pascal) == "NvidiaTeslaP100"
     with pytest.raises(ValueError, match="has 1 GPU"):
-        machine_shape(BackendConfig(kind="kaggle", gpu="P100", gpus=2))
+        machine_shape(BackendConfig(kind="kaggle", gpu="P100", gpus=2), pascal)
     with pytest.raises(ValueError, match="not a Kaggle accelerator"):
         machine_shape(BackendConfig(kind="kaggle", gpu="H200"))
+
+
+def test_p100_needs_a_torch_with_sm60_kernels_and_admin_pools_are_refused(make_spec):
+    with pytest.raises(ValueError, match="sm_60.*kaggle-cli/issues/1151.*p100_torch"):
+        machine_shape(BackendConfig(kind="kaggle", gpu="P100"))
+    with pytest.raises(ValueError, match="admin-only"):
+        machine_shape(BackendConfig(kind="kaggle", gpu="NvidiaTeslaT4Highmem"))
+    spec = make_spec(backend={"kind": "kaggle", "gpu": "P100", "options": {
+        "p100_torch": "torch==2.7.1 --index-url https://download.pytorch.org/whl/cu126"}})
+    _, _, meta, config, script = plan_kernel(spec, "alice")
+    assert meta["machine_shape"] == "NvidiaTeslaP100"
+    assert config["torch_install"] == ["torch==2.7.1", "--index-url", "https://download.pytorch.org/whl/cu126"]
+    assert not any(r.startswith("torch==2.13") for r in config["requirements"])
+
+
+def test_the_kernel_refuses_a_gpu_its_torch_has_no_kernels_for():
+    from core.backends.kaggle_kernel import _SCRIPT_BODY
+
+    namespace: dict = {"__name__": "not_main"}
+    exec("import json, os, subprocess, sys\nfrom pathlib import Path\nCONFIG = {}\nSOURCE = ''\n" + _SCRIPT_BODY,
+         namespace)
+    unsupported = namespace["unsupported_gpus"]
+    cu128 = ["sm_70", "sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]  # kaggle-cli#1151's arch list
+    p100 = {"name": "Tesla P100-PCIE-16GB", "arch": "sm_60", "cc": 60}
+    t4 = {"name": "Tesla T4", "arch": "sm_75", "cc": 75}
+    assert unsupported({"devices": [p100], "archs": cu128}) == [p100]
+    assert unsupported({"devices": [t4, t4], "archs": cu128}) == []
+    assert unsupported({"devices": [p100], "archs": ["sm_50", "sm_60", "sm_70"]}) == []
+    assert unsupported({"devices": [p100], "archs": ["sm_70", "compute_50"]}) == []  # PTX JIT-compiles upward
 
 
 def test_slugs_stay_within_kaggle_limits():

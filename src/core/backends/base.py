@@ -6,10 +6,20 @@ A backend never talks to MLflow; it only moves the spec in and the output folder
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from core.contracts import JobHandle, JobStatus, StageSpec
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    """What ``cancel`` achieved: ``stopped`` only when the job ended or the service accepted to
+    stop it; otherwise ``message`` says where the user can stop it."""
+
+    stopped: bool
+    message: str
 
 
 class Backend(Protocol):
@@ -27,11 +37,13 @@ class Backend(Protocol):
         """Make the finished outputs available locally (no-op for local); returns the folder."""
         ...
 
-    def cancel(self, handle: JobHandle) -> None:
+    def cancel(self, handle: JobHandle) -> CancelResult:
+        """Stop the job (the runner checkpoints first where the backend can signal it)."""
         ...
 
     def reattach(self, handle: JobHandle) -> bool:
-        """True when the job behind a recorded handle is still known (running or finished)."""
+        """True when the job behind a recorded handle is still known to the service (any state);
+        ``poll`` then says whether it still runs."""
         ...
 
 

@@ -11,9 +11,72 @@ import os
 from pathlib import Path
 from typing import Any
 
+from core.backends.kaggle_kernel import INPUT_PLACEHOLDER
 from core.contracts import StageSpec
 
 UNKNOWN_KAGGLE_USER = "<your-kaggle-username>"
+STAGE_OUTPUT_PREFIX = "stage:"
+
+
+def describe_pipeline(specs: list[StageSpec], only: list[str] | None = None) -> list[dict[str, Any]]:
+    """One description per stage (those named in ``only``, when given), each on its own backend.
+
+    A later stage's base model is the output of its upstream stage, which does not exist yet: the
+    description says where that output will be on the stage's backend (the volume folder on Modal,
+    the inputs dataset on Kaggle). A stage that cannot be submitted gets an ``error`` entry
+    instead of stopping the others."""
+    by_name = {spec.name: spec for spec in specs}
+    selected = [spec for spec in specs if not only or spec.name in only]
+    return [_describe_stage(spec, by_name) for spec in selected]
+
+
+def _describe_stage(spec: StageSpec, by_name: dict[str, StageSpec]) -> dict[str, Any]:
+    from core.backends.errors import BackendError
+
+    backend = spec.stage.backend.kind
+    upstream = by_name.get(spec.base_model[len(STAGE_OUTPUT_PREFIX):]) if spec.base_model.startswith(
+        STAGE_OUTPUT_PREFIX) else None
+    try:
+        if upstream is None:
+            return describe(spec, backend)
+        from core.paths import stage_dir
+
+        local_model = stage_dir(upstream.pipeline, upstream.name, upstream.key) / "model"
+        description = describe(spec.with_base_model(str(local_model)), backend)
+        description["base_model"] = (f"output of {upstream.name}: {description['base_model']}" if local_model.exists()
+                                     else upstream_output(spec, upstream, local_model))
+        return description
+    except (BackendError, ValueError) as exc:  # an impossible setting for this backend, a missing file
+        return {"backend": backend, "stage": spec.name, "sent": False, "error": str(exc)}
+
+
+def upstream_output(spec: StageSpec, upstream: StageSpec, local_model: Path) -> str:
+    """Where a stage will find its upstream stage's model (not produced yet) on its own backend."""
+    backend, up_backend = spec.stage.backend.kind, upstream.stage.backend.kind
+    if backend == "local":
+        return f"output of {upstream.name}: {local_model}"
+    if backend == "modal":
+        from core.backends.modal_plan import ModalSettings, in_container, remote_out_dir
+
+        volume = ModalSettings.from_options(dict(spec.stage.backend.options)).volume
+        if up_backend == "modal" and ModalSettings.from_options(dict(upstream.stage.backend.options)).volume == volume:
+            return (f"output of {upstream.name}: {in_container(remote_out_dir(upstream))}/model "
+                    f"(already on volume {volume}; nothing uploaded)")
+        return (f"output of {upstream.name}: fetched to {local_model}, then uploaded to volume {volume} "
+                "under /vol/inputs/<content hash>/")
+    from core.backends.kaggle_kernel import inputs_dataset_slug, kernel_slug
+
+    user = _kaggle_user(spec)
+    fetched = (f"kernel {user}/{kernel_slug(upstream)}'s output, downloaded to {local_model}"
+               if up_backend == "kaggle" else str(local_model))
+    return (f"output of {upstream.name}: {fetched}, then shipped in dataset "
+            f"{user}/{inputs_dataset_slug(spec)} (mounted under /kaggle/input)")
+
+
+def _kaggle_user(spec: StageSpec) -> str:
+    from core.backends.kaggle_kernel import KaggleSettings
+
+    return KaggleSettings.from_options(dict(spec.stage.backend.options)).user or kaggle_username_hint() or UNKNOWN_KAGGLE_USER
 
 
 def describe(spec: StageSpec, backend: str, kernel_dir: Path | None = None) -> dict[str, Any]:
@@ -26,7 +89,7 @@ def describe(spec: StageSpec, backend: str, kernel_dir: Path | None = None) -> d
     if backend == "local":
         from core.backends.local import LocalBackend
 
-        return {"backend": "local", "stage": spec.name, "sent": False,
+        return {"backend": "local", "stage": spec.name, "sent": False, "base_model": spec.base_model,
                 "command": LocalBackend().command(spec, Path("<out>"))}
     raise ValueError(f"unknown backend {backend!r}: expected local, modal or kaggle")
 
@@ -43,7 +106,8 @@ def _describe_modal(spec: StageSpec) -> dict[str, Any]:
     from core.backends.modal_client import modal_credentials_source
     from core.backends.modal_plan import MOUNT, in_container, input_dir
 
-    settings, inputs, remote_spec, out_rel, launch = plan_submission(spec)
+    problems: list[str] = []
+    settings, inputs, remote_spec, out_rel, launch = plan_submission(spec, problems=problems)
     credentials = modal_credentials_source()
     return {
         "backend": "modal",
@@ -65,6 +129,7 @@ def _describe_modal(spec: StageSpec) -> dict[str, Any]:
                    "cache": in_container("cache"), "hf_home": launch.image_env["HF_HOME"]},
         "secrets": list(launch.secrets),
         "uploads": _inputs_table(inputs, lambda i: in_container(input_dir(i.digest))),
+        **_missing(problems),
         "base_model": remote_spec.base_model,
         "command": launch.request["command"],
         "runner_env": launch.request["env"],
@@ -89,10 +154,17 @@ def kaggle_username_hint(env: dict[str, str] | None = None, home: Path | None = 
 def _describe_kaggle(spec: StageSpec, kernel_dir: Path | None) -> dict[str, Any]:
     from core.backends.kaggle_backend import plan_kernel
     from core.backends.kaggle_client import kaggle_credentials_source
-    from core.backends.kaggle_kernel import CODE_FILE, inputs_dataset_slug, inputs_marker, session_timeout_s
+    from core.backends.kaggle_kernel import (
+        CODE_FILE,
+        inputs_dataset_slug,
+        inputs_marker,
+        session_timeout_s,
+        shape_note,
+    )
 
-    user = kaggle_username_hint() or UNKNOWN_KAGGLE_USER
-    settings, inputs, metadata, config, script = plan_kernel(spec, user)
+    problems: list[str] = []
+    settings, inputs, metadata, config, script = plan_kernel(spec, kaggle_username_hint() or UNKNOWN_KAGGLE_USER,
+                                                             problems=problems)
     user = metadata["id"].split("/")[0]
     if kernel_dir is not None:
         kernel_dir.mkdir(parents=True, exist_ok=True)
@@ -105,6 +177,7 @@ def _describe_kaggle(spec: StageSpec, kernel_dir: Path | None) -> dict[str, Any]
         "sent": False,
         "kernel": metadata["id"],
         "kernel_metadata": metadata,
+        **({"machine_shape_warning": note} if (note := shape_note(metadata.get("machine_shape"))) else {}),
         "code_file": CODE_FILE,
         "script_bytes": len(script.encode("utf-8")),
         "kernel_folder": str(kernel_dir) if kernel_dir else None,
@@ -115,6 +188,8 @@ def _describe_kaggle(spec: StageSpec, kernel_dir: Path | None) -> dict[str, Any]
             "ref": f"{user}/{inputs_dataset_slug(spec)}", "private": True, "marker": inputs_marker(inputs),
             "inputs": _inputs_table(inputs, lambda i: f"{i.digest}.tar"),
         },
+        **_missing(problems),
+        "base_model": config_base_model(config),
         "hf_secret": settings.hf_secret or None,
         "command": config["command"],
         "runner_env": config["env"],
@@ -122,8 +197,24 @@ def _describe_kaggle(spec: StageSpec, kernel_dir: Path | None) -> dict[str, Any]
     }
 
 
+def config_base_model(config: dict[str, Any]) -> str:
+    value = json.loads(config["spec_json"])["base_model"]
+    for digest in config["inputs"]:
+        if value.startswith(INPUT_PLACEHOLDER.format(digest=digest)):
+            return f"shipped in the inputs dataset as {digest}.tar, unpacked in the kernel"
+    return value
+
+
+def _missing(problems: list[str]) -> dict[str, Any]:
+    """Inputs that are not on this disk yet: shown, since a submit now would stop on them."""
+    return {"missing_inputs (submit would stop here)": problems} if problems else {}
+
+
 def render(description: dict[str, Any]) -> str:
     """Plain text for the terminal (rich can print it as is)."""
+    if "error" in description:
+        return (f"Dry run: stage {description['stage']} on {description['backend']} cannot be submitted:\n"
+                f"  {description['error']}")
     lines = [f"Dry run: stage {description['stage']} on {description['backend']} (nothing sent)"]
 
     def add(label: str, value: Any, indent: int = 2) -> None:
@@ -136,6 +227,9 @@ def render(description: dict[str, Any]) -> str:
             lines.append(f"{pad}{label}:")
             for row in value:
                 lines.append(f"{pad}  - " + ", ".join(f"{k}={v}" for k, v in row.items()))
+        elif isinstance(value, list) and label.startswith("missing"):
+            lines.append(f"{pad}{label}:")
+            lines.extend(f"{pad}  - {item}" for item in value)
         elif isinstance(value, list):
             joined = " ".join(map(str, value)) if label == "command" else ", ".join(map(str, value))
             lines.append(f"{pad}{label}: {joined or 'none'}")

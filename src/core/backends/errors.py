@@ -24,3 +24,13 @@ class RemoteOutputInvalid(BackendError):
 
 class ShippingError(BackendError):
     """A local input named by the stage cannot be shipped (missing, or outside what can be sent)."""
+
+
+class ServiceUnavailable(BackendError):
+    """A transient failure talking to the service (network, rate limit, 5xx): the job itself is
+    unaffected; the watch loop retries with back-off and counts these."""
+
+
+class JobNotFound(BackendError):
+    """The service does not know the job, kernel or dataset (wrong name, deleted, or not visible to
+    this account)."""

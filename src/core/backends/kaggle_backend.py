@@ -6,9 +6,15 @@ validated outputs.
 - Kernel: ``palier-<pipeline>-<stage>``; every push is a new version and starts a new session.
 - While it runs: the kernel's supervisor prints each event behind ``PALIER_EVENT``; a background
   thread reads Kaggle's live log stream and splits it into events.jsonl and stage.log.
+- Status: Kaggle's status call names no version, and right after a push it may still describe
+  the previous version's session (an old COMPLETE would download old outputs). A finished status
+  is believed only when the kernel's current version is the one pushed and that session was seen
+  running (or ran after the push); a newer version means this job was superseded.
 - Cancel: Kaggle's public API has no call that stops a running session from a token (the
-  session-cancel endpoint needs a session id the push does not return), so ``cancel`` says where
-  to stop it; the kernel's own deadline (backend.timeout_s, at most 12 h) bounds it anyway.
+  session-cancel endpoint needs a session id, which Kaggle does not expose:
+  https://github.com/Kaggle/kaggle-cli/pull/1174), so ``cancel`` stops palier's polling and log
+  relay, reports that nothing was stopped and says where to stop it; the kernel's own deadline
+  (backend.timeout_s, at most 12 h) bounds it anyway.
 
 All Kaggle I/O goes through ``transport`` (KaggleClient by default); tests pass a fake.
 """
@@ -26,8 +32,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
+from core.backends.base import CancelResult
 from core.backends.errors import BackendError, RemoteOutputInvalid
-from core.backends.kaggle_client import KaggleClient, PushResult
+from core.backends.kaggle_client import KaggleClient, KernelVersion, PushResult
 from core.backends.kaggle_kernel import (
     CODE_FILE,
     INPUT_PLACEHOLDER,
@@ -53,6 +60,8 @@ from core.contracts import JobHandle, JobStatus, StageSpec
 log = logging.getLogger("palier.backends.kaggle")
 
 DATASET_READY_TIMEOUT_S = 15 * 60
+FINISHED_STATES = ("complete", "error", "cancel_acknowledged")
+CLOCK_SKEW_S = 120  # between this machine and Kaggle's, when comparing a run time with the push time
 KAGGLE_LOG = "kaggle.log"
 
 
@@ -65,21 +74,22 @@ class KaggleTransport(Protocol):
     def dataset_status(self, ref: str) -> str: ...
     def push_kernel(self, folder: Path, timeout_s: int) -> PushResult: ...
     def kernel_status(self, ref: str) -> tuple[object, str]: ...
+    def kernel_version(self, ref: str) -> KernelVersion: ...
     def download_output(self, ref: str, dest: Path) -> list[Path]: ...
     def log_stream(self, ref: str) -> Iterator[dict]: ...
 
 
 def plan_kernel(
-    spec: StageSpec, user: str, runner_module: str = "core.stage"
+    spec: StageSpec, user: str, runner_module: str = "core.stage", problems: list[str] | None = None
 ) -> tuple[KaggleSettings, list[LocalInput], dict, dict, str]:
     """Settings, inputs, kernel-metadata.json, the script's configuration and the script itself,
-    computed locally (the dry run prints them)."""
+    computed locally (the dry run prints them; ``problems`` as in shipping.local_inputs)."""
     settings = KaggleSettings.from_options(dict(spec.stage.backend.options))
     user = settings.user or user
-    inputs = local_inputs(spec)
+    inputs = local_inputs(spec, problems)
     remote_spec = relocate(spec, inputs, lambda item: INPUT_PLACEHOLDER.format(digest=item.digest))
     datasets = [f"{user}/{inputs_dataset_slug(spec)}"] if inputs else []
-    metadata = kernel_metadata(user, kernel_slug(spec), machine_shape(spec.stage.backend), datasets, settings)
+    metadata = kernel_metadata(user, kernel_slug(spec), machine_shape(spec.stage.backend, settings), datasets, settings)
     config = script_config(remote_spec, inputs, settings, runner_module)
     return settings, inputs, metadata, config, kernel_script(config, source_archive())
 
@@ -94,7 +104,9 @@ class KaggleBackend:
         self.runner_module = runner_module
         self.poll_dataset_every_s = poll_dataset_every_s
         self._streams: dict[str, threading.Thread] = {}
+        self._stream_stops: dict[str, threading.Event] = {}
         self._stream_errors: dict[str, str] = {}
+        self._seen_running: set[tuple[str, int | None]] = set()
 
     @property
     def transport(self) -> KaggleTransport:
@@ -125,10 +137,35 @@ class KaggleBackend:
     def poll(self, handle: JobHandle) -> JobStatus:
         raw, failure = self.transport.kernel_status(handle.job_id)
         state = normalize_kernel_status(raw)
+        mine = handle.details.get("version")
+        if state in FINISHED_STATES or state == "unknown":
+            stale = self._stale(handle, state, self.transport.kernel_version(handle.job_id))
+            if stale is not None:
+                return stale
+        elif state != "new_script":
+            self._seen_running.add((handle.job_id, mine))
         status = job_status(state, failure)
         if status.state == "running":
             self._ensure_stream(handle)
         return status
+
+    def _stale(self, handle: JobHandle, state: str, version: KernelVersion) -> JobStatus | None:
+        """A status that cannot be this handle's yet (pending) or that says it was superseded (failed)."""
+        mine = handle.details.get("version")
+        if mine is not None and version.current is not None and version.current > mine:
+            return JobStatus(state="failed", message=f"version {version.current} of Kaggle kernel {handle.job_id} was "
+                                                     f"pushed after this job's version {mine}; this job's session is "
+                                                     "no longer the kernel's current one")
+        if mine is not None and (version.current is None or version.current < mine):
+            return JobStatus(state="pending", message=f"Kaggle has not registered version {mine} yet")
+        seen = (handle.job_id, mine) in self._seen_running
+        ran_after_push = version.last_run_at is not None and version.last_run_at >= handle.submitted_at - CLOCK_SKEW_S
+        if state != "unknown" and not seen and not ran_after_push:
+            return JobStatus(state="pending", message=f"Kaggle still reports the previous session ({state}); "
+                                                      f"waiting for version {mine}'s session to start")
+        if state == "unknown" and version.current == mine:
+            return JobStatus(state="pending", message="Kaggle does not report a status for the new version yet")
+        return None
 
     def fetch(self, handle: JobHandle) -> Path:
         out_dir = Path(handle.out_dir)
@@ -152,16 +189,24 @@ class KaggleBackend:
             _install_outputs(remote_out, out_dir)
         return out_dir
 
-    def cancel(self, handle: JobHandle) -> None:
-        log.warning(
-            "Kaggle cannot stop a running session through its API token. Stop it at %s "
-            "(or https://www.kaggle.com/code, 'Active events'); it ends by itself at backend.timeout_s.",
-            handle.details.get("url") or f"https://www.kaggle.com/code/{handle.job_id}",
+    def cancel(self, handle: JobHandle) -> CancelResult:
+        self._stop_stream(handle, wait=False)
+        where = handle.details.get("url") or f"https://www.kaggle.com/code/{handle.job_id}"
+        return CancelResult(
+            False,
+            f"Kaggle's API cannot stop a running session (it exposes no session id; "
+            f"https://github.com/Kaggle/kaggle-cli/pull/1174), so the kernel {handle.job_id} may still be running "
+            f"and using GPU quota. palier stopped polling it and relaying its log. Stop it at {where} "
+            "('Stop session', or https://www.kaggle.com/code under 'Active events'); otherwise it ends at "
+            "backend.timeout_s.",
         )
 
     def reattach(self, handle: JobHandle) -> bool:
         raw, _ = self.transport.kernel_status(handle.job_id)
-        return normalize_kernel_status(raw) != "unknown"
+        if normalize_kernel_status(raw) == "unknown":
+            return False
+        mine = handle.details.get("version")
+        return mine is None or self.transport.kernel_version(handle.job_id).current == mine
 
     # -- inputs -----------------------------------------------------------------------------
     def _ensure_inputs(self, ref: str, inputs: list[LocalInput]) -> None:
@@ -200,11 +245,15 @@ class KaggleBackend:
         if thread is not None and thread.is_alive():
             return
         out_dir = Path(handle.out_dir)
+        stop = self._stream_stops.setdefault(handle.job_id, threading.Event())
+        stop.clear()
 
         def follow() -> None:
             router = StreamRouter(out_dir, RelayState(out_dir))
             try:
                 for event in self.transport.log_stream(handle.job_id):
+                    if stop.is_set():
+                        return
                     router.feed(str(event.get("data", "")))
             except Exception as exc:  # the relay is a convenience; the final fetch brings everything
                 self._stream_errors[handle.job_id] = f"{type(exc).__name__}: {exc}"
@@ -213,9 +262,11 @@ class KaggleBackend:
         self._streams[handle.job_id] = thread
         thread.start()
 
-    def _stop_stream(self, handle: JobHandle) -> None:
+    def _stop_stream(self, handle: JobHandle, wait: bool = True) -> None:
+        if not wait:
+            self._stream_stops.setdefault(handle.job_id, threading.Event()).set()
         thread = self._streams.pop(handle.job_id, None)
-        if thread is not None:
+        if thread is not None and wait:
             thread.join(timeout=30)  # the stream ends by itself once the session is over
 
 

@@ -37,7 +37,21 @@ ACCELERATORS = {  # short names accepted in backend.gpu -> Kaggle's machine_shap
     "T4": "NvidiaTeslaT4", "T4X2": "NvidiaTeslaT4", "P100": "NvidiaTeslaP100", "L4": "NvidiaL4",
     "L4X1": "NvidiaL4X1", "A100": "NvidiaTeslaA100", "H100": "NvidiaH100", "RTX-PRO-6000": "NvidiaRtxPro6000",
 }
-GPUS_PER_SHAPE = {"NvidiaTeslaT4": 2, "NvidiaTeslaT4Highmem": 2, "NvidiaTeslaP100": 1, "NvidiaL4X1": 1}
+# The machine shapes Kaggle documents for `kernels push` today. NvidiaTeslaT4 is "GPU T4 x2" (a
+# single T4 is not offered); NvidiaTeslaT4Highmem is an internal admin-only pool
+# (https://github.com/Kaggle/kaggle-cli/pull/1198). Other Nvidia ids are passed through, flagged
+# as undocumented in the dry run.
+DOCUMENTED_SHAPES = ("NvidiaTeslaT4", "NvidiaTeslaP100")
+ADMIN_ONLY_SHAPES = ("NvidiaTeslaT4Highmem",)
+GPUS_PER_SHAPE = {"NvidiaTeslaT4": 2, "NvidiaTeslaP100": 1, "NvidiaL4X1": 1}
+# Kaggle's default image ships a cu128 torch without Pascal (sm_60) kernels: on a P100 the first
+# CUDA operation fails (https://github.com/Kaggle/kaggle-cli/issues/1151, PR #1156).
+P100_SHAPE = "NvidiaTeslaP100"
+P100_HELP = (
+    "Kaggle's image has no torch build for the P100 (sm_60; https://github.com/Kaggle/kaggle-cli/issues/1151): "
+    "use backend.gpu: T4 (GPU T4 x2, the default), or set backend.options.p100_torch to the pip arguments of a "
+    "torch build with sm_60 kernels, e.g. 'torch==2.7.1 --index-url https://download.pytorch.org/whl/cu126'"
+)
 
 
 @dataclass(frozen=True)
@@ -47,8 +61,11 @@ class KaggleSettings:
     pin_torch: bool = False  # True: install palier's torch pin instead of Kaggle's preinstalled CUDA build
     keep_checkpoints: bool = False  # checkpoints count against Kaggle's 20 GB output limit
     hf_secret: str = "HF_TOKEN"  # Kaggle secret attached to the kernel ("" = none)
+    p100_torch: str = ""  # pip arguments installing a torch with sm_60 kernels (required for P100)
 
-    OPTION_KEYS = ("user", "enable_internet", "pin_torch", "keep_checkpoints", "hf_secret")
+    pending_limit_s: int = 0  # read by the watch loop (core.backends.watch); 0 = the backend's default
+
+    OPTION_KEYS = ("pending_limit_s", "user", "enable_internet", "pin_torch", "keep_checkpoints", "hf_secret", "p100_torch")
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> KaggleSettings:
@@ -84,17 +101,30 @@ def inputs_marker(inputs: list[LocalInput]) -> str:
     return f"palier-inputs-{combined}.json"
 
 
-def machine_shape(config: BackendConfig) -> str | None:
+def machine_shape(config: BackendConfig, settings: KaggleSettings | None = None) -> str | None:
     if config.device == "cpu":
         return None
     wanted = (config.gpu or "T4").strip()
     shape = ACCELERATORS.get(wanted.upper(), wanted)
     if not shape.startswith(("Nvidia", "Tpu")):
         raise ValueError(f"backend.gpu {wanted!r} is not a Kaggle accelerator; use one of {sorted(ACCELERATORS)}")
+    if shape in ADMIN_ONLY_SHAPES:
+        raise ValueError(f"backend.gpu {shape} is an admin-only Kaggle pool (https://github.com/Kaggle/kaggle-cli/pull/1198); "
+                         "use T4 (NvidiaTeslaT4 is already GPU T4 x2)")
+    if shape == P100_SHAPE and not (settings and settings.p100_torch):
+        raise ValueError(f"backend.gpu P100: {P100_HELP}")
     available = GPUS_PER_SHAPE.get(shape, 1)
     if config.gpus > available:
         raise ValueError(f"backend.gpus {config.gpus}: Kaggle's {shape} has {available} GPU(s)")
     return shape
+
+
+def shape_note(shape: str | None) -> str | None:
+    """A warning for a machine shape Kaggle does not document (the dry run shows it)."""
+    if shape is None or shape in DOCUMENTED_SHAPES:
+        return None
+    return (f"{shape} is not among the machine shapes Kaggle documents ({', '.join(DOCUMENTED_SHAPES)}); "
+            "the push may be refused or run on another accelerator")
 
 
 def session_timeout_s(config: BackendConfig) -> int:
@@ -146,13 +176,14 @@ def script_config(remote_spec: StageSpec, inputs: list[LocalInput], settings: Ka
                   runner_module: str = "core.stage") -> dict[str, Any]:
     config = remote_spec.stage.backend
     device = "cpu" if config.device == "cpu" else "cuda"
-    drop = frozenset() if settings.pin_torch else KAGGLE_PREINSTALLED
+    drop = frozenset() if settings.pin_torch and not settings.p100_torch else KAGGLE_PREINSTALLED
     return {
         "stage": remote_spec.name,
         "spec_json": remote_spec.model_dump_json(indent=2),
         "inputs": sorted({i.digest for i in inputs}),
         "inputs_marker": inputs_marker(inputs) if inputs else None,
         "requirements": runner_requirements(drop=drop),
+        "torch_install": settings.p100_torch.split() if settings.p100_torch else [],
         "system_packages": system_packages(remote_spec),
         "command": stage_command("python", config.gpus,
                                  runner_arguments(f"{OUT}/spec.json", OUT, f"{SCRATCH}/cache"), module=runner_module),
@@ -255,17 +286,43 @@ def load_hf_token():
         say(f"no Kaggle secret {name} attached to this kernel ({type(exc).__name__}); gated hub files will fail")
 
 
+GPU_PROBE = """
+import json, torch
+n = torch.cuda.device_count()
+devices = []
+for i in range(n):
+    major, minor = torch.cuda.get_device_capability(i)
+    devices.append({"name": torch.cuda.get_device_name(i), "arch": f"sm_{major}{minor}", "cc": major * 10 + minor})
+print(json.dumps({"count": n, "devices": devices, "archs": torch.cuda.get_arch_list() if n else []}))
+"""
+
+
+def unsupported_gpus(probe):
+    """GPUs this torch has no kernels for (neither their sm_XY nor a compute_XY PTX at or below it)."""
+    archs = probe["archs"]
+    ptx = [int(a.split("_")[1]) for a in archs if a.startswith("compute_") and a.split("_")[1].isdigit()]
+    return [d for d in probe["devices"] if d["arch"] not in archs and not any(p <= d["cc"] for p in ptx)]
+
+
 def check_gpus():
     wanted = CONFIG["gpus_required"]
     if not wanted:
         return
-    probe = ("import torch; n = torch.cuda.device_count(); print(n); "
-             "print([torch.cuda.get_device_name(i) for i in range(n)])")
-    answer = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
-    lines = answer.stdout.strip().splitlines() or ["0"]
-    say(f"visible GPUs: {lines[-1] if len(lines) > 1 else 'none'}")
-    if int(lines[0] or 0) < wanted:
-        raise SystemExit(f"palier: {wanted} GPU(s) requested but {lines[0]} visible; check machine_shape and your GPU quota")
+    answer = subprocess.run([sys.executable, "-c", GPU_PROBE], capture_output=True, text=True)
+    try:
+        probe = json.loads(answer.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise SystemExit(f"palier: could not query the GPUs with torch: {answer.stderr.strip()[-500:]}")
+    say(f"visible GPUs: {[d['name'] for d in probe['devices']] or 'none'}; torch kernels for {probe['archs']}")
+    if probe["count"] < wanted:
+        raise SystemExit(f"palier: {wanted} GPU(s) requested but {probe['count']} visible; check machine_shape and your GPU quota")
+    missing = unsupported_gpus(probe)
+    if missing:
+        raise SystemExit(
+            f"palier: this torch has no kernels for {missing[0]['name']} ({missing[0]['arch']}; it has {probe['archs']}), "
+            "so the first CUDA operation would fail (https://github.com/Kaggle/kaggle-cli/issues/1151). "
+            "Use backend.gpu: T4, or backend.options.p100_torch with a torch build that supports it."
+        )
 
 
 def main():
@@ -276,6 +333,8 @@ def main():
     if INSTALL and CONFIG["system_packages"]:
         run(["apt-get", "update", "-qq"])
         run(["apt-get", "install", "-y", "-qq", *CONFIG["system_packages"]])
+    if INSTALL and CONFIG["torch_install"]:
+        run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", *CONFIG["torch_install"]])
     if INSTALL:
         run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", *CONFIG["requirements"]])
     spec = CONFIG["spec_json"]

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from core.backends.base import CancelResult
 from core.backends.launch import RUNNER_MODULE, runner_arguments, stage_command, stage_environment
 from core.contracts import JobHandle, JobStatus, StageSpec
 from core.paths import cache_dir
@@ -63,7 +64,8 @@ class LocalBackend:
         job_id = f"pid-{proc.pid}"
         self._procs[job_id] = proc
         return JobHandle(backend="local", job_id=job_id, out_dir=str(out_dir), submitted_at=time.time(),
-                         details={"pid": proc.pid, "command": self.command(spec, out_dir)})
+                         details={"pid": proc.pid, "started": process_start_ticks(proc.pid),
+                                  "command": self.command(spec, out_dir)})
 
     def poll(self, handle: JobHandle) -> JobStatus:
         proc = self._procs.get(handle.job_id)
@@ -76,8 +78,7 @@ class LocalBackend:
             return _status_from_exit(code)
         if (out / EXIT_FILE).exists():
             return _status_from_exit(int((out / EXIT_FILE).read_text().strip() or 1))
-        pid = int(handle.details.get("pid", 0))
-        if pid and pid_alive(pid):
+        if _same_process_alive(handle):
             return JobStatus(state="running")
         # Process gone without our record of its exit: trust the runner's own final marker.
         meta = out / "meta.json"
@@ -88,14 +89,14 @@ class LocalBackend:
     def fetch(self, handle: JobHandle) -> Path:
         return Path(handle.out_dir)
 
-    def cancel(self, handle: JobHandle) -> None:
+    def cancel(self, handle: JobHandle) -> CancelResult:
         pid = int(handle.details.get("pid", 0))
-        if not pid or not pid_alive(pid):
-            return
+        if not _same_process_alive(handle):
+            return CancelResult(True, f"process {pid} had already ended")
         try:
             os.killpg(pid, signal.SIGTERM)
         except ProcessLookupError:
-            return
+            return CancelResult(True, f"process {pid} had already ended")
         deadline = time.time() + 15
         proc = self._procs.get(handle.job_id)
         while time.time() < deadline:
@@ -111,10 +112,28 @@ class LocalBackend:
                 pass
         if proc is not None:
             proc.wait(timeout=5)
+        return CancelResult(True, f"stopped process group {pid} (SIGTERM, the runner checkpoints first)")
 
     def reattach(self, handle: JobHandle) -> bool:
-        pid = int(handle.details.get("pid", 0))
-        return bool(pid and pid_alive(pid)) or (Path(handle.out_dir) / EXIT_FILE).exists()
+        return _same_process_alive(handle) or (Path(handle.out_dir) / EXIT_FILE).exists()
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """When the process started (clock ticks since boot, Linux), so a recycled pid is not mistaken
+    for the stage; None where /proc is not available."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])  # field 22; the name in (...) may hold spaces
+
+
+def _same_process_alive(handle: JobHandle) -> bool:
+    pid = int(handle.details.get("pid", 0))
+    if not pid or not pid_alive(pid):
+        return False
+    recorded = handle.details.get("started")
+    return recorded is None or process_start_ticks(pid) in (None, recorded)
 
 
 def _status_from_exit(code: int) -> JobStatus:

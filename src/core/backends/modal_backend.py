@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Protocol
 
+from core.backends.base import CancelResult
+from core.backends.errors import BackendError
 from core.backends.modal_client import CallState, ModalClient, call_state_from_result
 from core.backends.modal_plan import (
     ModalLaunch,
@@ -48,11 +50,12 @@ class ModalTransport(Protocol):
 
 
 def plan_submission(
-    spec: StageSpec, runner_module: str = "core.stage"
+    spec: StageSpec, runner_module: str = "core.stage", problems: list[str] | None = None
 ) -> tuple[ModalSettings, list[LocalInput], StageSpec, str, ModalLaunch]:
-    """Everything submit will do, computed locally (the dry run prints it)."""
+    """Everything submit will do, computed locally (the dry run prints it; it passes ``problems``
+    to collect inputs that cannot be shipped instead of stopping at the first)."""
     settings = ModalSettings.from_options(dict(spec.stage.backend.options))
-    inputs = local_inputs(spec)
+    inputs = local_inputs(spec, problems)
     on_volume = remote_base_model(spec, "modal")
     if on_volume and on_volume[0].location.get("volume") == settings.volume:
         origin, rel = on_volume
@@ -139,10 +142,17 @@ class ModalBackend:
         RemoteOrigin("modal", {"volume": handle.details["volume"], "path": out_rel}).write(out_dir)
         return out_dir
 
-    def cancel(self, handle: JobHandle) -> None:
+    def cancel(self, handle: JobHandle) -> CancelResult:
         # The container sees InputCancellation; the supervisor SIGTERMs the runner, which saves a
         # checkpoint, then the volume is committed.
-        self.transport(handle.details["volume"]).cancel(handle.job_id)
+        try:
+            self.transport(handle.details["volume"]).cancel(handle.job_id)
+        except BackendError as exc:
+            return CancelResult(False, f"Modal did not accept the cancellation of call {handle.job_id} ({exc}). "
+                                       f"Stop it with `modal app stop {handle.details.get('app', 'palier')}` "
+                                       "or at https://modal.com/apps")
+        return CancelResult(True, f"Modal accepted the cancellation of call {handle.job_id}; the runner "
+                                  "checkpoints, then the container stops")
 
     def reattach(self, handle: JobHandle) -> bool:
         transport = self.transport(handle.details["volume"])

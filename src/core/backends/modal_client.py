@@ -6,6 +6,7 @@ without the Modal client configured.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tomllib
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.backends.errors import BackendError, CredentialsMissing
+from core.backends.errors import BackendError, CredentialsMissing, JobNotFound, QuotaExceeded, ServiceUnavailable
 from core.backends.modal_plan import ModalLaunch
 from core.backends.shipping import PayloadFile
 
@@ -114,7 +115,8 @@ class ModalClient:
         from modal.exception import NotFoundError
 
         try:
-            return bool(self.volume.listdir(path))  # a file path lists that one file
+            with _service_errors():
+                return bool(self.volume.listdir(path))  # a file path lists that one file
         except (NotFoundError, FileNotFoundError):
             return False
 
@@ -124,7 +126,8 @@ class ModalClient:
         from modal.volume import FileEntryType
 
         try:
-            entries = self.volume.listdir(folder, recursive=True)
+            with _service_errors():
+                entries = self.volume.listdir(folder, recursive=True)
         except (NotFoundError, FileNotFoundError):
             return {}
         return {e.path.strip("/"): e.size for e in entries if e.type == FileEntryType.FILE}
@@ -133,7 +136,8 @@ class ModalClient:
         from modal.exception import NotFoundError
 
         try:
-            return b"".join(self.volume.read_file(path))
+            with _service_errors():
+                return b"".join(self.volume.read_file(path))
         except (NotFoundError, FileNotFoundError):
             return None
 
@@ -163,8 +167,6 @@ class ModalClient:
 
     def spawn(self, launch: ModalLaunch) -> str:
         require_modal_credentials()
-        import contextlib
-
         import modal
         from modal.exception import NotFoundError
 
@@ -185,7 +187,7 @@ class ModalClient:
 
     def call_state(self, call_id: str) -> CallState:
         import modal
-        from modal.exception import FunctionTimeoutError, NotFoundError, OutputExpiredError
+        from modal.exception import FunctionTimeoutError, NotFoundError, OutputExpiredError, RemoteError
 
         try:
             value = modal.FunctionCall.from_id(call_id).get(timeout=0)
@@ -195,13 +197,82 @@ class ModalClient:
             return CallState("failed", 124, f"Modal stopped the function at its timeout: {exc}")
         except (OutputExpiredError, NotFoundError) as exc:
             return CallState("unknown", message=f"{type(exc).__name__}: {exc}")
-        except Exception as exc:  # the remote raised, was cancelled, or crashed before running
-            text = f"{type(exc).__name__}: {exc}"
-            state = "cancelled" if "cancel" in text.lower() else "failed"
-            return CallState(state, message=text)
+        except RemoteError as exc:
+            return remote_error_state(exc)
+        except Exception as exc:
+            service = service_error(exc)
+            if service is not None:
+                raise service from exc
+            # the function itself raised (its exception is re-raised here) or crashed before running
+            return CallState("failed", message=f"{type(exc).__name__}: {exc}")
         return call_state_from_result(value)
 
     def cancel(self, call_id: str) -> None:
         import modal
 
-        modal.FunctionCall.from_id(call_id).cancel()
+        try:
+            modal.FunctionCall.from_id(call_id).cancel()
+        except Exception as exc:
+            raise service_error(exc) or exc
+
+
+@contextlib.contextmanager
+def _service_errors():
+    """Volume reads during polling: an outage or rate limit is transient, not "file missing"."""
+    from modal.exception import NotFoundError
+
+    try:
+        yield
+    except (NotFoundError, FileNotFoundError):
+        raise
+    except Exception as exc:
+        mapped = service_error(exc)
+        if mapped is None:
+            raise
+        raise mapped from exc
+
+
+TERMINATED_REASON = (
+    "Modal terminated the call: it was cancelled (FunctionCall.cancel, `modal app stop`, the dashboard's "
+    "stop button) or the workspace ran out of credit"
+)
+
+
+def remote_error_state(exc: Exception) -> CallState:
+    """A result Modal holds without a return value. TERMINATED results reach the client as a
+    RemoteError carrying the server's text, usually empty: that is a cancellation, not a crash."""
+    text = str(exc).strip()
+    lowered = text.lower()
+    if not text or "cancel" in lowered or "terminat" in lowered or "stopped" in lowered:
+        return CallState("cancelled", message=TERMINATED_REASON + (f" ({text})" if text else ""))
+    return CallState("failed", message=f"Modal reported: {text}")
+
+
+def service_error(exc: Exception) -> BackendError | None:
+    """Modal client errors in palier's terms: transient ones are retried by the watch loop,
+    permanent ones stop the stage with what to do. None when ``exc`` is not about the service."""
+    import grpclib
+    from modal import exception as E
+
+    if isinstance(exc, (E.AuthError, E.PermissionDeniedError)):
+        return CredentialsMissing(f"Modal refused the token ({exc}). Run `modal token new` (or `modal setup`), "
+                                  "or export MODAL_TOKEN_ID and MODAL_TOKEN_SECRET for this workspace.")
+    if isinstance(exc, E.NotFoundError):
+        return JobNotFound(f"Modal does not know this call or app ({exc}); it may belong to another workspace")
+    if isinstance(exc, E.ResourceExhaustedError):
+        text = str(exc)
+        if "rate" in text.lower() or "too many" in text.lower():
+            return ServiceUnavailable(f"Modal rate-limited the request: {text}")
+        return QuotaExceeded(f"Modal refused for a workspace limit ({text}); see https://modal.com/settings/usage")
+    if isinstance(exc, (E.ConnectionError, E.ServiceError, E.InternalError, E.TimeoutError, E.ClientClosed,
+                        ConnectionError, OSError, TimeoutError)):
+        return ServiceUnavailable(f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, grpclib.GRPCError):
+        status = exc.status.name
+        if status in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "INTERNAL", "UNKNOWN", "RESOURCE_EXHAUSTED", "ABORTED"):
+            return ServiceUnavailable(f"Modal API {status}: {exc.message}")
+        if status in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+            return CredentialsMissing(f"Modal refused the token ({status}: {exc.message}). Run `modal token new`.")
+        if status == "NOT_FOUND":
+            return JobNotFound(f"Modal: {exc.message}")
+    return None

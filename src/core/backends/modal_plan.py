@@ -39,7 +39,9 @@ class ModalSettings:
     commit_every_s: int = 60
     fetch_checkpoints: bool = False
 
-    OPTION_KEYS = ("app", "volume", "hf_secret", "allow_h200", "nonpreemptible", "commit_every_s", "fetch_checkpoints")
+    pending_limit_s: int = 0  # read by the watch loop (core.backends.watch); 0 = the backend's default
+
+    OPTION_KEYS = ("pending_limit_s", "app", "volume", "hf_secret", "allow_h200", "nonpreemptible", "commit_every_s", "fetch_checkpoints")
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> ModalSettings:

@@ -108,28 +108,41 @@ def path_fields(spec: StageSpec) -> Iterator[tuple[str, Any]]:
         yield "lexicon", lexicon
 
 
-def local_inputs(spec: StageSpec) -> list[LocalInput]:
+def local_inputs(spec: StageSpec, problems: list[str] | None = None) -> list[LocalInput]:
+    """Every local input of the stage. With ``problems`` (the dry run), an input that cannot be
+    shipped is described there and left out instead of raising, so the rest can still be shown."""
     inputs = []
     for role, source in path_fields(spec):
-        if isinstance(source, str):
-            inputs.append(_file_input(role, resolve(source, spec)))
+        try:
+            item = _input_of(spec, role, source)
+        except ShippingError as exc:
+            if problems is None:
+                raise
+            problems.append(str(exc))
             continue
-        kind = source.kind
-        if kind in ("hub", "generated"):
-            continue
-        path = resolve(source.path, spec)
-        if kind == "csv":
-            inputs.append(_csv_input(role, path, source.audio_column))
-        elif kind == "folder":
-            inputs.append(_folder_input(role, path))
-        elif kind == "jsonl":
-            inputs.append(_file_input(role, path))
-        else:  # a new data source kind must say here how it ships
-            raise ShippingError(f"stage {spec.name}: data source kind {kind!r} cannot be shipped to a remote machine yet")
+        if item is not None:
+            inputs.append(item)
     model = local_base_model(spec)
     if model is not None:
         inputs.append(_folder_input("base_model", model) if model.is_dir() else _file_input("base_model", model))
     return inputs
+
+
+def _input_of(spec: StageSpec, role: str, source: Any) -> LocalInput | None:
+    if isinstance(source, str):
+        return _file_input(role, resolve(source, spec))
+    kind = source.kind
+    if kind in ("hub", "generated"):
+        return None
+    path = resolve(source.path, spec)
+    if kind == "csv":
+        return _csv_input(role, path, source.audio_column)
+    if kind == "folder":
+        return _folder_input(role, path)
+    if kind == "jsonl":
+        return _file_input(role, path)
+    # a new data source kind must say here how it ships
+    raise ShippingError(f"stage {spec.name}: data source kind {kind!r} cannot be shipped to a remote machine yet")
 
 
 def system_packages(spec: StageSpec) -> list[str]:

@@ -67,7 +67,7 @@ def supervise(
     started = time.time()
     report: dict[str, object] = {"command": command, "started_at": started, "reason": "running"}
     mirror = _EventMirror(out_dir / "events.jsonl", out) if mirror_events else None
-    log = (out_dir / "stage.log").open("ab")
+    log = _AppendLog(out_dir / "stage.log")
     proc = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         env={**os.environ, **(env or {})}, start_new_session=True,
@@ -105,6 +105,24 @@ def supervise(
         raise
     _finish(out_dir, code, report, reader, log, mirror, on_tick, out)
     return code
+
+
+class _AppendLog:
+    """stage.log, opened only while a line is written: a Modal volume commit reloads the volume
+    afterwards, and the reload fails while a file on it is open."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def write(self, data: bytes) -> None:
+        with self.path.open("ab") as fh:
+            fh.write(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def _tee(proc: subprocess.Popen, log, out: TextIO) -> None:

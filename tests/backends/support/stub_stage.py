@@ -4,6 +4,8 @@ in test_real_runner.py.
 
 STUB_MODE (environment): "ok" (default), "fail" (exit 1), "slow" (runs until SIGTERM, then
 exits 130 as the real runner does after checkpointing). STUB_STEP_S: seconds between steps.
+STUB_START_DELAY_S: seconds before the first event (a slow start: image build, installs).
+STUB_STEPS: training steps (default 3).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ def main() -> int:
 
     spec = StageSpec.read(args.spec)
     mode = os.environ.get("STUB_MODE", "ok")
+    time.sleep(float(os.environ.get("STUB_START_DELAY_S", "0")))
     events = EventLog(args.out / "events.jsonl")
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
@@ -42,7 +45,7 @@ def main() -> int:
     events.log(f"stub stage {spec.name} resumed={resumed} train={spec.stage.train.model_dump(mode='json')}")
     print(f"stub runner: stage {spec.name} base={spec.base_model}", flush=True)
     events.set_phase("train")
-    for step in range(1, 4):
+    for step in range(1, int(os.environ.get("STUB_STEPS", "3")) + 1):
         events.metric(step, {"loss": 1.0 / step})
         time.sleep(float(os.environ.get("STUB_STEP_S", "0")))
     (checkpoints / "checkpoint-1").mkdir(parents=True, exist_ok=True)
