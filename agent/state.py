@@ -55,6 +55,7 @@ def _run_dict(run: Any) -> dict[str, Any]:
         "end_time": run.info.end_time,
         "tags": {k: v for k, v in tags.items() if k.startswith("palier.") or k == "mlflow.parentRunId"},
         "metrics": dict(run.data.metrics),
+        "params": dict(run.data.params),
     }
 
 
@@ -170,14 +171,39 @@ class PrefectState:
             return None
 
 
+def pipeline_files(folder: Path | None) -> dict[str, Path]:
+    """Pipeline name (its ``name:``, else the file's stem) -> file, for the YAML files of a folder."""
+    if folder is None or not folder.is_dir():
+        return {}
+    import yaml
+
+    out: dict[str, Path] = {}
+    for path in sorted(folder.glob("*.y*ml")):
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            continue
+        name = raw.get("name") if isinstance(raw, dict) and isinstance(raw.get("name"), str) else path.stem
+        out.setdefault(name, path.resolve())
+    return out
+
+
 @dataclass
 class LiveState:
     mlflow: MlflowState
     prefect: PrefectState
+    pipelines_dir: Path | None = None
 
     @classmethod
     def from_env(cls) -> LiveState:
-        return cls(MlflowState(), PrefectState())
+        folder = os.environ.get("PALIER_PIPELINES_DIR")
+        return cls(MlflowState(), PrefectState(), Path(folder) if folder else Path("pipelines"))
+
+    def pipeline_files(self) -> dict[str, Path]:
+        """Pipelines that exist as files (so one never run is still known)."""
+        if not hasattr(self, "_files"):
+            self._files = pipeline_files(self.pipelines_dir)
+        return self._files
 
     def services(self) -> list[dict[str, Any]]:
         return [self.mlflow.status().as_dict(), self.prefect.status().as_dict()]
