@@ -33,7 +33,8 @@ _FR_MARKERS = {"ou", "est", "en", "quoi", "pourquoi", "comment", "que", "quel", 
                "je", "dois", "faut", "il", "sur", "pour", "avec", "meilleur", "modele", "mieux", "pire", "marche",
                "tourne", "utiliser", "qu", "ce", "cette", "mon", "ma", "mes", "donne", "entre", "et", "par", "rapport",
                "dernier", "derniere", "plante", "moins", "plus", "quand", "combien", "puis", "ai", "j", "c", "s",
-               "peux", "peut", "fait", "vs", "sont", "suis", "encore", "bien"}
+               "peux", "peut", "fait", "sont", "suis", "encore", "bien", "dans", "chez", "mais", "aussi", "comparer", "quoi", "lequel", "laquelle",
+               "depuis", "deja", "toujours", "mes", "nos", "vos", "leur", "ces", "sans", "tres", "trop", "fais"}
 _EN_MARKERS = {"where", "is", "the", "what", "why", "how", "did", "does", "should", "next", "stage", "failed",
                "compare", "with", "its", "to", "do", "i", "we", "which", "use", "better", "worse", "than", "of",
                "on", "my", "it", "are", "was", "can", "run", "about", "and", "model", "now", "fail", "there", "any",
@@ -49,18 +50,19 @@ _ASKS: dict[str, tuple[str, ...]] = {
                 r"what happened|s est passe|cloche)\b",),
     "next": (r"\b(next|prochaine?s?|ensuite|what now|what should|should i|que dois|que faut|que faire|quoi faire|"
              r"faire maintenant|a faire|do now|recommend\w*|conseil\w*|what do i do|what to do|que je fasse|"
-             r"next steps?|la suite)\b",),
+             r"next steps?|la suite|je fais quoi|on fait quoi|what do i do with|what do we do)\b",),
     "compare": (r"\b(compar\w*|baselin\w*|meilleure?s?|mieux|better|worse|pire|amelior\w*|improv\w*|versus|vs|"
                 r"gain\w*|regress\w*|par rapport|than|delta|beat|battu|progres\w*|diff\w*|plus bas|lower|higher|"
                 r"degrad\w*|perdu|lost)\b",),
     "status": (r"\b(ou en est|ou en sont|ou on en est|where is|where are|status|statut|etat|avancement|progress|"
-               r"en cours|how far|how is|how are|comment va|resultats?|results?|scores?|wer|cer|f1|metri\w*|"
-               r"termine|finished|done|fini)\b",),
+               r"en cours|how far|how is|how are|comment va|termine|finished|done|fini)\b",),
+    "metrics": (r"\b(resultats?|results?|scores?|wer|cer|f1|metri\w*|accuracy|exactitude)\b",),
 }
 _WHY = r"\b(pourquoi|why|pq|pk|pourqoi|porquoi|diagnos\w*|cause)\b"
 _STAGE_REF = re.compile(r"\b(?:exp(?:erience|e)?|stage|etape|step|run)\s*[-_#n°o ]?\s*(\d+)\b")
 _ORDINALS = {"first": 1, "premiere": 1, "premier": 1, "second": 2, "seconde": 2, "deuxieme": 2, "third": 3,
              "troisieme": 3, "fourth": 4, "quatrieme": 4}
+_NUMBERED = re.compile(r"\b(\d+)\s*(?:ere|er|eme|e|st|nd|rd|th)\s+(?:etape|stage|exp\w*)\b")
 _ORDINAL_REF = re.compile(r"\b(" + "|".join(_ORDINALS) + r")\s+(?:stage|etape|exp\w*)\b|\b(?:stage|etape|exp\w*)\s+("
                           + "|".join(_ORDINALS) + r")\b")
 # Words that say which kind of answer is wanted, not what it is about.
@@ -69,9 +71,9 @@ _GENERIC = {"pipeline", "pipelines", "stage", "stages", "etape", "etapes", "exp"
             "donne", "gives", "give", "now", "maintenant", "il", "elle", "ca", "cela", "this", "my", "avec", "quand",
             "use", "utiliser", "dois", "je", "faut", "need", "which", "quel", "quelle"}
 # Words that mark a question about runs rather than about the playbooks.
-_STATE_WORDS = re.compile(r"\b(pipelines?|runs?|exp\s*\d|exp\d|etapes?\s*\d|stages?\s*\d|champion|"
-                          r"candidat\w*|mon modele|my model|le modele|the model|modeles?|models?|dernier run|last run|"
-                          r"latest run|entrainement|training run|gate)\b")
+_STATE_WORDS = re.compile(r"\b(pipelines?|exp\s*\d|exp\d|etapes?\s*\d|stages?\s*\d|champion|candidat\w*|"
+                          r"(?:mon|ma|le|ce|cet|the|my|this|that|our|notre|dernier|last|latest) (?:run|modele|model|job)s?|"
+                          r"(?:run|job)s? (?:de|of|du)|mes runs|my runs)\b")
 
 
 class Source(BaseModel):
@@ -131,9 +133,15 @@ def detect_intent(question: str) -> Intent:
         return "compare"
     if why:
         return "failure"
-    if has["status"]:
+    if has["status"] or has["metrics"]:
         return "status"
     return "playbook"
+
+
+def asks_metrics_only(question: str) -> bool:
+    """A status question made only of metric words ("which gate metric for PII?") may be a playbook one."""
+    q = _normalise(question).replace("'", " ")
+    return not any(re.search(p, q) for p in _ASKS["status"]) and any(re.search(p, q) for p in _ASKS["metrics"])
 
 
 def stage_reference(question: str) -> str | None:
@@ -146,6 +154,11 @@ def stage_references(question: str) -> list[str]:
     q = fold(question)
     found = [(m.start(), f"exp{m.group(1)}") for m in _STAGE_REF.finditer(q)]
     found += [(m.start(), f"exp{_ORDINALS[m.group(1) or m.group(2)]}") for m in _ORDINAL_REF.finditer(q)]
+    found += [(m.start(), f"exp{m.group(1)}") for m in _NUMBERED.finditer(q)]
+    # "la 1ere et la 2eme etape": the first ordinal's noun is the second one's.
+    for m in re.finditer(r"\b(\d+)\s*(?:ere|er|eme|e|st|nd|rd|th)\s+(?:et|and|ou|or|vs)\s+(?:la |le |the )?(\d+)\s*"
+                         r"(?:ere|er|eme|e|st|nd|rd|th)\s+(?:etape|stage|exp\w*)", q):
+        found.append((m.start(), f"exp{m.group(1)}"))
     # "exp1 and 2", "exp 1 et 2": a bare number right after a reference and a conjunction.
     for m in re.finditer(r"\b(?:exp\w*|etape|stage)\s*\d+\s*(?:and|et|vs|versus|,|&|a|to)\s*(\d+)\b", q):
         found.append((m.start(1), f"exp{m.group(1)}"))
@@ -253,6 +266,17 @@ def resolve_target(question: str, state: LiveState, pipeline: str | None,
             "by": by, "status": st}
 
 
+def _stage_mentions(question: str, state: LiveState) -> tuple[bool, bool]:
+    """(names a known stage or output model literally, describes one by its domain words)."""
+    if not state.mlflow.available:
+        return False, False
+    try:
+        stages = [s for st in tools.all_statuses(state) for s in st.get("stages", [])]
+    except Exception:  # noqa: BLE001 - a broken store is reported by the tool call itself
+        return False, False
+    return bool(_named_stages(question, stages)), any(domain_score(s, question) >= 3 for s in stages)
+
+
 def _safe(fn: Any, *args: Any) -> dict[str, Any]:
     try:
         return fn(*args)
@@ -266,7 +290,10 @@ def answer_offline(question: str, state: LiveState, book: PlaybookSet) -> Answer
     pipeline = pipeline_reference(question, _known_pipelines(state))
     refs = stage_references(question)
     about_runs = bool(pipeline or refs or _STATE_WORDS.search(fold(question)))
-    if intent in ("failure", "next", "compare") and not about_runs and is_playbook_topic(question, book):
+    named, described = _stage_mentions(question, state) if not about_runs else (False, False)
+    about_runs = about_runs or named
+    convertible = intent in ("failure", "next", "compare") or (intent == "status" and asks_metrics_only(question))
+    if convertible and not about_runs and not described and is_playbook_topic(question, book):
         intent = "playbook"  # "Kaggle me donne un P100, que faire ?" is about Kaggle, not about a run
     elif intent == "playbook" and about_runs:
         intent = "status"  # "le champion de demo c'est lequel ?" asks about runs
@@ -289,6 +316,9 @@ def answer_offline(question: str, state: LiveState, book: PlaybookSet) -> Answer
                      stages[1] if len(stages) > 1 else None, target.get("eval_set"))
     elif intent == "failure":
         data = _safe(tools.explain_failure, state, book, pipeline, stages[0] if stages else None)
+        if data.get("ok") and data.get("state") == "no_runs":
+            # A problem with a pipeline never run is in its configuration: the preflight says it.
+            intent, data = "next", _safe(tools.next_steps, state, book, pipeline)
         if data.get("ok") and not data.get("failed") and data.get("stage") and data.get("state") != "interrupted":
             # "what happened to exp1?" about a stage that did not fail: say where it is.
             intent = "status"

@@ -38,7 +38,7 @@ def terms(text: str) -> list[str]:
     out = []
     for t in tokens(text):
         for suffix in ("ing", "es", "ed", "s"):
-            if len(t) > len(suffix) + 3 and t.endswith(suffix):
+            if len(t) > len(suffix) + 2 and t.endswith(suffix):
                 t = t[: -len(suffix)]
                 break
         out.append(t)
@@ -51,8 +51,8 @@ def _candidates(book: PlaybookSet) -> list[dict[str, Any]]:
         heading = r.source.section if r.source else ""
         words = " ".join([r.title, *r.answer.values(), fill(r.message, r.params), fill(r.fix, r.params), r.rationale,
                           heading, heading])
-        fields = {part for name in re.findall(r"\b[a-z][a-z_]*(?:\.[a-z_]+)+|\b[a-z]+(?:_[a-z]+)+", r.fix)
-                  for part in re.split(r"[._]", name.rsplit(".", 1)[-1])}
+        fields = {term for name in re.findall(r"\b[a-z][a-z_]*(?:\.[a-z_]+)+|\b[a-z]+(?:_[a-z]+)+", r.fix)
+                  for term in terms(" ".join(re.split(r"[._]", name.rsplit(".", 1)[-1])))}
         out.append({"type": "rule", "id": r.id, "title": r.title, "answer": dict(r.answer), "fields": fields,
                     "text": {"fr": f"{r.title} : {fill(r.fix, r.params)}"},
                     "cite": r.source.cite if r.source else None, "section": heading, "words": words})

@@ -143,6 +143,43 @@ QUESTIONS: list[Q] = [
     Q("is prefect up?", "en", [r"prefect: (down|not configured)", r"palier up"], [], "services"),
 ]
 
+# Written after the router was tuned on QUESTIONS and never tuned on: the figure that says how
+# the chat does on phrasings it has not seen.
+HELD_OUT: list[Q] = [
+    Q("le modèle de dictée médicale a-t-il battu sa baseline sur le jeu médical ?", "fr",
+      [r"exp2-medical", r"0\.622", r"0\.309"], [TIMING_VERDICT], "compare"),
+    Q("did exp2 of demo get worse on general french?", "en",
+      [r"exp2-medical", r"general_test", r"0\.281", r"worse"], [TIMING_VERDICT], "compare"),
+    Q("exp1 vs exp2 demo, medical_test", "en",
+      [r"exp1-general", r"exp2-medical", r"0\.622", r"0\.309"], [], "compare2"),
+    Q("entre la 1ere et la 2eme etape de demo laquelle est meilleure sur general_test ?", "fr",
+      [r"exp1-general", r"exp2-medical", r"0\.254", r"0\.281"], [], "compare2"),
+    Q("how is the cardio pipeline nouveau doing", "en", [r"nouveau", r"no run|never"], [], "status"),
+    Q("statut du pipeline fr", "fr", [r"exp1-mls", r"exp2-common-voice", r"failed|echou"], [], "status"),
+    Q("what's the WER of the medical model?", "en", [r"exp2-medical", r"medical_test", r"0\.309"], [], "status"),
+    Q("quel est le score F1 du modele francais pii ?", "fr", [r"french", r"fr_test", r"0\.641"], [], "status"),
+    Q("is sft-demo still training or did it die?", "en", [r"facts", r"running"], [r"gone"], "status"),
+    Q("what went wrong with mini", "en", [r"bruit", r"gone|killed|crashed"], [], "failure"),
+    Q("mini est mort ? le processus tourne encore ?", "fr", [r"bruit", r"n'existe plus|pid"], [], "failure"),
+    Q("l'étape common voice a planté, c'est quoi l'erreur ?", "fr", [r"exp2-common-voice", r"cuda_oom|memoire|memory"],
+      [], "failure"),
+    Q("why was the french stage of pii-demo rejected?", "en", [r"french", r"fr_test", r"0\.655", r"0\.641"], [], "compare"),
+    Q("demo : c'est fini ? je fais quoi du modèle ?", "fr", [r"models:/demo-whisper-fr-medical@champion"],
+      [NO_PLACEHOLDER], "next"),
+    Q("next steps for pii-demo please", "en", [r"french", r"baseline"], [NO_PLACEHOLDER], "next"),
+    Q("avant de lancer nouveau, il y a un probleme dans la config ?", "fr", [r"cardiologie_fr\.txt"],
+      [NO_PLACEHOLDER], "next"),
+    Q("H200 or H100 on Modal?", "en", [r"h100", r"h200", r"4\.4\.0|hang"], [NO_PLACEHOLDER], "fact"),
+    Q("je peux mettre fp16 et bf16 en même temps ?", "fr", [r"fp16", r"bf16"], [NO_PLACEHOLDER], "fact"),
+    Q("modal timeout for a real training run?", "en", [r"86400|24 h"], [NO_PLACEHOLDER], "fact"),
+    Q("quelles target_modules pour LoRA sur whisper ?", "fr", [r"q_proj", r"v_proj"], [NO_PLACEHOLDER], "fact"),
+    Q("my labels are longer than 448 tokens, what do I do?", "en", [r"448", r"max_label_tokens|filter|drop"],
+      [NO_PLACEHOLDER], "fact"),
+    Q("combien de GPU max sur kaggle ?", "fr", [r"\b2\b"], [NO_PLACEHOLDER], "fact"),
+    Q("est-ce que prefect est joignable ?", "fr", [r"prefect"], [], "services"),
+    Q("which gate metric for PII token classification?", "en", [r"f1_weighted"], [NO_PLACEHOLDER], "fact"),
+]
+
 
 def fold(text: str) -> str:
     """Accents removed (case kept: a pattern's \\S must stay \\S)."""
@@ -175,24 +212,36 @@ def evaluate(root: Path | None = None) -> dict:
             state = LiveState(MlflowState(fx.uri), PrefectState(None), fx.pipelines_dir)
             rows = []
             started = time.perf_counter()
-            for q in QUESTIONS:
-                answer = ask(q.question, state=state, playbooks=book, use_llm=False)
-                problems = score(q, answer.text, answer.language)
-                rows.append({"question": q.question, "lang": q.lang, "topic": q.topic, "intent": answer.intent,
-                             "passed": not problems, "problems": problems, "answer": answer.text})
+            for part, questions in (("tuned", QUESTIONS), ("held-out", HELD_OUT)):
+                for q in questions:
+                    answer = ask(q.question, state=state, playbooks=book, use_llm=False)
+                    problems = score(q, answer.text, answer.language)
+                    rows.append({"question": q.question, "lang": q.lang, "topic": q.topic, "part": part,
+                                 "intent": answer.intent, "passed": not problems, "problems": problems,
+                                 "answer": answer.text})
             seconds = time.perf_counter() - started
         finally:
             fx.close()
+    parts = {}
+    for part in ("tuned", "held-out"):
+        mine = [r for r in rows if r["part"] == part]
+        parts[part] = {"questions": len(mine), "passed": sum(r["passed"] for r in mine),
+                       "score": sum(r["passed"] for r in mine) / max(1, len(mine))}
     passed = sum(r["passed"] for r in rows)
     return {"questions": len(rows), "passed": passed, "score": passed / len(rows), "seconds": seconds, "rows": rows,
-            "french": sum(r["lang"] == "fr" for r in rows), "english": sum(r["lang"] == "en" for r in rows)}
+            "parts": parts, "french": sum(r["lang"] == "fr" for r in rows),
+            "english": sum(r["lang"] == "en" for r in rows)}
 
 
 def report(result: dict) -> str:
+    tuned, held = result["parts"]["tuned"], result["parts"]["held-out"]
     lines = ["# Chat evaluation (offline `palier ask`)", "",
              f"**{result['passed']}/{result['questions']} = {result['score']:.0%}** "
              f"({result['french']} French, {result['english']} English questions; "
              f"{result['seconds']:.1f} s for all answers on a shared, loaded 2-core machine).", "",
+             f"- questions the router was developed on: {tuned['passed']}/{tuned['questions']} = {tuned['score']:.0%}",
+             f"- held-out questions, written afterwards and not tuned on: {held['passed']}/{held['questions']} "
+             f"= {held['score']:.0%}", "",
              "Fixture states: bench/chat_fixtures.py (a finished pipeline, a failed stage with its diagnosis, a "
              "killed run whose process is gone, a gate rejection, a running stage, a never-run pipeline). "
              "Regenerate: `python -m bench.chat`.", "", "| topic | passed |", "|---|---|"]
@@ -203,7 +252,7 @@ def report(result: dict) -> str:
     lines += ["", "## Answers", ""]
     for r in result["rows"]:
         mark = "PASS" if r["passed"] else "FAIL " + "; ".join(r["problems"])
-        lines += [f"### {r['question']}", f"*{r['intent']} — {mark}*", "", "```", r["answer"], "```", ""]
+        lines += [f"### {r['question']}", f"*{r['part']}, {r['intent']} — {mark}*", "", "```", r["answer"], "```", ""]
     return "\n".join(lines)
 
 
@@ -220,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in result["rows"]:
             if not r["passed"]:
                 print(f"FAIL {r['question']}: {'; '.join(r['problems'])}\n{r['answer']}\n", file=sys.stderr)
-    print(f"chat: {result['passed']}/{result['questions']} = {result['score']:.0%}")
+    print(f"chat: {result['passed']}/{result['questions']} = {result['score']:.0%} "
+          f"(held-out {result['parts']['held-out']['passed']}/{result['parts']['held-out']['questions']})")
     return 0
 
 
