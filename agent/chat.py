@@ -47,7 +47,7 @@ _ASKS: dict[str, tuple[str, ...]] = {
                  r"\b(is|est-ce que|are)\b.*\b(mlflow|prefect)\b.*\b(up|running|down|ok)\b"),
     "failure": (r"\b(echou\w*|echec\w*|fail\w*|plant\w*|crash\w*|erreurs?|errors?|broke\w*|cass\w*|mort|dead|"
                 r"killed|tue|arrete|stopp\w*|went wrong|gone wrong|probleme|problem|bloqu\w*|stuck|hang\w*|fige\w*|"
-                r"what happened|s est passe|cloche)\b",),
+                r"what happened|s est (?:il |elle )?passe|cloche)\b",),
     "next": (r"\b(next|prochaine?s?|ensuite|what now|what should|should i|que dois|que faut|que faire|quoi faire|"
              r"faire maintenant|a faire|do now|recommend\w*|conseil\w*|what do i do|what to do|que je fasse|"
              r"next steps?|la suite|je fais quoi|on fait quoi|what do i do with|what do we do)\b",),
@@ -56,7 +56,8 @@ _ASKS: dict[str, tuple[str, ...]] = {
                 r"degrad\w*|perdu|lost)\b",),
     "status": (r"\b(ou en est|ou en sont|ou on en est|where is|where are|status|statut|etat|avancement|progress|"
                r"en cours|how far|how is|how are|comment va|termine|finished|done|fini)\b",),
-    "metrics": (r"\b(resultats?|results?|scores?|wer|cer|f1|metri\w*|accuracy|exactitude)\b",),
+    "metrics": (r"\b(resultats?|results?|scores?|wer|cer|f1|metri\w*|accuracy|exactitude|combien de temps|how long|"
+                r"duree|loss)\b",),
 }
 _WHY = r"\b(pourquoi|why|pq|pk|pourqoi|porquoi|diagnos\w*|cause)\b"
 _STAGE_REF = re.compile(r"\b(?:exp(?:erience|e)?|stage|etape|step|run)\s*[-_#n°o ]?\s*(\d+)\b")
@@ -72,7 +73,7 @@ _GENERIC = {"pipeline", "pipelines", "stage", "stages", "etape", "etapes", "exp"
             "use", "utiliser", "dois", "je", "faut", "need", "which", "quel", "quelle"}
 # Words that mark a question about runs rather than about the playbooks.
 _STATE_WORDS = re.compile(r"\b(pipelines?|exp\s*\d|exp\d|etapes?\s*\d|stages?\s*\d|champion|candidat\w*|"
-                          r"(?:mon|ma|le|ce|cet|the|my|this|that|our|notre|dernier|last|latest) (?:run|modele|model|job)s?|"
+                          r"(?:mon|ma|le|du|au|ce|cet|the|my|this|that|our|notre|dernier|last|latest) (?:run|modele|model|job)s?|"
                           r"(?:run|job)s? (?:de|of|du)|mes runs|my runs)\b")
 
 
@@ -120,11 +121,13 @@ def _normalise(question: str) -> str:
 
 
 def detect_intent(question: str) -> Intent:
-    q = _normalise(question).replace("'", " ")
+    q = _normalise(question).replace("'", " ").replace("-", " ")
     has = {k: any(re.search(p, q) for p in pats) for k, pats in _ASKS.items()}
     why = bool(re.search(_WHY, q))
     if has["services"]:
         return "services"
+    if _LIST.search(q) and not has["failure"]:
+        return "status"
     if has["failure"] and not (has["compare"] and not why and re.search(r"\b(than|que|vs|versus|baseline)\b", q)):
         return "failure"
     if has["next"]:
@@ -136,6 +139,13 @@ def detect_intent(question: str) -> Intent:
     if has["status"] or has["metrics"]:
         return "status"
     return "playbook"
+
+
+_CAN_I = re.compile(r"\b(can i|could i|may i|should i|est ce que je peux|puis je|je peux|peut on|on peut|faut il|"
+                    r"is it ok|is it safe|ca marche)\b")
+_RUNNING = re.compile(r"\b(en cours|running|in progress|currently|tourne|qui tourne|training now)\b")
+_LIST = re.compile(r"\b(which|what|quels?|quelles?|list\w*|tous les|all( the)?|liste des)\b.*\bpipelines\b|"
+                   r"\bpipelines\b.*\b(exist\w*|connus?|known|there|y a)\b")
 
 
 def asks_metrics_only(question: str) -> bool:
@@ -260,6 +270,9 @@ def resolve_target(question: str, state: LiveState, pipeline: str | None,
         if best is None or score > best[0]:
             best = (score, -rank, st, stages, by)
     if best is None:
+        preferred = next((st for st in statuses if st.get("state") in prefer), None) if not pipeline else None
+        if preferred is not None:
+            return {**out, "pipeline": preferred["pipeline"], "stages": refs, "status": preferred}
         return {**out, "pipeline": pipeline, "stages": refs, "status": statuses[0] if pipeline else None}
     _, _, st, stages, by = best
     return {"pipeline": st["pipeline"], "stages": stages, "eval_set": _eval_set_reference(question, st["stages"]),
@@ -293,16 +306,25 @@ def answer_offline(question: str, state: LiveState, book: PlaybookSet) -> Answer
     named, described = _stage_mentions(question, state) if not about_runs else (False, False)
     about_runs = about_runs or named
     convertible = intent in ("failure", "next", "compare") or (intent == "status" and asks_metrics_only(question))
-    if convertible and not about_runs and not described and is_playbook_topic(question, book):
+    folded = fold(question).replace("'", " ").replace("-", " ")
+    if intent != "failure" and _CAN_I.search(folded) and is_playbook_topic(question, book):
+        intent = "playbook"  # "est-ce que je peux lancer fr sur H200 ?": a playbook rule answers
+    elif convertible and not about_runs and not described and is_playbook_topic(question, book):
         intent = "playbook"  # "Kaggle me donne un P100, que faire ?" is about Kaggle, not about a run
     elif intent == "playbook" and about_runs:
         intent = "status"  # "le champion de demo c'est lequel ?" asks about runs
     target: dict[str, Any] = {"pipeline": pipeline, "stages": refs, "eval_set": None}
-    if intent in ("status", "compare", "failure", "next") and state.mlflow.available:
-        target = resolve_target(question, state, pipeline,
-                                ("failed", "interrupted") if intent in ("failure", "next") else ())
+    listing = intent == "status" and bool(_LIST.search(fold(question)))
+    if intent in ("status", "compare", "failure", "next") and state.mlflow.available and not listing:
+        prefer: tuple[str, ...] = ("failed", "interrupted") if intent in ("failure", "next") else ()
+        if intent == "status" and _RUNNING.search(folded):
+            prefer = ("running",)  # "y a-t-il un run en cours ?": the pipeline that runs
+        target = resolve_target(question, state, pipeline, prefer)
     pipeline, stages = target.get("pipeline"), target.get("stages") or []
-    if intent == "status":
+    if listing:
+        data = _safe(tools.list_pipelines, state)
+        intent = "list"
+    elif intent == "status":
         data = _safe(tools.pipeline_status, state, pipeline)
         focus = None
         if stages and data.get("stages"):
@@ -311,6 +333,9 @@ def answer_offline(question: str, state: LiveState, book: PlaybookSet) -> Answer
             focus = resolve_stage(data["stages"], stages[0])
         if focus:
             data = {**data, "focus": focus}
+        elif data.get("ok") and data.get("state") == "no_runs" and data.get("pipeline_file"):
+            # A pipeline never run: where it stands is what its preflight says.
+            intent, data = "next", _safe(tools.next_steps, state, book, pipeline)
     elif intent == "compare":
         data = _safe(tools.compare_stage, state, pipeline, stages[0] if stages else None,
                      stages[1] if len(stages) > 1 else None, target.get("eval_set"))

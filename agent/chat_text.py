@@ -78,6 +78,7 @@ W = {
         "fact_untranslated": "{answer}",
         "nothing": "Je n'ai trouvé ni run ni règle de playbook qui réponde à cette question.",
         "services": "Services : {services}",
+        "pipelines": "{n} pipelines :", "no_pipelines": "Aucun pipeline connu (ni run MLflow, ni fichier).",
         "states": {"no_runs": "jamais lancé", "running": "en cours", "failed": "échoué", "gate_rejected": "gate refusée",
                    "candidate": "candidat", "partial": "partiel", "succeeded": "terminé", "interrupted": "interrompu"},
     },
@@ -148,6 +149,7 @@ W = {
         "fact_untranslated": "The playbook says (in French): {answer}",
         "nothing": "I found neither a run nor a playbook rule that answers this question.",
         "services": "Services: {services}",
+        "pipelines": "{n} pipelines:", "no_pipelines": "No pipeline known (no MLflow run, no file).",
         "states": {"no_runs": "never run", "running": "running", "failed": "failed", "gate_rejected": "gate rejected",
                    "candidate": "candidate", "partial": "partial", "succeeded": "succeeded", "interrupted": "interrupted"},
     },
@@ -473,7 +475,16 @@ def render_services(data: dict[str, Any], lang: str) -> list[str]:
         for s in data["services"]))] + ([W[lang]["start_services"]] if any(not s["reachable"] for s in data["services"]) else [])
 
 
-RENDERERS = {"status": render_status, "compare": render_compare, "failure": render_failure, "next": render_next,
+def render_list(data: dict[str, Any], lang: str) -> list[str]:
+    rows = data.get("rows") or []
+    if not rows:
+        return [W[lang]["no_pipelines"]]
+    return [W[lang]["pipelines"].format(n=len(rows))] + [
+        f"- {r['pipeline']} : {_state(r['state'], lang)}" if lang == "fr" else f"- {r['pipeline']}: {_state(r['state'], lang)}"
+        for r in rows]
+
+
+RENDERERS = {"list": render_list, "status": render_status, "compare": render_compare, "failure": render_failure, "next": render_next,
              "playbook": render_fact, "services": render_services}
 
 

@@ -83,7 +83,9 @@ def answer_fact(book: PlaybookSet, question: str, lang: str, k: int = 2) -> dict
     asked = set(query)
 
     def weight(item: dict[str, Any]) -> float:
-        return (1.3 if item["answer"] else 1.0) * (1.3 if asked & item.get("fields", set()) else 1.0)
+        w = 1.3 if item["answer"] else 1.0
+        w *= 1.3 if asked & item.get("fields", set()) else 1.0
+        return w * (1.2 if asked & set(terms(item["title"])) else 1.0)  # the title says what a block is about
 
     ranked = sorted(((s * weight(i), n, i) for n, (s, i) in enumerate(zip(scores, items)) if s > 0),
                     key=lambda x: (-x[0], x[1]))

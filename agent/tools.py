@@ -35,7 +35,9 @@ def list_pipelines(state: LiveState) -> dict[str, Any]:
     if down:
         return down
     pipes = state.mlflow.pipelines()
-    return {"ok": True, "pipelines": [p["pipeline"] for p in pipes], "sources": [], "notes": []}
+    rows = [{"pipeline": s["pipeline"], "state": s["state"], "stages": len(s.get("stages") or []),
+             "planned": s.get("planned_stages")} for s in all_statuses(state)]
+    return {"ok": True, "pipelines": [p["pipeline"] for p in pipes], "rows": rows, "sources": [], "notes": []}
 
 
 def _resolve(state: LiveState, pipeline: str | None) -> tuple[dict[str, Any] | None, list[str]]:

@@ -180,6 +180,34 @@ HELD_OUT: list[Q] = [
     Q("which gate metric for PII token classification?", "en", [r"f1_weighted"], [NO_PLACEHOLDER], "fact"),
 ]
 
+# A second set, written after the fixes that HELD_OUT's first run prompted (14/20 at its first run).
+HELD_OUT_2: list[Q] = [
+    Q("Le modèle médical a-t-il oublié le français général ?", "fr", [r"exp2-medical", r"general_test", r"0\.281"],
+      [TIMING_VERDICT], "compare"),
+    Q("tell me about the last run of fr", "en", [r"exp2-common-voice", r"failed"], [], "status"),
+    Q("y a-t-il un run en cours ?", "fr", [r"sft-demo|facts", r"running|en cours"], [], "status"),
+    Q("which pipelines exist?", "en", [r"demo", r"fr", r"mini"], [], "status"),
+    Q("pourquoi la gate a refusé french ?", "fr", [r"french", r"0\.655", r"0\.641"], [], "compare"),
+    Q("How much did the medical term accuracy improve in exp2?", "en", [r"medical_term_accuracy", r"0\.25", r"0\.71"],
+      [], "compare"),
+    Q("le modele general est-il champion ?", "fr", [r"exp1-general", r"candidate"], [], "status"),
+    Q("is mini dead?", "en", [r"bruit", r"gone|pid"], [], "failure"),
+    Q("fr exp2 OOM again?? what now", "en", [r"batch|per_device"], [NO_PLACEHOLDER], "next"),
+    Q("est ce que je peux lancer fr sur H200 ?", "fr", [r"h100", r"4\.4\.0|gvisor|fige"], [NO_PLACEHOLDER], "fact"),
+    Q("why does kaggle refuse my P100 job", "en", [r"t4"], [NO_PLACEHOLDER], "fact"),
+    Q("quelle est la WER finale de exp1-mls ?", "fr", [r"0\.081"], [], "status"),
+    Q("what's the guard set of exp2 in demo and did it hold?", "en", [r"general_test", r"0\.281", r"0\.05"], [],
+      "compare"),
+    Q("combien de temps a pris l'evaluation du modele medical ?", "fr", [r"eval_seconds", r"8\.41"], [TIMING_VERDICT],
+      "status"),
+    Q("nouveau: is the config ok?", "en", [r"cardiologie_fr\.txt"], [NO_PLACEHOLDER], "next"),
+    Q("why is pii-demo french worse than english?", "en", [r"french", r"0\.641"], [], "compare"),
+    Q("which stage of sft-demo is running and what's the loss?", "en", [r"facts", r"1\.234"], [], "status"),
+    Q("que s'est-il passé lors du run précédent de mini ?", "fr", [r"bruit", r"448|label"], [], "failure"),
+    Q("should I use bf16 on an A100?", "en", [r"ampere|a100"], [NO_PLACEHOLDER], "fact"),
+    Q("max_steps 200 mais eval_steps 500, c'est grave ?", "fr", [r"aucune evaluation"], [NO_PLACEHOLDER], "fact"),
+]
+
 
 def fold(text: str) -> str:
     """Accents removed (case kept: a pattern's \\S must stay \\S)."""
@@ -212,7 +240,7 @@ def evaluate(root: Path | None = None) -> dict:
             state = LiveState(MlflowState(fx.uri), PrefectState(None), fx.pipelines_dir)
             rows = []
             started = time.perf_counter()
-            for part, questions in (("tuned", QUESTIONS), ("held-out", HELD_OUT)):
+            for part, questions in (("tuned", QUESTIONS), ("held-out", HELD_OUT), ("held-out-2", HELD_OUT_2)):
                 for q in questions:
                     answer = ask(q.question, state=state, playbooks=book, use_llm=False)
                     problems = score(q, answer.text, answer.language)
@@ -223,7 +251,7 @@ def evaluate(root: Path | None = None) -> dict:
         finally:
             fx.close()
     parts = {}
-    for part in ("tuned", "held-out"):
+    for part in ("tuned", "held-out", "held-out-2"):
         mine = [r for r in rows if r["part"] == part]
         parts[part] = {"questions": len(mine), "passed": sum(r["passed"] for r in mine),
                        "score": sum(r["passed"] for r in mine) / max(1, len(mine))}
@@ -234,14 +262,18 @@ def evaluate(root: Path | None = None) -> dict:
 
 
 def report(result: dict) -> str:
-    tuned, held = result["parts"]["tuned"], result["parts"]["held-out"]
+    tuned, held, held2 = (result["parts"][p] for p in ("tuned", "held-out", "held-out-2"))
     lines = ["# Chat evaluation (offline `palier ask`)", "",
              f"**{result['passed']}/{result['questions']} = {result['score']:.0%}** "
              f"({result['french']} French, {result['english']} English questions; "
              f"{result['seconds']:.1f} s for all answers on a shared, loaded 2-core machine).", "",
              f"- questions the router was developed on: {tuned['passed']}/{tuned['questions']} = {tuned['score']:.0%}",
              f"- held-out questions, written afterwards and not tuned on: {held['passed']}/{held['questions']} "
-             f"= {held['score']:.0%}", "",
+             f"= {held['score']:.0%} (16/24 at its first run; the fixes it prompted were general: ordinals, "
+             f"function words, stage names)",
+             f"- second held-out set, written after those fixes: {held2['passed']}/{held2['questions']} "
+             f"= {held2['score']:.0%} (14/20 = 70 % at its first run; fixes: listing pipelines, the running "
+             f"pipeline for \"en cours\", never-run status = its preflight, \"can I\" questions as playbook facts)",
              "Fixture states: bench/chat_fixtures.py (a finished pipeline, a failed stage with its diagnosis, a "
              "killed run whose process is gone, a gate rejection, a running stage, a never-run pipeline). "
              "Regenerate: `python -m bench.chat`.", "", "| topic | passed |", "|---|---|"]
@@ -270,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
             if not r["passed"]:
                 print(f"FAIL {r['question']}: {'; '.join(r['problems'])}\n{r['answer']}\n", file=sys.stderr)
     print(f"chat: {result['passed']}/{result['questions']} = {result['score']:.0%} "
-          f"(held-out {result['parts']['held-out']['passed']}/{result['parts']['held-out']['questions']})")
+          f"(held-out {result['parts']['held-out']['passed']}/{result['parts']['held-out']['questions']}, "
+          f"held-out-2 {result['parts']['held-out-2']['passed']}/{result['parts']['held-out-2']['questions']})")
     return 0
 
 
