@@ -431,11 +431,12 @@ def ask(question: str, *, state: LiveState | None = None, playbooks: PlaybookSet
     book = playbooks or load_playbooks()
     from agent import llm
 
-    if use_llm is not False and llm.configured():
-        try:
-            return answer_with_llm(question, state, book)
-        except llm.LLMError as exc:
-            fallback = answer_offline(question, state, book)
-            note = f"(LLM unavailable, offline answer: {redact(str(exc))})"
-            return fallback.model_copy(update={"text": f"{fallback.text}\n{note}"})
-    return answer_offline(question, state, book)
+    with state.mlflow.snapshot():
+        if use_llm is not False and llm.configured():
+            try:
+                return answer_with_llm(question, state, book)
+            except llm.LLMError as exc:
+                fallback = answer_offline(question, state, book)
+                note = f"(LLM unavailable, offline answer: {redact(str(exc))})"
+                return fallback.model_copy(update={"text": f"{fallback.text}\n{note}"})
+        return answer_offline(question, state, book)

@@ -72,11 +72,25 @@ def _candidates(book: PlaybookSet) -> list[dict[str, Any]]:
     return out
 
 
+_INDEX: dict[int, tuple[PlaybookSet, list[dict[str, Any]], list[list[str]]]] = {}
+
+
+def _index(book: PlaybookSet) -> tuple[list[dict[str, Any]], list[list[str]]]:
+    """Candidates and their terms, built once per playbook set."""
+    known = _INDEX.get(id(book))
+    if known is None or known[0] is not book:
+        items = _candidates(book)
+        known = (book, items, [terms(i["words"]) for i in items])
+        _INDEX.clear()
+        _INDEX[id(book)] = known
+    return known[1], known[2]
+
+
 def answer_fact(book: PlaybookSet, question: str, lang: str, k: int = 2) -> dict[str, Any]:
     """The best-matching playbook fact, as {"answer", "cite", "title", "id", "type", "also"}."""
-    items = _candidates(book)
+    items, docs = _index(book)
     query = terms(question)
-    scores = bm25([terms(i["words"]) for i in items], query)
+    scores = bm25(docs, query)
     # A rule's written answer beats a section that merely mentions the same words, and a rule
     # whose fix sets the setting the question names ("which GPU" -> backend.gpu) beats one
     # that only mentions it.
@@ -85,7 +99,8 @@ def answer_fact(book: PlaybookSet, question: str, lang: str, k: int = 2) -> dict
     def weight(item: dict[str, Any]) -> float:
         w = 1.3 if item["answer"] else 1.0
         w *= 1.3 if asked & item.get("fields", set()) else 1.0
-        return w * (1.2 if asked & set(terms(item["title"])) else 1.0)  # the title says what a block is about
+        title = item.setdefault("title_terms", set(terms(item["title"])))
+        return w * (1.2 if asked & title else 1.0)  # the title says what a block is about
 
     ranked = sorted(((s * weight(i), n, i) for n, (s, i) in enumerate(zip(scores, items)) if s > 0),
                     key=lambda x: (-x[0], x[1]))

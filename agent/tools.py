@@ -55,16 +55,22 @@ def _resolve(state: LiveState, pipeline: str | None) -> tuple[dict[str, Any] | N
     return pipes[0], notes
 
 
+_CONFIGS: dict[tuple[str, int], Any] = {}
+
+
+def load_config(path: str) -> Any:
+    """The PipelineConfig of a file, parsed once per version of the file."""
+    from core.config import load_pipeline
+
+    key = (str(Path(path).resolve()), Path(path).stat().st_mtime_ns)
+    if key not in _CONFIGS:
+        _CONFIGS[key] = load_pipeline(path)
+    return _CONFIGS[key]
+
+
 def _planned_stages(parent: dict[str, Any]) -> int | None:
     path = parent["tags"].get(S.TAG_PIPELINE_FILE)
-    if not path:
-        return None
-    try:
-        from core.config import load_pipeline
-
-        return len(load_pipeline(path).stages)
-    except Exception:  # noqa: BLE001 - the file may have moved; the plan is then unknown
-        return None
+    return _planned_from_file(path) if path else None
 
 
 def _process_state(stage: dict[str, Any]) -> str | None:
@@ -162,10 +168,8 @@ def pipeline_status(state: LiveState, pipeline: str | None = None) -> dict[str, 
 
 def _planned_from_file(path: str) -> int | None:
     try:
-        from core.config import load_pipeline
-
-        return len(load_pipeline(path).stages)
-    except Exception:  # noqa: BLE001 - an invalid file: the plan is unknown
+        return len(load_config(path).stages)
+    except Exception:  # noqa: BLE001 - a moved or invalid file: the plan is unknown
         return None
 
 
@@ -305,23 +309,23 @@ def explain_failure(state: LiveState, book: PlaybookSet, pipeline: str | None = 
     return {**base, **info, "failed": True, "previous_failure": previous, "notes": notes}
 
 
-def _preflight(path: str | None) -> dict[str, Any] | None:
+def _preflight(path: str | None, book: PlaybookSet) -> dict[str, Any] | None:
     """The preflight on the pipeline file (no autofix applied to the file; library API rules are
     left to `palier check`, which imports the libraries)."""
     if not path:
         return None
     try:
-        from agent.facts import collect_env_facts
-        from agent.playbooks import load_playbooks
-        from agent.preflight import preflight
-        from core.config import load_pipeline
+        import dataclasses
 
-        config = load_pipeline(path)
-        book = load_playbooks()
-        for p in book.playbooks:
-            p.rules = [r for r in p.rules if r.check != "api_accepts"]
+        from agent.facts import collect_env_facts
+        from agent.playbooks import PlaybookSet as Books
+        from agent.preflight import preflight
+
+        config = load_config(path)
+        rules_here = Books([dataclasses.replace(p, rules=[r for r in p.rules if r.check != "api_accepts"])
+                            for p in book.playbooks])
         facts = collect_env_facts(config, base_dir=Path(path).parent, inspect_models=False)
-        report = preflight(config, facts, playbooks=book)
+        report = preflight(config, facts, playbooks=rules_here)
     except Exception as exc:  # noqa: BLE001 - an invalid file is itself the finding
         return {"ok": False, "error": f"{type(exc).__name__}: {str(exc)[:300]}", "findings": []}
     def answer(rule_id: str) -> dict[str, str]:
@@ -387,7 +391,7 @@ def next_steps(state: LiveState, book: PlaybookSet, pipeline: str | None = None,
     else:
         steps.append({"kind": "launch", "file": status.get("pipeline_file"), "pipeline": status.get("pipeline")})
     if current != "running":
-        check = _preflight(status.get("pipeline_file"))
+        check = _preflight(status.get("pipeline_file"), book)
         if check is not None:
             findings = check["findings"]
             wanted = [f for f in findings if f["blocking"]]
