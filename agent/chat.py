@@ -1,19 +1,26 @@
-"""ask(question) -> Answer, from live state (MLflow, Prefect) and the playbooks, with sources.
+"""ask(question) -> Answer, from live state (MLflow, Prefect, the pipeline files) and the
+playbooks, with sources.
 
-Offline by default: deterministic routing (intent + pipeline/stage references, French or
-English) to one tool, and a templated answer. With an LLM configured, the same tools are
-offered to it through tool calling; a failing LLM falls back to the offline answer.
+Offline by default: the question is read for its language, what it asks (status, comparison,
+failure, next steps, a playbook fact, services) and what it is about (a pipeline; stages by
+name, number, output model or domain word — "le modèle médical"; an eval set), then one tool
+(agent.tools) computes the data and agent.chat_text writes the answer. With an LLM
+configured, the same tools are offered to it through tool calling; a failing LLM falls back
+to the offline answer.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from agent import tools
-from agent.pipeline_state import find_stage
+from agent.chat_text import render
+from agent.pipeline_state import domain_score, find_stage
+from agent.playbook_answers import answer_fact
 from agent.playbooks import PlaybookSet, load_playbooks
 from agent.redact import redact, redact_obj
 from agent.retrieval import fold, tokens
@@ -21,27 +28,53 @@ from agent.state import LiveState
 
 Intent = Literal["status", "compare", "failure", "next", "playbook", "services"]
 
-_FR_MARKERS = {"ou", "est", "en", "quoi", "pourquoi", "comment", "que", "quel", "quelle", "le", "la", "les",
-               "des", "une", "l", "d", "etape", "echoue", "faire", "ensuite", "apres", "sa", "son", "a", "au"}
+_FR_MARKERS = {"ou", "est", "en", "quoi", "pourquoi", "comment", "que", "quel", "quelle", "quels", "le", "la", "les",
+               "des", "une", "l", "d", "etape", "echoue", "faire", "ensuite", "apres", "sa", "son", "a", "au", "du",
+               "je", "dois", "faut", "il", "sur", "pour", "avec", "meilleur", "modele", "mieux", "pire", "marche",
+               "tourne", "utiliser", "qu", "ce", "cette", "mon", "ma", "mes", "donne", "entre", "et", "par", "rapport",
+               "dernier", "derniere", "plante", "moins", "plus", "quand", "combien", "puis", "ai", "j", "c", "s",
+               "peux", "peut", "fait", "sont", "suis", "encore", "bien", "dans", "chez", "mais", "aussi", "comparer", "quoi", "lequel", "laquelle",
+               "depuis", "deja", "toujours", "mes", "nos", "vos", "leur", "ces", "sans", "tres", "trop", "fais"}
 _EN_MARKERS = {"where", "is", "the", "what", "why", "how", "did", "does", "should", "next", "stage", "failed",
-               "compare", "with", "its", "to", "do", "i", "we"}
-_INTENT_WORDS: dict[str, tuple[str, ...]] = {
-    "failure": ("echou", "fail", "erreur", "error", "plant", "crash", "bloqu", "hang", "stuck", "oom", "timeout",
-                "fige", "cass", "broke"),
-    "why": ("pourquoi", "why", "diagnos"),
-    "compare": ("compar", "baseline", "mieux", "better", "worse", "pire", "amelior", "improv", "delta", "versus",
-                " vs ", "gain", "regress", "precedent", "previous"),
-    "next": ("next", "prochain", "que faire", "what should", "what do i do", "what to do", "ensuite", "suite",
-             "quoi faire", "what now"),
-    "status": ("ou en est", "where is", "where are", "status", "statut", "etat", "progress", "avancement",
-               "en cours", "running", "how far", "ou en sont"),
-    "services": ("mlflow marche", "services", "is mlflow", "prefect up", "serveur"),
+               "compare", "with", "its", "to", "do", "i", "we", "which", "use", "better", "worse", "than", "of",
+               "on", "my", "it", "are", "was", "can", "run", "about", "and", "model", "now", "fail", "there", "any",
+               "happened", "wrong", "much", "long", "for", "need", "between", "against", "going", "doing", "been"}
+
+# Stems (accents folded) that say what the question asks. Order of precedence: below.
+_ASKS: dict[str, tuple[str, ...]] = {
+    "services": (r"\b(mlflow|prefect|serveurs?|servers?|services?)\b.*\b(up|down|marche|tourne|running|reachable|"
+                 r"joignable|dispo\w*|available|ok|lance|started|demarr\w*)\b",
+                 r"\b(is|est-ce que|are)\b.*\b(mlflow|prefect)\b.*\b(up|running|down|ok)\b"),
+    "failure": (r"\b(echou\w*|echec\w*|fail\w*|plant\w*|crash\w*|erreurs?|errors?|broke\w*|cass\w*|mort|dead|"
+                r"killed|tue|arrete|stopp\w*|went wrong|gone wrong|probleme|problem|bloqu\w*|stuck|hang\w*|fige\w*|"
+                r"what happened|s est (?:il |elle )?passe|cloche)\b",),
+    "next": (r"\b(next|prochaine?s?|ensuite|what now|what should|should i|que dois|que faut|que faire|quoi faire|"
+             r"faire maintenant|a faire|do now|recommend\w*|conseil\w*|what do i do|what to do|que je fasse|"
+             r"next steps?|la suite|je fais quoi|on fait quoi|what do i do with|what do we do)\b",),
+    "compare": (r"\b(compar\w*|baselin\w*|meilleure?s?|mieux|better|worse|pire|amelior\w*|improv\w*|versus|vs|"
+                r"gain\w*|regress\w*|par rapport|than|delta|beat|battu|progres\w*|diff\w*|plus bas|lower|higher|"
+                r"degrad\w*|perdu|lost)\b",),
+    "status": (r"\b(ou en est|ou en sont|ou on en est|where is|where are|status|statut|etat|avancement|progress|"
+               r"en cours|how far|how is|how are|comment va|termine|finished|done|fini)\b",),
+    "metrics": (r"\b(resultats?|results?|scores?|wer|cer|f1|metri\w*|accuracy|exactitude|combien de temps|how long|"
+                r"duree|loss)\b",),
 }
-# Words that say what kind of answer is wanted, not what it is about.
+_WHY = r"\b(pourquoi|why|pq|pk|pourqoi|porquoi|diagnos\w*|cause)\b"
+_STAGE_REF = re.compile(r"\b(?:exp(?:erience|e)?|stage|etape|step|run)\s*[-_#n°o ]?\s*(\d+)\b")
+_ORDINALS = {"first": 1, "premiere": 1, "premier": 1, "second": 2, "seconde": 2, "deuxieme": 2, "third": 3,
+             "troisieme": 3, "fourth": 4, "quatrieme": 4}
+_NUMBERED = re.compile(r"\b(\d+)\s*(?:ere|er|eme|e|st|nd|rd|th)\s+(?:etape|stage|exp\w*)\b")
+_ORDINAL_REF = re.compile(r"\b(" + "|".join(_ORDINALS) + r")\s+(?:stage|etape|exp\w*)\b|\b(?:stage|etape|exp\w*)\s+("
+                          + "|".join(_ORDINALS) + r")\b")
+# Words that say which kind of answer is wanted, not what it is about.
 _GENERIC = {"pipeline", "pipelines", "stage", "stages", "etape", "etapes", "exp", "experience", "run", "runs", "job",
             "model", "modele", "training", "entrainement", "faire", "ensuite", "next", "should", "me", "mon", "ma",
-            "donne", "gives", "give", "now", "maintenant", "il", "elle", "ca", "cela", "this", "my", "avec", "quand"}
-_STAGE_REF = re.compile(r"\b(?:exp(?:erience)?|stage|etape|step)\s*[-_ ]?\s*(\d+)\b")
+            "donne", "gives", "give", "now", "maintenant", "il", "elle", "ca", "cela", "this", "my", "avec", "quand",
+            "use", "utiliser", "dois", "je", "faut", "need", "which", "quel", "quelle"}
+# Words that mark a question about runs rather than about the playbooks.
+_STATE_WORDS = re.compile(r"\b(pipelines?|exp\s*\d|exp\d|etapes?\s*\d|stages?\s*\d|champion|candidat\w*|"
+                          r"(?:mon|ma|le|du|au|ce|cet|the|my|this|that|our|notre|dernier|last|latest) (?:run|modele|model|job)s?|"
+                          r"(?:run|job)s? (?:de|of|du)|mes runs|my runs)\b")
 
 
 class Source(BaseModel):
@@ -72,18 +105,78 @@ def detect_language(question: str) -> Literal["fr", "en"]:
     return "fr" if fr > en else "en"
 
 
+def _normalise(question: str) -> str:
+    """Folded, with near-misses of the routing words corrected (one typo in a long word)."""
+    vocabulary = ["compare", "comparer", "baseline", "pourquoi", "pipeline", "echoue", "failed", "meilleur",
+                  "ensuite", "prochaine", "status", "statut", "avancement", "progress", "erreur", "error", "better",
+                  "worse", "improved", "ameliore", "crashed", "plante", "medical", "general", "where", "stage",
+                  "etape", "what", "should"]
+    out = []
+    for word in re.findall(r"[\w'-]+|[^\w\s]", fold(question)):
+        if len(word) >= 5 and word not in vocabulary and word.isalpha():
+            close = difflib.get_close_matches(word, vocabulary, n=1, cutoff=0.84)
+            word = close[0] if close else word
+        out.append(word)
+    return " ".join(out).replace(" ' ", "'").replace("l '", "l'")
+
+
 def detect_intent(question: str) -> Intent:
-    q = f" {fold(question)} "
-    # "why" alone is weak: "why is exp2 worse than its baseline?" asks for a comparison.
-    for intent in ("failure", "compare", "why", "next", "status", "services"):
-        if any(w in q for w in _INTENT_WORDS[intent]):
-            return "failure" if intent == "why" else intent  # type: ignore[return-value]
+    q = _normalise(question).replace("'", " ").replace("-", " ")
+    has = {k: any(re.search(p, q) for p in pats) for k, pats in _ASKS.items()}
+    why = bool(re.search(_WHY, q))
+    if has["services"]:
+        return "services"
+    if _LIST.search(q) and not has["failure"]:
+        return "status"
+    if has["failure"] and not (has["compare"] and not why and re.search(r"\b(than|que|vs|versus|baseline)\b", q)):
+        return "failure"
+    if has["next"]:
+        return "next"
+    if has["compare"]:
+        return "compare"
+    if why:
+        return "failure"
+    if has["status"] or has["metrics"]:
+        return "status"
     return "playbook"
 
 
+_CAN_I = re.compile(r"\b(can i|could i|may i|should i|est ce que je peux|puis je|je peux|peut on|on peut|faut il|"
+                    r"is it ok|is it safe|ca marche)\b")
+_RUNNING = re.compile(r"\b(en cours|running|in progress|currently|tourne|qui tourne|training now)\b")
+_LIST = re.compile(r"\b(which|what|quels?|quelles?|list\w*|tous les|all( the)?|liste des)\b.*\bpipelines\b|"
+                   r"\bpipelines\b.*\b(exist\w*|connus?|known|there|y a)\b")
+
+
+def asks_metrics_only(question: str) -> bool:
+    """A status question made only of metric words ("which gate metric for PII?") may be a playbook one."""
+    q = _normalise(question).replace("'", " ")
+    return not any(re.search(p, q) for p in _ASKS["status"]) and any(re.search(p, q) for p in _ASKS["metrics"])
+
+
 def stage_reference(question: str) -> str | None:
-    m = _STAGE_REF.search(fold(question))
-    return f"exp{m.group(1)}" if m else None
+    refs = stage_references(question)
+    return refs[0] if refs else None
+
+
+def stage_references(question: str) -> list[str]:
+    """'exp 2', 'étape 3', 'stage-1', 'the second stage' -> ['exp2', ...] in question order."""
+    q = fold(question)
+    found = [(m.start(), f"exp{m.group(1)}") for m in _STAGE_REF.finditer(q)]
+    found += [(m.start(), f"exp{_ORDINALS[m.group(1) or m.group(2)]}") for m in _ORDINAL_REF.finditer(q)]
+    found += [(m.start(), f"exp{m.group(1)}") for m in _NUMBERED.finditer(q)]
+    # "la 1ere et la 2eme etape": the first ordinal's noun is the second one's.
+    for m in re.finditer(r"\b(\d+)\s*(?:ere|er|eme|e|st|nd|rd|th)\s+(?:et|and|ou|or|vs)\s+(?:la |le |the )?(\d+)\s*"
+                         r"(?:ere|er|eme|e|st|nd|rd|th)\s+(?:etape|stage|exp\w*)", q):
+        found.append((m.start(), f"exp{m.group(1)}"))
+    # "exp1 and 2", "exp 1 et 2": a bare number right after a reference and a conjunction.
+    for m in re.finditer(r"\b(?:exp\w*|etape|stage)\s*\d+\s*(?:and|et|vs|versus|,|&|a|to)\s*(\d+)\b", q):
+        found.append((m.start(1), f"exp{m.group(1)}"))
+    out = []
+    for _, ref in sorted(found):
+        if ref not in out:
+            out.append(ref)
+    return out
 
 
 def pipeline_reference(question: str, known: list[str]) -> str | None:
@@ -94,183 +187,107 @@ def pipeline_reference(question: str, known: list[str]) -> str | None:
     return None
 
 
-# --- rendering ------------------------------------------------------------------------
-
-T = {
-    "fr": {
-        "no_mlflow": "Je ne peux pas lire l'état des runs : {error}.",
-        "no_runs": "Aucun run pour le pipeline {pipeline}.",
-        "status_head": "Pipeline {pipeline} — dernier run {run} : {state}.",
-        "stage_line": "- {stage} : {status}{gate}{metric}",
-        "gate": ", gate {gate}",
-        "compare_head": "{stage} ({pipeline}) — baseline → final :",
-        "metric_line": "- {eval_set}/{metric} : {baseline} → {final} (delta {delta}{verdict}){prev}",
-        "better": ", mieux", "worse": ", moins bien", "prev": " ; vs étape précédente {delta_prev}{verdict}",
-        "no_metrics": "{stage} n'a pas encore de métriques baseline/final (statut {status}).",
-        "no_failure": "Aucune étape en échec dans le dernier run de {pipeline} (état : {state}).",
-        "failure_head": "L'étape {stage} de {pipeline} est {status}.",
-        "diag": "Diagnostic : {kind}{fid} (confiance {confidence}). Preuves : {evidence}",
-        "fix": "À faire : {fix}",
-        "prefect_msg": "Message Prefect : {message}",
-        "remedy": "Remède déjà appliqué : {remedy}",
-        "next_head": "État de {pipeline} : {state}. Prochaines étapes :",
-        "playbook_head": "D'après les playbooks :",
-        "nothing": "Je n'ai rien trouvé dans les playbooks pour cette question.",
-        "services": "Services : {services}",
-        "progress": " [{progress}]",
-    },
-    "en": {
-        "no_mlflow": "I cannot read the runs: {error}.",
-        "no_runs": "No run yet for pipeline {pipeline}.",
-        "status_head": "Pipeline {pipeline} — latest run {run}: {state}.",
-        "stage_line": "- {stage}: {status}{gate}{metric}",
-        "gate": ", gate {gate}",
-        "compare_head": "{stage} ({pipeline}) — baseline → final:",
-        "metric_line": "- {eval_set}/{metric}: {baseline} → {final} (delta {delta}{verdict}){prev}",
-        "better": ", better", "worse": ", worse", "prev": "; vs previous stage {delta_prev}{verdict}",
-        "no_metrics": "{stage} has no baseline/final metrics yet (status {status}).",
-        "no_failure": "No failed stage in the latest run of {pipeline} (state: {state}).",
-        "failure_head": "Stage {stage} of {pipeline} is {status}.",
-        "diag": "Diagnosis: {kind}{fid} (confidence {confidence}). Evidence: {evidence}",
-        "fix": "What to do: {fix}",
-        "prefect_msg": "Prefect message: {message}",
-        "remedy": "Remedy already applied: {remedy}",
-        "next_head": "{pipeline} is {state}. Next steps:",
-        "playbook_head": "From the playbooks:",
-        "nothing": "I found nothing in the playbooks for this question.",
-        "services": "Services: {services}",
-        "progress": " [{progress}]",
-    },
-}
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:+.4f}" if abs(v) < 1 else f"{v:+.2f}"
-    return "—" if v is None else str(v)
-
-
-def _num(v: Any) -> str:
-    return "—" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
-
-
-def _verdict(flag: bool | None, lang: str) -> str:
-    return "" if flag is None else (T[lang]["better"] if flag else T[lang]["worse"])
-
-
-def _primary_metric(stage: dict[str, Any]) -> str:
-    rows = [r for r in stage.get("metrics") or [] if r.get("baseline") is not None and r.get("final") is not None]
-    if not rows:
-        return ""
-    r = rows[0]
-    return f", {r['eval_set']}/{r['metric']} {_num(r.get('baseline'))} → {_num(r.get('final'))}"
-
-
-def _render_metrics(stage: dict[str, Any], lang: str) -> list[str]:
-    t = T[lang]
-    out = []
-    for r in stage.get("metrics", []):
-        prev = ""
-        if r.get("delta_prev") is not None:
-            prev = t["prev"].format(delta_prev=_fmt(r["delta_prev"]), verdict=_verdict(r.get("improved_vs_previous"), lang))
-        out.append(t["metric_line"].format(eval_set=r["eval_set"], metric=r["metric"], baseline=_num(r.get("baseline")),
-                                           final=_num(r.get("final")), delta=_fmt(r.get("delta")),
-                                           verdict=_verdict(r.get("improved"), lang), prev=prev))
-    return out
-
-
-def render(intent: str, data: dict[str, Any], lang: str) -> str:
-    t = T[lang]
-    if not data.get("ok", True) and data.get("error") and intent != "playbook":
-        lines = [t["no_mlflow"].format(error=data["error"])]
-    elif intent == "status":
-        if data.get("state") == "no_runs":
-            lines = [t["no_runs"].format(pipeline=data.get("pipeline"))]
-        else:
-            lines = [t["status_head"].format(pipeline=data["pipeline"], run=data["run_id"], state=data["state"])]
-            if data.get("focus"):
-                f = data["focus"]
-                lines.append("→ " + t["stage_line"].format(
-                    stage=f["stage"], status=f["status"], gate=t["gate"].format(gate=f["gate"]) if f.get("gate") else "",
-                    metric=_primary_metric(f))[2:])
-            for s in data["stages"]:
-                progress = ", ".join(f"{k}={_num(v)}" for k, v in sorted(s.get("progress", {}).items())[:3])
-                lines.append(t["stage_line"].format(
-                    stage=s["stage"], status=s["status"], gate=t["gate"].format(gate=s["gate"]) if s.get("gate") else "",
-                    metric=_primary_metric(s) + (t["progress"].format(progress=progress) if progress and s["status"] == "running" else "")))
-            if data.get("prefect"):
-                p = data["prefect"]
-                lines.append(f"Prefect: {p.get('name')} {p.get('state_name') or p.get('state')}"
-                             + (f" — {p['message']}" if p.get("message") else ""))
-    elif intent == "compare":
-        s = data["stage"]
-        if not s["metrics"]:
-            lines = [t["no_metrics"].format(stage=s["stage"], status=s["status"])]
-        else:
-            lines = [t["compare_head"].format(stage=s["stage"], pipeline=data["pipeline"])] + _render_metrics(s, lang)
-            if s.get("gate"):
-                lines.append(t["gate"].format(gate=s["gate"]).lstrip(", ").capitalize())
-    elif intent == "failure":
-        if not data.get("failed") and not data.get("stage"):
-            lines = [t["no_failure"].format(pipeline=data.get("pipeline"), state=data.get("state"))]
-        else:
-            s = data["stage"]
-            lines = [t["failure_head"].format(stage=s["stage"], pipeline=data["pipeline"], status=s["status"])]
-            d = data.get("diagnosis") or {}
-            if d or data.get("kind"):
-                fid = f" / {d['failure_id']}" if d.get("failure_id") else ""
-                evidence = " | ".join(d.get("evidence", [])[:3]) or "—"
-                lines.append(t["diag"].format(kind=d.get("kind") or data.get("kind"), fid=fid,
-                                              confidence=d.get("confidence", "—"), evidence=evidence))
-            fix = d.get("fix") or data.get("playbook_fix")
-            if fix:
-                lines.append(t["fix"].format(fix=fix))
-            if data.get("remedy_applied"):
-                lines.append(t["remedy"].format(remedy=data["remedy_applied"].get("description", data["remedy_applied"])))
-            if data.get("prefect_message"):
-                lines.append(t["prefect_msg"].format(message=data["prefect_message"]))
-    elif intent == "next":
-        lines = [t["next_head"].format(pipeline=data.get("pipeline") or "—", state=data["state"])]
-        for entry in data["steps"]:
-            lines.append(f"* {entry['title']}")
-            lines += [f"  - {step}" for step in entry["steps"]]
-    elif intent == "services":
-        lines = [t["services"].format(services="; ".join(
-            f"{s['name']}: {'up' if s['reachable'] else ('down' if s['configured'] else 'not configured')} ({s['detail']})"
-            for s in data["services"]))]
-    else:
-        results = data.get("results", [])
-        lines = [t["playbook_head"]] if results else [t["nothing"]]
-        for r in results:
-            lines.append(f"## {r['section']} ({r['cite']})\n{r['text']}")
-            lines += [f"  → {fix}" for fix in r.get("fixes", [])]
-    lines += [f"({n})" for n in data.get("notes", [])]
-    return redact("\n".join(lines))
-
-
-# --- routing ----------------------------------------------------------------------------
+# --- what the question is about ---------------------------------------------------------
 
 def _known_pipelines(state: LiveState) -> list[str]:
-    if not state.mlflow.available:
-        return []
-    try:
-        return [p["pipeline"] for p in state.mlflow.pipelines()]
-    except Exception:  # noqa: BLE001 - a broken store is reported by the tool call itself
-        return []
+    names = list(state.pipeline_files())
+    if state.mlflow.available:
+        try:
+            names += [p["pipeline"] for p in state.mlflow.pipelines()]
+        except Exception:  # noqa: BLE001 - a broken store is reported by the tool call itself
+            pass
+    return list(dict.fromkeys(names))
 
 
 def topic_tokens(question: str) -> list[str]:
     """The question's words minus those that only say which kind of answer is wanted."""
-    stems = [w.strip() for words in _INTENT_WORDS.values() for w in words]
-    return [t for t in tokens(question) if t not in _GENERIC and not any(t.startswith(s) for s in stems)]
+    return [t for t in tokens(question) if t not in _GENERIC]
 
 
 def is_playbook_topic(question: str, book: PlaybookSet) -> bool:
     """The question names something the playbooks are about (Kaggle, P100, H200, bf16...)."""
-    topic = topic_tokens(question)
+    topic = {t for t in topic_tokens(question) if len(t) > 2}
     vocabulary = {t for s in book.sections for t in tokens(s.heading)}
     vocabulary |= {t for item in [*book.rules, *book.failures] for t in tokens(item.title)}
-    return any(t in vocabulary for t in topic)
+    return bool(topic & vocabulary)
+
+
+def _named_stages(question: str, stages: list[dict[str, Any]]) -> list[str]:
+    """Stages the question names literally (stage name or output model), in question order."""
+    q = fold(question)
+    hits = []
+    for s in stages:
+        for name in (s.get("stage"), s.get("output_name")):
+            if not name:
+                continue
+            m = re.search(rf"(?<![\w-]){re.escape(fold(str(name)))}(?![\w-])", q)
+            if m:
+                hits.append((m.start(), s["stage"]))
+                break
+    return [name for _, name in sorted(hits)]
+
+
+def _eval_set_reference(question: str, stages: list[dict[str, Any]]) -> str | None:
+    q = fold(question).replace("-", "_")
+    names = {r["eval_set"] for s in stages for r in s.get("metrics", [])} | {n for s in stages for n in s.get("roles", {})}
+    names -= {str(s["stage"]) for s in stages}  # "medical" naming a stage is not a set filter
+    for name in sorted(names, key=len, reverse=True):
+        for form in (name.lower(), name.lower().replace("_", " ")):
+            if re.search(rf"(?<![\w]){re.escape(form)}(?![\w])", q.replace("_", " ") if " " in form else q):
+                return name
+    return None
+
+
+def resolve_target(question: str, state: LiveState, pipeline: str | None,
+                   prefer: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The pipeline, stage(s) and eval set a question is about, looked up in the live state.
+    No pipeline named: the one whose stages the question names or describes best (the domain
+    word "médical" -> the stage whose name, output or primary set is medical), else the most recent."""
+    out: dict[str, Any] = {"pipeline": pipeline, "stages": [], "eval_set": None, "by": None}
+    refs = stage_references(question)
+    try:
+        statuses = [tools.pipeline_status(state, pipeline)] if pipeline else tools.all_statuses(state)
+    except Exception:  # noqa: BLE001 - the tool call reports a broken store
+        return {**out, "stages": refs}
+    statuses = [s for s in statuses if s.get("ok") and s.get("stages")]
+    if not statuses:
+        return {**out, "stages": refs}
+    best: tuple[int, int, dict[str, Any], list[str], str] | None = None
+    for rank, st in enumerate(statuses):
+        named = _named_stages(question, st["stages"])
+        if named:
+            score, stages, by = 100, named, "name"
+        elif refs and all(find_stage(st["stages"], r) for r in refs):
+            score, stages, by = 50, [find_stage(st["stages"], r)["stage"] for r in refs], "number"
+        else:
+            scored = [(domain_score(s, question), i, s) for i, s in enumerate(st["stages"])]
+            top = max(scored, key=lambda x: (x[0], x[1]))
+            ties = [x for x in scored if x[0] == top[0]]
+            if top[0] <= 0 or len(ties) > 1:
+                continue
+            score, stages, by = top[0], [top[2]["stage"]], "domain"
+        score += 1 if st.get("state") in prefer else 0  # "why did exp 2 fail?": the pipeline that failed
+        if best is None or score > best[0]:
+            best = (score, -rank, st, stages, by)
+    if best is None:
+        preferred = next((st for st in statuses if st.get("state") in prefer), None) if not pipeline else None
+        if preferred is not None:
+            return {**out, "pipeline": preferred["pipeline"], "stages": refs, "status": preferred}
+        return {**out, "pipeline": pipeline, "stages": refs, "status": statuses[0] if pipeline else None}
+    _, _, st, stages, by = best
+    return {"pipeline": st["pipeline"], "stages": stages, "eval_set": _eval_set_reference(question, st["stages"]),
+            "by": by, "status": st}
+
+
+def _stage_mentions(question: str, state: LiveState) -> tuple[bool, bool]:
+    """(names a known stage or output model literally, describes one by its domain words)."""
+    if not state.mlflow.available:
+        return False, False
+    try:
+        stages = [s for st in tools.all_statuses(state) for s in st.get("stages", [])]
+    except Exception:  # noqa: BLE001 - a broken store is reported by the tool call itself
+        return False, False
+    return bool(_named_stages(question, stages)), any(domain_score(s, question) >= 3 for s in stages)
 
 
 def _safe(fn: Any, *args: Any) -> dict[str, Any]:
@@ -284,28 +301,60 @@ def answer_offline(question: str, state: LiveState, book: PlaybookSet) -> Answer
     lang = detect_language(question)
     intent = detect_intent(question)
     pipeline = pipeline_reference(question, _known_pipelines(state))
-    stage = stage_reference(question)
-    if intent in ("failure", "next") and pipeline is None and stage is None and is_playbook_topic(question, book):
+    refs = stage_references(question)
+    about_runs = bool(pipeline or refs or _STATE_WORDS.search(fold(question)))
+    named, described = _stage_mentions(question, state) if not about_runs else (False, False)
+    about_runs = about_runs or named
+    convertible = intent in ("failure", "next", "compare") or (intent == "status" and asks_metrics_only(question))
+    folded = fold(question).replace("'", " ").replace("-", " ")
+    if intent != "failure" and _CAN_I.search(folded) and is_playbook_topic(question, book):
+        intent = "playbook"  # "est-ce que je peux lancer fr sur H200 ?": a playbook rule answers
+    elif convertible and not about_runs and not described and is_playbook_topic(question, book):
         intent = "playbook"  # "Kaggle me donne un P100, que faire ?" is about Kaggle, not about a run
-    if intent == "status":
+    elif intent == "playbook" and about_runs:
+        intent = "status"  # "le champion de demo c'est lequel ?" asks about runs
+    target: dict[str, Any] = {"pipeline": pipeline, "stages": refs, "eval_set": None}
+    listing = intent == "status" and bool(_LIST.search(fold(question)))
+    if intent in ("status", "compare", "failure", "next") and state.mlflow.available and not listing:
+        prefer: tuple[str, ...] = ("failed", "interrupted") if intent in ("failure", "next") else ()
+        if intent == "status" and _RUNNING.search(folded):
+            prefer = ("running",)  # "y a-t-il un run en cours ?": the pipeline that runs
+        target = resolve_target(question, state, pipeline, prefer)
+    pipeline, stages = target.get("pipeline"), target.get("stages") or []
+    if listing:
+        data = _safe(tools.list_pipelines, state)
+        intent = "list"
+    elif intent == "status":
         data = _safe(tools.pipeline_status, state, pipeline)
-        focus = find_stage(data.get("stages") or [], stage) if stage else None
+        focus = None
+        if stages and data.get("stages"):
+            from agent.pipeline_state import resolve_stage
+
+            focus = resolve_stage(data["stages"], stages[0])
         if focus:
             data = {**data, "focus": focus}
+        elif data.get("ok") and data.get("state") == "no_runs" and data.get("pipeline_file"):
+            # A pipeline never run: where it stands is what its preflight says.
+            intent, data = "next", _safe(tools.next_steps, state, book, pipeline)
     elif intent == "compare":
-        data = _safe(tools.compare_stage, state, pipeline, stage)
+        data = _safe(tools.compare_stage, state, pipeline, stages[0] if stages else None,
+                     stages[1] if len(stages) > 1 else None, target.get("eval_set"))
     elif intent == "failure":
-        data = _safe(tools.explain_failure, state, book, pipeline, stage)
-        if not data.get("ok") and not state.mlflow.available:
-            # No live state: a failure question is still answerable from the playbooks.
-            query = " ".join(topic_tokens(question)) or question
-            intent, data = "playbook", {**tools.search_playbooks(book, query), "notes": data.get("notes", [])}
+        data = _safe(tools.explain_failure, state, book, pipeline, stages[0] if stages else None)
+        if data.get("ok") and data.get("state") == "no_runs":
+            # A problem with a pipeline never run is in its configuration: the preflight says it.
+            intent, data = "next", _safe(tools.next_steps, state, book, pipeline)
+        if data.get("ok") and not data.get("failed") and data.get("stage") and data.get("state") != "interrupted":
+            # "what happened to exp1?" about a stage that did not fail: say where it is.
+            intent = "status"
+            status = _safe(tools.pipeline_status, state, data["pipeline"])
+            data = {**status, "focus": data["stage"]} if status.get("ok") else status
     elif intent == "next":
         data = _safe(tools.next_steps, state, book, pipeline)
     elif intent == "services":
         data = tools.service_status(state)
     else:
-        data = tools.search_playbooks(book, " ".join(topic_tokens(question)) or question)
+        data = answer_fact(book, " ".join(topic_tokens(question)) or question, lang)
     data = redact_obj(data)
     return Answer(question=redact(question), language=lang, intent=intent, text=render(intent, data, lang),
                   sources=[Source(**s) for s in data.get("sources", [])], data=data)
@@ -315,22 +364,34 @@ def llm_tools(state: LiveState, book: PlaybookSet) -> list[Any]:
     from agent.llm import Tool
 
     pipe = {"type": "string", "description": "pipeline name (MLflow experiment palier/<name>); omit for the latest"}
-    stage = {"type": "string", "description": "stage name or 'expN' (1-based); omit for the latest relevant"}
+    stage = {"type": "string", "description": "stage name, 'expN' (1-based), output model name or a domain word "
+             "('medical'); omit for the latest relevant"}
     return [
         Tool("list_pipelines", "List palier pipelines known to MLflow.", {"type": "object", "properties": {}},
              lambda: tools.list_pipelines(state)),
-        Tool("pipeline_status", "Where a pipeline is: latest run, each stage's status, gate, metrics, Prefect state.",
+        Tool("pipeline_status", "Where a pipeline is: latest run, each stage's status, gate, metrics (primary eval "
+             "set first), whether a running stage's process is alive, Prefect state.",
              {"type": "object", "properties": {"pipeline": pipe}}, lambda pipeline=None: tools.pipeline_status(state, pipeline)),
-        Tool("compare_stage", "A stage's final metrics vs its baseline and vs the previous stage.",
-             {"type": "object", "properties": {"pipeline": pipe, "stage": stage}},
-             lambda pipeline=None, stage=None: tools.compare_stage(state, pipeline, stage)),
-        Tool("explain_failure", "Why a stage failed (recorded diagnosis) and the playbook fix.",
+        Tool("compare_stage", "A stage's final metrics vs its baseline and the previous stage; with 'other', two "
+             "stages side by side. Only quality metrics (kind error/score) are better/worse; timings and counts are not.",
+             {"type": "object", "properties": {"pipeline": pipe, "stage": stage, "other": stage,
+                                               "eval_set": {"type": "string", "description": "only this eval set"}}},
+             lambda pipeline=None, stage=None, other=None, eval_set=None: tools.compare_stage(
+                 state, pipeline, stage, other, eval_set)),
+        Tool("explain_failure", "Why a pipeline stopped: the failed stage's recorded diagnosis and playbook fix, a "
+             "run marked running whose process is gone, the previous run's failure.",
              {"type": "object", "properties": {"pipeline": pipe, "stage": stage}},
              lambda pipeline=None, stage=None: tools.explain_failure(state, book, pipeline, stage)),
-        Tool("next_steps", "The playbooks' next steps for the pipeline's current state.",
+        Tool("next_steps", "What to do next, computed from the pipeline's state and its preflight findings.",
              {"type": "object", "properties": {"pipeline": pipe}},
              lambda pipeline=None: tools.next_steps(state, book, pipeline)),
-        Tool("search_playbooks", "Search the playbooks (rules, known failures, fixes).",
+        Tool("playbook_fact", "A playbook fact as a one-sentence answer with its citation (GPU choice, batch sizes, "
+             "Kaggle, Modal, library APIs...).",
+             {"type": "object", "properties": {"question": {"type": "string"},
+                                               "language": {"type": "string", "enum": ["fr", "en"]}},
+              "required": ["question"]},
+             lambda question, language="en": answer_fact(book, question, language)),
+        Tool("search_playbooks", "Search the playbooks (sections, rules, known failures, fixes).",
              {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
              lambda query: tools.search_playbooks(book, query)),
     ]
@@ -370,11 +431,12 @@ def ask(question: str, *, state: LiveState | None = None, playbooks: PlaybookSet
     book = playbooks or load_playbooks()
     from agent import llm
 
-    if use_llm is not False and llm.configured():
-        try:
-            return answer_with_llm(question, state, book)
-        except llm.LLMError as exc:
-            fallback = answer_offline(question, state, book)
-            note = f"(LLM unavailable, offline answer: {redact(str(exc))})"
-            return fallback.model_copy(update={"text": f"{fallback.text}\n{note}"})
-    return answer_offline(question, state, book)
+    with state.mlflow.snapshot():
+        if use_llm is not False and llm.configured():
+            try:
+                return answer_with_llm(question, state, book)
+            except llm.LLMError as exc:
+                fallback = answer_offline(question, state, book)
+                note = f"(LLM unavailable, offline answer: {redact(str(exc))})"
+                return fallback.model_copy(update={"text": f"{fallback.text}\n{note}"})
+        return answer_offline(question, state, book)

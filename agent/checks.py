@@ -310,3 +310,7 @@ def has_eval_role(ctx: StageContext, params: dict[str, Any]) -> Hit | None:
         return None
     role = params.get("role", "guard")
     return None if any(isinstance(e, dict) and e.get("role") == role for e in evals) else Hit({"role": role})
+
+
+# Checks on the stage's own settings and what it refers to register themselves on import.
+from agent import config_checks  # noqa: E402,F401

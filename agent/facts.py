@@ -46,6 +46,14 @@ class EnvFacts(BaseModel):
     network: bool | None = Field(default=None, description="None: not probed")
     hf_cached: list[str] = Field(default_factory=list, description="repo ids in the local HF cache")
     local_paths: dict[str, bool] = Field(default_factory=dict, description="config path -> exists")
+    path_parents: dict[str, bool] = Field(
+        default_factory=dict, description="config path -> its parent folder exists (a typo vs a hub id)"
+    )
+    data_sizes: dict[str, int] = Field(default_factory=dict, description="local csv/jsonl path -> records")
+    model_packages: dict[str, bool] = Field(default_factory=dict, description="'package:<dist>' -> installed")
+    model_modules: dict[str, list[str]] = Field(
+        default_factory=dict, description="base model ref -> its module names (meta-device build)"
+    )
     gated_repos: list[str] = Field(default_factory=list, description="hub ids known to be gated")
     api_signatures: dict[str, list[str]] = Field(
         default_factory=dict, description="'module:Object' -> accepted keyword names (injected or inspected)"
@@ -161,15 +169,37 @@ def config_paths(config: Any) -> list[str]:
     return list(dict.fromkeys(paths))
 
 
+def _count_records(path: Path) -> int | None:
+    """Data rows of a local CSV (minus its header) or JSONL file; None for anything else."""
+    if not path.is_file() or path.suffix.lower() not in (".csv", ".jsonl", ".tsv"):
+        return None
+    try:
+        with path.open("rb") as fh:
+            lines = sum(1 for line in fh if line.strip())
+    except OSError:
+        return None
+    return max(0, lines - 1) if path.suffix.lower() in (".csv", ".tsv") else lines
+
+
+def _uses_lora(config: Any) -> bool:
+    for stage in getattr(config, "stages", []):
+        method = getattr(getattr(stage, "training", None), "method", None)
+        if method in ("lora", "qlora"):
+            return True
+    return False
+
+
 def collect_env_facts(
     config: Any = None,
     *,
     base_dir: str | Path | None = None,
     import_torch: bool = False,
     check_network: bool = False,
+    inspect_models: bool = True,
 ) -> EnvFacts:
     """Read this machine. GPU: nvidia-smi, else torch only if already imported (or
-    ``import_torch``). Network: probed only when asked (a down network costs ~1.5 s)."""
+    ``import_torch``). Network: probed only when asked (a down network costs ~1.5 s). The
+    base model's module names are read (subprocess, cached) only when a stage uses LoRA."""
     libs = library_versions()
     cuda, gpu, count = _gpu_from_torch(import_torch)
     if gpu is None:
@@ -178,7 +208,33 @@ def collect_env_facts(
     hf_offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
     network = probe_network() if (check_network and not hf_offline) else None
     roots = [Path.cwd()] + ([Path(base_dir)] if base_dir else [])
-    local = {p: any((r / p).exists() for r in roots) or Path(p).expanduser().exists() for p in config_paths(config)}
+    paths = config_paths(config)
+
+    def found(p: str) -> Path | None:
+        return next((c for c in [*(r / p for r in roots), Path(p).expanduser()] if c.exists()), None)
+
+    local = {p: found(p) is not None for p in paths}
+    parents = {p: any((r / p).parent.is_dir() for r in roots) for p in paths if not local[p]}
+    sizes = {}
+    for p in paths:
+        where = found(p)
+        records = _count_records(where) if where else None
+        if records is not None:
+            sizes[p] = records
+    base = getattr(config, "base_model", None) if config is not None else None
+    packages = {}
+    if isinstance(base, str) and base.startswith("package:"):
+        try:
+            packages[base] = bool(metadata.version(base[len("package:"):].strip()))
+        except metadata.PackageNotFoundError:
+            packages[base] = False
+    modules = {}
+    if inspect_models and isinstance(base, str) and _uses_lora(config):
+        from agent.model_modules import model_module_names
+
+        names = model_module_names(base, Path(base_dir) if base_dir else None, hf_cache_dir())
+        if names is not None:
+            modules[base] = names
     return EnvFacts(
         system=platform.system(),
         kernel=platform.release(),
@@ -192,4 +248,8 @@ def collect_env_facts(
         network=network,
         hf_cached=cached_repo_ids(hf_cache_dir()),
         local_paths=local,
+        path_parents=parents,
+        data_sizes=sizes,
+        model_packages=packages,
+        model_modules=modules,
     )

@@ -127,6 +127,9 @@ class Autofix(Block):
 class Rule(Block):
     id: str = Field(pattern=ID_PATTERN)
     title: str
+    answer: dict[Literal["fr", "en"], str] = Field(
+        default_factory=dict, description="the rule as a one-sentence answer, per language (palier ask)"
+    )
     applies_to: AppliesTo = Field(default_factory=AppliesTo)
     check: str | None = Field(default=None, description="a named check in agent.checks")
     params: dict[str, Any] = Field(default_factory=dict)

@@ -24,26 +24,30 @@ def tokens(text: str) -> list[str]:
     return [t for t in re.findall(r"[a-z0-9_]+", fold(text)) if t not in STOPWORDS and len(t) > 1]
 
 
-def search_sections(sections: list[Section], query: str, k: int = 3) -> list[tuple[Section, float]]:
-    docs = [tokens(s.heading) * 3 + tokens(s.text) for s in sections]
-    q = tokens(query)
-    if not q or not docs:
-        return []
+def bm25(docs: list[list[str]], query: list[str]) -> list[float]:
+    """BM25 score of each tokenised document for the query tokens."""
+    if not query or not docs:
+        return [0.0] * len(docs)
     n = len(docs)
     avg = sum(len(d) for d in docs) / n or 1.0
     df = Counter(t for d in docs for t in set(d))
-    scored = []
-    for section, doc in zip(sections, docs):
+    scores = []
+    for doc in docs:
         tf = Counter(doc)
         score = 0.0
-        for term in set(q):
+        for term in set(query):
             if term not in tf:
                 continue
             idf = math.log(1 + (n - df[term] + 0.5) / (df[term] + 0.5))
             f = tf[term]
             score += idf * f * 2.2 / (f + 1.2 * (0.25 + 0.75 * len(doc) / avg))
-        if score > 0:
-            scored.append((section, round(score, 3)))
+        scores.append(round(score, 3))
+    return scores
+
+
+def search_sections(sections: list[Section], query: str, k: int = 3) -> list[tuple[Section, float]]:
+    docs = [tokens(s.heading) * 3 + tokens(s.text) for s in sections]
+    scored = [(s, score) for s, score in zip(sections, bm25(docs, tokens(query))) if score > 0]
     scored.sort(key=lambda x: x[1], reverse=True)
     return scored[:k]
 

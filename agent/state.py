@@ -8,11 +8,14 @@ used, so a service that is down costs ~2 s, not the clients' retry loops.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +58,7 @@ def _run_dict(run: Any) -> dict[str, Any]:
         "end_time": run.info.end_time,
         "tags": {k: v for k, v in tags.items() if k.startswith("palier.") or k == "mlflow.parentRunId"},
         "metrics": dict(run.data.metrics),
+        "params": dict(run.data.params),
     }
 
 
@@ -63,6 +67,25 @@ class MlflowState:
         self.uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
         self._client = None
         self._status: ServiceStatus | None = None
+        self._memo: dict[tuple, Any] | None = None
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Within the block, each query is asked once: one answer reads one consistent state
+        (and a question that looks at every pipeline does not query the store ten times)."""
+        outer = self._memo
+        self._memo = {} if outer is None else outer
+        try:
+            yield
+        finally:
+            self._memo = outer
+
+    def _cached(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        if self._memo is None:
+            return compute()
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return copy.deepcopy(self._memo[key])
 
     def status(self) -> ServiceStatus:
         if self._status is not None:
@@ -92,12 +115,18 @@ class MlflowState:
         return self._client
 
     def pipelines(self) -> list[dict[str, Any]]:
+        return self._cached(("pipelines",), self._pipelines)
+
+    def _pipelines(self) -> list[dict[str, Any]]:
         exps = self.client().search_experiments(filter_string="name LIKE 'palier/%'")
         out = [{"pipeline": e.name[len("palier/"):], "experiment": e.name, "experiment_id": e.experiment_id,
                 "last_update": e.last_update_time} for e in exps]
         return sorted(out, key=lambda e: e["last_update"] or 0, reverse=True)
 
     def pipeline_runs(self, experiment_id: str, limit: int = 5) -> list[dict[str, Any]]:
+        return self._cached(("pipeline_runs", experiment_id, limit), lambda: self._pipeline_runs(experiment_id, limit))
+
+    def _pipeline_runs(self, experiment_id: str, limit: int) -> list[dict[str, Any]]:
         runs = self.client().search_runs(
             [experiment_id], filter_string=f"tags.`{S.TAG_KIND}` = 'pipeline'",
             order_by=["attributes.start_time DESC"], max_results=limit,
@@ -105,6 +134,10 @@ class MlflowState:
         return [_run_dict(r) for r in runs]
 
     def stage_runs(self, experiment_id: str, parent_run_id: str) -> list[dict[str, Any]]:
+        return self._cached(("stage_runs", experiment_id, parent_run_id),
+                            lambda: self._stage_runs(experiment_id, parent_run_id))
+
+    def _stage_runs(self, experiment_id: str, parent_run_id: str) -> list[dict[str, Any]]:
         runs = self.client().search_runs(
             [experiment_id],
             filter_string=f"tags.`{S.TAG_KIND}` = 'stage' and tags.`mlflow.parentRunId` = '{parent_run_id}'",
@@ -113,6 +146,9 @@ class MlflowState:
         return [_run_dict(r) for r in runs]
 
     def json_artifact(self, run_id: str, path: str) -> dict[str, Any] | None:
+        return self._cached(("artifact", run_id, path), lambda: self._json_artifact(run_id, path))
+
+    def _json_artifact(self, run_id: str, path: str) -> dict[str, Any] | None:
         flag = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
         saved = os.environ.get(flag)
         os.environ[flag] = "false"  # a progress bar per artifact would garble `palier ask`
@@ -170,14 +206,39 @@ class PrefectState:
             return None
 
 
+def pipeline_files(folder: Path | None) -> dict[str, Path]:
+    """Pipeline name (its ``name:``, else the file's stem) -> file, for the YAML files of a folder."""
+    if folder is None or not folder.is_dir():
+        return {}
+    import yaml
+
+    out: dict[str, Path] = {}
+    for path in sorted(folder.glob("*.y*ml")):
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            continue
+        name = raw.get("name") if isinstance(raw, dict) and isinstance(raw.get("name"), str) else path.stem
+        out.setdefault(name, path.resolve())
+    return out
+
+
 @dataclass
 class LiveState:
     mlflow: MlflowState
     prefect: PrefectState
+    pipelines_dir: Path | None = None
 
     @classmethod
     def from_env(cls) -> LiveState:
-        return cls(MlflowState(), PrefectState())
+        folder = os.environ.get("PALIER_PIPELINES_DIR")
+        return cls(MlflowState(), PrefectState(), Path(folder) if folder else Path("pipelines"))
+
+    def pipeline_files(self) -> dict[str, Path]:
+        """Pipelines that exist as files (so one never run is still known)."""
+        if not hasattr(self, "_files"):
+            self._files = pipeline_files(self.pipelines_dir)
+        return self._files
 
     def services(self) -> list[dict[str, Any]]:
         return [self.mlflow.status().as_dict(), self.prefect.status().as_dict()]

@@ -113,6 +113,31 @@ CASES = [
     ("backend.hub-offline-not-cached", {}, {}, {"hf_offline": True, "hf_cached": ["openai/whisper-large-v3", "facebook/multilingual_librispeech"]}, False),
     ("backend.hub-offline-not-cached", {}, {}, {"network": False, "hf_cached": []}, True),
     ("backend.hub-offline-not-cached", {}, {}, {"network": True, "hf_cached": []}, False),
+    ("train.eval-steps-beyond-run", {"training": {"max_steps": 100, "eval_steps": 500}}, {}, {}, True),
+    ("train.eval-steps-beyond-run", {"training": {"max_steps": 1000, "eval_steps": 500}}, {}, {}, False),
+    ("train.eval-steps-beyond-run", {"training": {"max_steps": 100, "eval_steps": 500, "eval_strategy": "epoch"}}, {}, {}, False),
+    # epochs x batches: 40 records / batch 16 = 3 steps per epoch, 2 epochs = 6 steps
+    ("train.eval-steps-beyond-run", {"train": {"kind": "csv", "path": "t.csv"}, "training": {"max_steps": None, "num_train_epochs": 2, "eval_steps": 50}}, {}, {"data_sizes": {"t.csv": 40}}, True),
+    ("train.eval-steps-beyond-run", {"train": {"kind": "csv", "path": "t.csv"}, "training": {"max_steps": None, "num_train_epochs": 2, "eval_steps": 50}}, {}, {}, False),  # size unknown
+    ("train.save-steps-beyond-run", {"training": {"max_steps": 100, "save_steps": 500}}, {}, {}, True),
+    ("train.save-steps-beyond-run", {"training": {"max_steps": 100, "save_steps": 50}}, {}, {}, False),
+    ("train.warmup-beyond-run", {"training": {"max_steps": 100, "warmup_steps": 500}}, {}, {}, True),
+    ("train.warmup-beyond-run", {"training": {"max_steps": 1000, "warmup_steps": 500}}, {}, {}, False),
+    ("data.workers-for-set-size", {**LOCAL_CPU, "train": {"kind": "generated", "generator": "french_speech", "params": {"count": 40}}, "training": {"preprocessing_num_workers": 16}}, {}, {"cpu_count": 16}, True),
+    ("data.workers-for-set-size", {"training": {"preprocessing_num_workers": 32}}, {}, {"cpu_count": 2}, False),  # remote, sizes unknown
+    ("data.workers-for-set-size", {**LOCAL_CPU, "training": {"preprocessing_num_workers": 8}}, {}, {"cpu_count": 2}, True),  # more than the cores
+    ("data.workers-for-set-size", {"train": {"kind": "hub", "id": "x/y", "max_samples": 20000}, "training": {"preprocessing_num_workers": 4}}, {}, {}, False),
+    ("train.lora-target-modules-exist", {**SFT, "training": {"method": "lora", "lora": {"target_modules": ["q_proj", "c_attn"]}}}, {}, {"model_modules": {"openai/whisper-large-v3": ["model.layers.0.self_attn.q_proj", "model.layers.0.self_attn.v_proj"]}}, True),
+    ("train.lora-target-modules-exist", {**SFT, "training": {"method": "lora", "lora": {"target_modules": ["q_proj", "v_proj"]}}}, {}, {"model_modules": {"openai/whisper-large-v3": ["model.layers.0.self_attn.q_proj", "model.layers.0.self_attn.v_proj"]}}, False),
+    ("train.lora-target-modules-exist", {**SFT, "training": {"method": "lora", "lora": {"target_modules": ["c_attn"]}}}, {}, {}, False),  # model not inspected: not judged
+    ("train.lora-target-modules-exist", {**SFT, "training": {"method": "lora", "lora": {"target_modules": "all-linear"}}}, {}, {"model_modules": {"openai/whisper-large-v3": ["model.fc1"]}}, False),
+    ("data.lexicon-exists", {"lexicon": "lex.txt"}, {}, {"local_paths": {"lex.txt": False}}, True),
+    ("data.lexicon-exists", {"lexicon": "lex.txt"}, {}, {"local_paths": {"lex.txt": True}}, False),
+    ("model.base-model-resolves", {}, {"base_model": "../models/whisper-fr"}, {"local_paths": {"../models/whisper-fr": False}}, True),
+    ("model.base-model-resolves", {}, {"base_model": "models/whisper-fr"}, {"local_paths": {"models/whisper-fr": False}, "path_parents": {"models/whisper-fr": True}}, True),
+    ("model.base-model-resolves", {}, {"base_model": "openai/whisper-small"}, {"local_paths": {"openai/whisper-small": False}, "path_parents": {"openai/whisper-small": False}}, False),
+    ("model.base-model-resolves", {}, {"base_model": "package:gt-nothing"}, {"model_packages": {"package:gt-nothing": False}}, True),
+    ("model.base-model-resolves", {}, {"base_model": "../models/whisper-fr"}, {"local_paths": {"../models/whisper-fr": True}}, False),
 ]
 
 
