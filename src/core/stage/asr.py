@@ -19,8 +19,10 @@ from transformers import (
     WhisperTokenizer,
 )
 
+from core import paths
 from core.config.asr import AsrStage
 from core.metrics.asr import asr_metrics
+from core.packaged_models import is_packaged_ref, resolve_base_model
 from core.stage.asr_data import PreparedSet, SpeechCollator, SpeechDataset, prepare_speech
 from core.stage.cancel import CANCEL, Cancelled, check_cancel
 from core.stage.family_common import EventsCallback, last_checkpoint, set_cpu_threads
@@ -135,6 +137,8 @@ class AsrRecipe:
         self._base_max_target = _load_pretrained(WhisperConfig, ref).max_target_positions
 
     def _resolve_ref(self, ref: str) -> str:
+        if is_packaged_ref(ref):  # normally resolved by the orchestrator already
+            return resolve_base_model(ref, paths.cache_dir(), self.ctx.events.log)
         local = resolve_path(ref, self.base_dir)
         return str(local) if local.exists() else ref
 
