@@ -45,8 +45,8 @@ def _step_fn(model_dir: str, method: str, batch: int, label_tokens: int, threads
     elif method in ("frozen_encoder", "cached_encoder"):
         model.freeze_encoder()
     if method == "cached_encoder":
-        with torch.inference_mode():
-            encoder_states = model.model.encoder(feats).last_hidden_state.clone()
+        with torch.no_grad():
+            encoder_states = model.model.encoder(feats).last_hidden_state
     params = [p for p in model.parameters() if p.requires_grad]
     optim = torch.optim.AdamW(params, lr=1e-5)
 
@@ -58,7 +58,7 @@ def _step_fn(model_dir: str, method: str, batch: int, label_tokens: int, threads
         out.loss.backward()
         optim.step()
         optim.zero_grad(set_to_none=True)
-        return float(out.loss)
+        return float(out.loss.detach())
 
     trainable = sum(p.numel() for p in params)
     return step, trainable
