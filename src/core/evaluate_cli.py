@@ -113,6 +113,20 @@ def _registered_model(uri: str, cache: Path) -> str:
     return str(target)
 
 
+def check_engine(model: str, engine: str) -> None:
+    """A CTranslate2 folder needs --engine ct2 and only it does (checked before any torch import)."""
+    from core.stage.asr_evaluate import is_ct2_folder
+
+    path = Path(model).expanduser()
+    ct2 = path.is_dir() and is_ct2_folder(path)
+    if ct2 and engine != "ct2":
+        raise EvaluateInputError(f"{path}: a CTranslate2 (faster-whisper) folder: evaluate it with --engine ct2, "
+                                 f"or convert it with `palier import-ct2 {path} --out HF_DIR`")
+    if engine == "ct2" and not ct2:
+        raise EvaluateInputError(f"{model}: --engine ct2 needs a CTranslate2 folder (model.bin); export a "
+                                 "Transformers model first with `palier export-ct2 MODEL`")
+
+
 def run_evaluation(request: dict[str, Any]) -> dict[str, Any]:
     """Run the stage-runner side in a subprocess; its error line is raised as EvaluateInputError."""
     with tempfile.TemporaryDirectory(prefix="palier-evaluate-") as tmp:
@@ -162,6 +176,7 @@ def register(app: typer.Typer) -> None:
         try:
             source = data_source(data, part)
             resolved = resolve_model(model, cache_dir())
+            check_engine(resolved, engine)
             result = run_evaluation({
                 "model": resolved, "engine": engine, "data": source, "language": language,
                 "lexicon": str(lexicon.resolve()) if lexicon else None, "skip_long": skip_long,

@@ -93,3 +93,20 @@ def test_seed_001_folder_and_pipeline_eval_set(palier_home, speech_cache, tmp_pa
 
     unknown = _evaluate("--data", f"{pipeline}:nope")
     assert unknown.exit_code == 2 and "no eval set named 'nope'" in unknown.output and "dictation_test" in unknown.output
+
+
+def test_ct2_engine_scores_the_export_on_the_same_features(manifest, tmp_path):
+    from core.stage.export import export_ct2
+
+    exported = export_ct2(NANO, tmp_path / "nano-ct2", "float32")
+    wrong_engine = runner.invoke(app, ["evaluate", str(exported), "--data", str(manifest)])
+    assert wrong_engine.exit_code == 2 and "--engine ct2" in wrong_engine.output
+
+    ct2 = runner.invoke(app, ["evaluate", str(exported), "--engine", "ct2", "--data", str(manifest), "--json",
+                              "--threads", "1"])
+    assert ct2.exit_code == 0, ct2.output
+    hf = _evaluate("--data", str(manifest), "--json")
+    ct2_report, hf_report = json.loads(ct2.stdout), json.loads(hf.stdout)
+    assert ct2_report["engine"] == "ct2" and ct2_report["window_s"] == 6
+    # float32, greedy, identical log-Mel features: the same transcripts as Transformers.
+    assert [r["prediction"] for r in ct2_report["predictions"]] == [r["prediction"] for r in hf_report["predictions"]]

@@ -64,6 +64,13 @@ def _window_seconds(model_ref: str) -> int:
         return 30
 
 
+def _ct2_window_seconds(folder: Path) -> int:
+    config = folder / "preprocessor_config.json"
+    if config.exists():  # palier export-ct2 writes it; faster-whisper's own folders assume 30 s
+        return int(json.loads(config.read_text(encoding="utf-8")).get("chunk_length", 30))
+    return 30
+
+
 def _stage(request: EvaluateRequest, window: int):
     from core.config.asr import AsrStage, AsrTraining, WhisperSettings
     from core.config.common import BackendConfig, EvalSet
@@ -99,14 +106,11 @@ def evaluate(request: EvaluateRequest, work_dir: Path) -> dict[str, Any]:
 
     model_path = Path(request.model).expanduser()
     ct2 = model_path.is_dir() and is_ct2_folder(model_path)
-    if ct2 and request.engine != "ct2":
-        raise EvaluationError(f"{model_path}: a CTranslate2 (faster-whisper) folder: evaluate it with --engine ct2, "
-                              "or convert it with `palier import-ct2 {model_path} --out HF_DIR`")
-    if request.engine == "ct2" and not ct2:
-        raise EvaluationError(f"{request.model}: --engine ct2 needs a CTranslate2 folder (model.bin); export a "
-                              "Transformers model first with `palier export-ct2 MODEL`")
+    if ct2 != (request.engine == "ct2"):
+        raise EvaluationError(f"{request.model}: engine {request.engine} does not read this model "
+                              "(--engine ct2 is for CTranslate2 folders, transformers for the others)")
     ref = str(model_path.resolve()) if model_path.exists() else request.model
-    window = 30 if ct2 else _window_seconds(ref)
+    window = _ct2_window_seconds(model_path) if ct2 else _window_seconds(ref)
     stage = _stage(request, window)
     spec = StageSpec(pipeline="evaluate", index=0, name="evaluate", family="asr", language=request.language,
                      task=request.task, base_model=ref, upstream_stage=None, stage=stage, key="evaluate")
