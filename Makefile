@@ -1,5 +1,6 @@
 # palier — two commands on a fresh machine:
 #   make demo   set up, start Prefect + MLflow, run the demo pipeline through its deployment
+#   make demo-real  the same with seed 001 on real whisper-base (pipelines/medical-base.yaml)
 #   make test   set up and run the test suite
 SHELL := /bin/bash
 PYTHON ?= python3.11
@@ -7,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STATE := .state
 
-.PHONY: setup system-deps demo test test-fast bench up down clean-state
+.PHONY: setup system-deps demo demo-real test test-fast bench up down clean-state
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +32,10 @@ down:
 
 demo: setup
 	@bash scripts/demo.sh
+
+# Seed 001 on real whisper-base (pipelines/medical-base.yaml): ~20 minutes on a 2-core CPU.
+demo-real: setup
+	@bash scripts/demo.sh medical-base
 
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider

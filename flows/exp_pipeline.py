@@ -19,7 +19,8 @@ from prefect.runtime import flow_run
 
 from core.config import load_pipeline
 from core.contracts import StageResult, StageSpec
-from core.paths import stage_dir
+from core.packaged_models import is_packaged_ref, resolve_base_model
+from core.paths import cache_dir, stage_dir
 from core.plan import plan, upstream_of
 from core.tracking import schema as S
 from core.tracking.mlflow_store import Tracker
@@ -84,6 +85,8 @@ def exp_pipeline(pipeline: str = "pipelines/demo.yaml", tracking_uri: str | None
             if upstream is not None:
                 model_dir, up_run, _ = outputs[upstream]
                 spec = spec.with_base_model(str(model_dir))
+            elif is_packaged_ref(spec.base_model):  # pypi:whisper-base -> the cached imported folder
+                spec = spec.with_base_model(resolve_base_model(spec.base_model, cache_dir(), logger.info))
             out_dir = stage_dir(spec.pipeline, spec.name, spec.key)
             if only and spec.name not in only:
                 result = _reuse(tracker, config.experiment_name, spec, out_dir, parent, logger, quiet=True)

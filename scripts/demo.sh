@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# The main job: services up, `prefect deployment run exp-pipeline/demo`, progress, summary.
+# The main job: services up, `prefect deployment run exp-pipeline/<pipeline>`, progress, summary.
+#   scripts/demo.sh                 the nano demo (pipelines/demo.yaml)
+#   scripts/demo.sh medical-base    seed 001 on real whisper-base (pipelines/medical-base.yaml)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+pipeline="${1:-demo}"
+if [ ! -f "pipelines/${pipeline}.yaml" ]; then
+  echo "no pipeline file pipelines/${pipeline}.yaml" >&2
+  exit 2
+fi
 start=$(date +%s)
 .venv/bin/palier up
 # shellcheck disable=SC1091
 source "${PALIER_HOME:-.state}/env"
-echo "running: prefect deployment run exp-pipeline/demo"
-out=$(.venv/bin/prefect deployment run exp-pipeline/demo)
+echo "running: prefect deployment run exp-pipeline/${pipeline}"
+out=$(.venv/bin/prefect deployment run "exp-pipeline/${pipeline}")
 echo "$out"
 flow_run_id=$(printf '%s\n' "$out" | sed -n 's/.*UUID: *\([0-9a-f-]\{36\}\).*/\1/p' | head -n 1)
 if [ -z "$flow_run_id" ]; then
@@ -15,8 +22,8 @@ if [ -z "$flow_run_id" ]; then
   exit 1
 fi
 .venv/bin/palier watch "$flow_run_id"
-.venv/bin/palier summary demo
+.venv/bin/palier summary "$pipeline"
 echo
 echo "Prefect UI: ${PREFECT_API_URL%/api}/runs/flow-run/${flow_run_id}"
-echo "MLflow UI:  ${MLFLOW_TRACKING_URI}   (experiment palier/demo: parent run + one child run per stage)"
-echo "demo finished in $(( $(date +%s) - start )) s; services keep running (palier status / palier down)"
+echo "MLflow UI:  ${MLFLOW_TRACKING_URI}   (experiment palier/${pipeline}: parent run + one child run per stage)"
+echo "${pipeline} finished in $(( $(date +%s) - start )) s; services keep running (palier status / palier down)"

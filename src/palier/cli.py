@@ -260,12 +260,16 @@ def data_check(manifest: Path = typer.Argument(..., help="CSV with columns audio
 
 def _register_subsystems() -> None:
     from agent.cli import register as register_agent
+    from core.evaluate_cli import register as register_evaluate
     from core.export_cli import register as register_export_ct2
+    from core.import_cli import register as register_import_ct2
     from core.families_cli import register as register_families
 
     register_agent(app)
     register_families(app)
     register_export_ct2(app)
+    register_import_ct2(app)
+    register_evaluate(app)
 
 
 _register_subsystems()

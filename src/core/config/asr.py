@@ -25,6 +25,12 @@ class WhisperSettings(Strict):
         default=None, gt=0, description="drop longer labels; default: the model's max_target_positions (448)"
     )
     freeze_encoder: bool = False
+    cache_encoder_outputs: bool = Field(
+        default=False,
+        description="with freeze_encoder and method full: run the encoder once per utterance and reuse its "
+        "outputs for training and for the baseline and final evaluations (a training step is then the decoder "
+        "alone). Holds utterances x encoder positions x d_model floats in memory: for small sets",
+    )
 
 
 class AsrTraining(Strict):
@@ -62,6 +68,11 @@ class AsrTraining(Strict):
         default=None, gt=0, description="None: single process for small sets, spawn pool otherwise"
     )
     seed: int = 42
+    cpu_threads: int | None = Field(
+        default=None, gt=0,
+        description="torch threads on CPU (None: torch's default). On a machine shared with other jobs "
+        "fewer threads can be faster: waiting threads spin",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> AsrTraining:
@@ -85,3 +96,14 @@ class AsrStage(StageBase):
     training: AsrTraining = Field(default_factory=AsrTraining)
     gate: GateConfig = Field(default_factory=GateConfig)
     export: ExportSettings | None = None
+
+    @model_validator(mode="after")
+    def _encoder_cache_needs_frozen_encoder(self) -> AsrStage:
+        if self.whisper.cache_encoder_outputs:
+            if not self.whisper.freeze_encoder:
+                raise ValueError(f"stage {self.name!r}: whisper.cache_encoder_outputs needs whisper.freeze_encoder: true "
+                                 "(cached outputs are only valid while the encoder does not change)")
+            if self.training.method != "full":
+                raise ValueError(f"stage {self.name!r}: whisper.cache_encoder_outputs needs training.method: full "
+                                 f"(got {self.training.method}: LoRA/QLoRA adapters would change the encoder)")
+        return self

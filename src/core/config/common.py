@@ -41,7 +41,7 @@ class FolderData(Strict):
 
     kind: Literal["folder"] = "folder"
     path: str
-    part: Literal["train", "test"] = "train"
+    part: Literal["train", "test", "all"] = "train"
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
     seed: int = 42
     max_samples: int | None = Field(default=None, gt=0)
@@ -62,6 +62,10 @@ class GeneratedData(Strict):
     kind: Literal["generated"] = "generated"
     generator: str
     params: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    part: Literal["train", "test"] | None = Field(
+        default=None, description="for a generator that writes seed 001's folder layout: which side of the "
+        "folder's seeded 80/20 split (as kind: folder reads it)")
+    test_fraction: float = Field(default=0.2, gt=0, lt=1)
 
 
 DataSource = Annotated[

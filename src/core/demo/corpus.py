@@ -145,14 +145,7 @@ def medical_sentences(pool: str, count: int, seed: int = 0) -> list[str]:
     """Medical-dictation sentences; ``pool`` is ``stage`` or ``test`` (disjoint)."""
     if pool not in ("stage", "test"):
         raise ValueError(f"unknown pool {pool!r}; expected 'stage' or 'test'")
-    candidates: list[str] = []
-    for phrases, templates in (
-        (CONDITIONS, CONDITION_TEMPLATES),
-        (TREATMENTS, TREATMENT_TEMPLATES),
-        (EXAMS, EXAM_TEMPLATES),
-    ):
-        for indef, defi in phrases.values():
-            candidates.extend(t.format(indef=indef, defi=defi) for t in templates)
+    candidates = _medical_candidates()
     rng = random.Random(f"medical:{pool}:{seed}")
     wanted = {"stage": (0, 1, 2), "test": (3,)}[pool]
     chosen = [s for s in candidates if _bucket(s, 4) in wanted]
@@ -163,3 +156,31 @@ def medical_sentences(pool: str, count: int, seed: int = 0) -> list[str]:
             raise ValueError(f"medical test pool holds {len(chosen)} sentences, asked {count}")
         chosen = [chosen[i % len(chosen)] for i in range(count)]
     return chosen[:count]
+
+
+def _medical_candidates() -> list[str]:
+    candidates: list[str] = []
+    for phrases, templates in (
+        (CONDITIONS, CONDITION_TEMPLATES),
+        (TREATMENTS, TREATMENT_TEMPLATES),
+        (EXAMS, EXAM_TEMPLATES),
+    ):
+        for indef, defi in phrases.values():
+            candidates.extend(t.format(indef=indef, defi=defi) for t in templates)
+    return candidates
+
+
+def dictation_sentences(count: int, seed: int = 0) -> list[str]:
+    """Distinct medical-dictation sentences from every pool (a seed-001 folder is split 80/20
+    by the reader, not by pool)."""
+    candidates = _medical_candidates()
+    if count > len(candidates):
+        raise ValueError(f"the dictation corpus holds {len(candidates)} distinct sentences, asked {count}")
+    rng = random.Random(f"dictation:{seed}")
+    rng.shuffle(candidates)
+    return candidates[:count]
+
+
+def as_report(sentence: str) -> str:
+    """A written report's form of a spoken sentence: capital first letter, final full stop."""
+    return sentence[:1].upper() + sentence[1:] + "."

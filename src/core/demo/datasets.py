@@ -34,6 +34,19 @@ def _french_speech(out: Path, pool: str, count: int, voices: str, seed: int = 0,
     return speech.write_manifest(utterances, out / "manifest.csv")
 
 
+def _dictation_reports(out: Path, count: int, voices: str = "all", seed: int = 0) -> Path:
+    """Seed 001's folder layout: ``audio/N.wav`` (a dictated sentence) and ``rapports/N.txt``
+    (its report text, capitalised and punctuated as a written report is). Distinct sentences,
+    so that the folder's seeded 80/20 split holds out sentences never heard in training."""
+    sentences = corpus.dictation_sentences(count, seed=seed)
+    speech.synthesize(sentences, out, voices, seed=seed)
+    reports = out / "rapports"
+    reports.mkdir(parents=True, exist_ok=True)
+    for i, sentence in enumerate(sentences):
+        (reports / f"{i}.txt").write_text(corpus.as_report(sentence) + "\n", encoding="utf-8")
+    return out
+
+
 def _pii_sentences(out: Path, **params) -> Path:
     from core.demo.pii import pii_sentences
 
@@ -48,6 +61,7 @@ def _sft_catalogue(out: Path, **params) -> Path:
 
 RECIPES: dict[str, Callable[..., Path]] = {
     "french_speech": _french_speech,
+    "dictation_reports": _dictation_reports,
     "pii_sentences": _pii_sentences,
     "sft_catalogue": _sft_catalogue,
     "document_qa": _sft_catalogue,  # the same generator for any markdown/JSONL document

@@ -19,11 +19,13 @@ from transformers import (
     WhisperTokenizer,
 )
 
+from core import paths
 from core.config.asr import AsrStage
 from core.metrics.asr import asr_metrics
+from core.packaged_models import is_packaged_ref, resolve_base_model
 from core.stage.asr_data import PreparedSet, SpeechCollator, SpeechDataset, prepare_speech
 from core.stage.cancel import CANCEL, Cancelled, check_cancel
-from core.stage.family_common import EventsCallback, last_checkpoint
+from core.stage.family_common import EventsCallback, last_checkpoint, set_cpu_threads
 from core.stage.recipe import EvalOutcome, RecipeContext
 from core.stage.sources import resolve_path, speech_records
 
@@ -47,6 +49,16 @@ def _load_pretrained(cls, ref: str, **kwargs):
         raise ModelLoadError(f"cannot load {cls.__name__} from {ref!r}: {exc}. {hint}") from None
 
 
+def score_predictions(prepared: PreparedSet, predictions: list[str], lexicon: list[str],
+                      seconds: float) -> EvalOutcome:
+    """Metrics (the names of the stage's metrics.json) and the per-utterance rows."""
+    metrics = asr_metrics(prepared.texts, predictions, lexicon)
+    metrics["eval_seconds"] = round(seconds, 3)
+    metrics["samples_per_second"] = round(len(prepared) / max(seconds, 1e-9), 3)
+    rows = [{"id": i, "reference": r, "prediction": p} for i, r, p in zip(prepared.ids, prepared.texts, predictions)]
+    return EvalOutcome(metrics=metrics, rows=rows)
+
+
 class AsrRecipe:
     def __init__(self, ctx: RecipeContext):
         self.ctx = ctx
@@ -59,6 +71,9 @@ class AsrRecipe:
         self.lexicon = self._read_lexicon()
         self._peft = False
         self._base_max_target: int | None = None
+        # Frozen-encoder outputs per prepared set (whisper.cache_encoder_outputs), by id().
+        self._encoder_states: dict[int, np.ndarray] = {}
+        set_cpu_threads(ctx.device, self.stage.training.cpu_threads)
 
     # -- data -----------------------------------------------------------------------------
     def _read_lexicon(self) -> list[str]:
@@ -71,22 +86,29 @@ class AsrRecipe:
         return [t.strip() for t in lines if t.strip() and not t.lstrip().startswith("#")]
 
     def prepare(self) -> dict[str, Any]:
-        # The processor is needed to featurise; it comes from the starting model.
-        self._load_processor(self.ctx.spec.base_model)
-        fe, tok = self.processor.feature_extractor, self.processor.tokenizer
-        window = float(self.stage.whisper.chunk_length)
-        max_label = self._max_label_tokens()
-        workers = self.stage.training.preprocessing_num_workers
+        self.train_set = self._prepare_source(self.stage.train, "train")
+        report = {"train": self.train_set.report(), **self.prepare_evals()}
+        self._warn_dropped(report)
+        return report
 
-        def prep(source, label: str) -> PreparedSet:
-            records = speech_records(source, self.base_dir, self.ctx.cache_dir)
-            return prepare_speech(records, fe, tok, window, max_label, self.ctx.cache_dir, self.ctx.events, label, workers)
-
-        self.train_set = prep(self.stage.train, "train")
-        report = {"train": self.train_set.report()}
+    def prepare_evals(self) -> dict[str, Any]:
+        """Preprocess every eval set (what ``palier evaluate`` runs without a train set)."""
+        report = {}
         for ev in self.stage.evals:
-            self.eval_sets[ev.name] = prep(ev.data, f"eval:{ev.name}")
+            self.eval_sets[ev.name] = self._prepare_source(ev.data, f"eval:{ev.name}")
             report[f"eval:{ev.name}"] = self.eval_sets[ev.name].report()
+        return report
+
+    def _prepare_source(self, source, label: str) -> PreparedSet:
+        if self.processor is None:
+            # The processor is needed to featurise; it comes from the starting model.
+            self._load_processor(self.ctx.spec.base_model)
+        records = speech_records(source, self.base_dir, self.ctx.cache_dir)
+        return prepare_speech(records, self.processor.feature_extractor, self.processor.tokenizer,
+                              float(self.stage.whisper.chunk_length), self._max_label_tokens(), self.ctx.cache_dir,
+                              self.ctx.events, label, self.stage.training.preprocessing_num_workers)
+
+    def _warn_dropped(self, report: dict[str, Any]) -> None:
         for name, r in report.items():
             if r["dropped"]:
                 self.ctx.events.log(f"{name}: dropped {r['dropped']} (examples: {r['dropped_examples']})", "warning")
@@ -115,10 +137,13 @@ class AsrRecipe:
         self._base_max_target = _load_pretrained(WhisperConfig, ref).max_target_positions
 
     def _resolve_ref(self, ref: str) -> str:
+        if is_packaged_ref(ref):  # normally resolved by the orchestrator already
+            return resolve_base_model(ref, paths.cache_dir(), self.ctx.events.log)
         local = resolve_path(ref, self.base_dir)
         return str(local) if local.exists() else ref
 
     def load_model(self, model_ref: str) -> None:
+        self._encoder_states.clear()
         ref = self._resolve_ref(model_ref)
         kwargs: dict[str, Any] = {"dtype": torch.float32, "attn_implementation": "sdpa"}
         training = self.stage.training
@@ -171,6 +196,8 @@ class AsrRecipe:
     # -- evaluation -----------------------------------------------------------------------
     def _tokens_per_second(self) -> float:
         prepared = self.train_set
+        if prepared is None:  # evaluation alone: a bound no dictation reaches (~8 tokens/s)
+            return 20.0
         rates = [len(lab) / max(d, 0.5) for lab, d in zip(prepared.labels, prepared.durations)]
         return float(np.percentile(rates, 99.5)) * 1.3 if rates else 20.0
 
@@ -182,6 +209,40 @@ class AsrRecipe:
             free, _total = torch.cuda.mem_get_info()
             return int(max(8, min(128, free // (600 * 2**20))))
         return 32
+
+    @torch.inference_mode()
+    def encoder_states(self, prepared: PreparedSet) -> np.ndarray | None:
+        """The frozen encoder's outputs for every utterance of ``prepared``, computed once
+        (None unless whisper.cache_encoder_outputs)."""
+        if not self.stage.whisper.cache_encoder_outputs:
+            return None
+        if id(prepared) in self._encoder_states:
+            return self._encoder_states[id(prepared)]
+        model = self.model
+        encoder = model.get_encoder()
+        config = model.config
+        need = len(prepared) * config.max_source_positions * config.d_model * 4
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else None
+        if available is not None and need > available // 2:
+            raise MemoryError(f"whisper.cache_encoder_outputs would hold {need / 2**30:.1f} GiB of encoder outputs "
+                              f"({len(prepared)} utterances) but only {available / 2**30:.1f} GiB are free: "
+                              "set it to false for a set this large")
+        was_training = model.training
+        model.eval()
+        device = next(model.parameters()).device
+        states = np.empty((len(prepared), config.max_source_positions, config.d_model), dtype=np.float32)
+        size = self._eval_batch_size()
+        t0 = time.perf_counter()
+        for start in range(0, len(prepared), size):
+            check_cancel("encoder outputs")
+            feats = torch.from_numpy(prepared.features[start : start + size].astype(np.float32)).to(device)
+            states[start : start + size] = encoder(feats).last_hidden_state.float().cpu().numpy()
+            self.ctx.events.progress(min(start + size, len(prepared)), len(prepared))
+        model.train(was_training)
+        self.ctx.events.log(f"encoder outputs of {len(prepared)} utterances computed once for reuse "
+                            f"({need / 2**20:.0f} MiB, {time.perf_counter() - t0:.1f} s)")
+        self._encoder_states[id(prepared)] = states
+        return states
 
     @torch.inference_mode()
     def transcribe(self, prepared: PreparedSet, language: str, indices: list[int] | None = None) -> list[str]:
@@ -198,35 +259,41 @@ class AsrRecipe:
         device = next(model.parameters()).device
         dtype = torch.float16 if (self.ctx.device == "cuda" and self.stage.training.fp16) else (
             torch.bfloat16 if (self.ctx.device == "cuda" and self.stage.training.bf16) else torch.float32)
+        states = self.encoder_states(prepared)
         out: dict[int, str] = {}
         for b, start in enumerate(range(0, len(order), size), 1):
             check_cancel("evaluation")
             batch = order[start : start + size]
             longest = float(max(prepared.durations[i] for i in batch))
             max_new = int(min(cap, math.ceil(longest * rate) + 8))
-            feats = torch.from_numpy(prepared.features[batch].astype(np.float32)).to(device)
+            if states is not None:
+                from transformers.modeling_outputs import BaseModelOutput
+
+                inputs = {"encoder_outputs": BaseModelOutput(last_hidden_state=torch.from_numpy(states[batch]).to(device))}
+            else:
+                inputs = {"input_features": torch.from_numpy(prepared.features[batch].astype(np.float32)).to(device)}
             with torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype != torch.float32):
-                ids = model.generate(input_features=feats, language=language, task=self.ctx.spec.task,
+                ids = model.generate(**inputs, language=language, task=self.ctx.spec.task,
                                      max_new_tokens=max_new, num_beams=self.stage.training.generation_num_beams)
             for i, text in zip(batch, tok.batch_decode(ids, skip_special_tokens=True)):
                 out[i] = text.strip()
             self.ctx.events.progress(min(start + size, len(order)), len(order))
         return [out[i] for i in sorted(out)]
 
-    def evaluate(self, phase: str) -> dict[str, EvalOutcome]:
+    def evaluate(self, phase: str, transcribe=None) -> dict[str, EvalOutcome]:
+        """Every eval set on the loaded model (``transcribe``: another engine's
+        ``(prepared, language) -> texts``, e.g. CTranslate2 for ``palier evaluate --engine ct2``)."""
+        transcribe = transcribe or self.transcribe
         outcomes = {}
         for ev in self.stage.evals:
             prepared = self.eval_sets[ev.name]
             t0 = time.perf_counter()
-            predictions = self.transcribe(prepared, ev.language or self.ctx.spec.language)
+            predictions = transcribe(prepared, ev.language or self.ctx.spec.language)
             seconds = time.perf_counter() - t0
-            metrics = asr_metrics(prepared.texts, predictions, self.lexicon)
-            metrics["eval_seconds"] = round(seconds, 3)
-            metrics["samples_per_second"] = round(len(prepared) / max(seconds, 1e-9), 3)
-            rows = [{"id": i, "reference": r, "prediction": p} for i, r, p in zip(prepared.ids, prepared.texts, predictions)]
+            outcomes[ev.name] = score_predictions(prepared, predictions, self.lexicon, seconds)
+            metrics = outcomes[ev.name].metrics
             self.ctx.events.log(f"{phase} {ev.name}: WER {metrics['wer']:.3f} CER {metrics['cer']:.3f}"
                                 + (f" MTA {metrics['medical_term_accuracy']:.3f}" if "medical_term_accuracy" in metrics else ""))
-            outcomes[ev.name] = EvalOutcome(metrics=metrics, rows=rows)
         return outcomes
 
     # -- training -------------------------------------------------------------------------
@@ -293,8 +360,9 @@ class AsrRecipe:
         trainer = Seq2SeqTrainer(
             model=self.model,
             args=self.training_arguments(),
-            train_dataset=SpeechDataset(self.train_set),
-            eval_dataset=SpeechDataset(eval_prepared, indices) if t.eval_strategy != "no" else None,
+            train_dataset=SpeechDataset(self.train_set, encoder_states=self.encoder_states(self.train_set)),
+            eval_dataset=SpeechDataset(eval_prepared, indices, self.encoder_states(eval_prepared))
+            if t.eval_strategy != "no" else None,
             data_collator=SpeechCollator(self.model.config.decoder_start_token_id, tok.pad_token_id),
             compute_metrics=self._compute_metrics if t.eval_strategy != "no" else None,
             processing_class=self.processor.feature_extractor,  # seed 000 rule 4

@@ -253,15 +253,22 @@ def _load(path: Path) -> PreparedSet:
 
 
 class SpeechDataset(torch.utils.data.Dataset):
-    def __init__(self, prepared: PreparedSet, indices: list[int] | None = None):
+    """Log-Mel features and labels; or, when ``encoder_states`` is given (a frozen encoder's
+    outputs for every utterance of ``prepared``), those states instead of the features."""
+
+    def __init__(self, prepared: PreparedSet, indices: list[int] | None = None,
+                 encoder_states: np.ndarray | None = None):
         self.prepared = prepared
         self.indices = indices if indices is not None else list(range(len(prepared)))
+        self.encoder_states = encoder_states
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, i: int) -> dict:
         j = self.indices[i]
+        if self.encoder_states is not None:
+            return {"encoder_states": self.encoder_states[j], "labels": self.prepared.labels[j]}
         return {"input_features": self.prepared.features[j], "labels": self.prepared.labels[j]}
 
 
@@ -273,12 +280,18 @@ class SpeechCollator:
     decoder_start_token_id: int
     pad_token_id: int
 
-    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        feats = torch.from_numpy(np.stack([f["input_features"] for f in features]).astype(np.float32))
+    def __call__(self, features: list[dict]) -> dict:
+        if "encoder_states" in features[0]:
+            from transformers.modeling_outputs import BaseModelOutput
+
+            states = torch.from_numpy(np.stack([f["encoder_states"] for f in features]).astype(np.float32))
+            inputs: dict = {"encoder_outputs": BaseModelOutput(last_hidden_state=states)}
+        else:
+            inputs = {"input_features": torch.from_numpy(np.stack([f["input_features"] for f in features]).astype(np.float32))}
         width = max(len(f["labels"]) for f in features)
         labels = torch.full((len(features), width), -100, dtype=torch.long)
         for row, f in enumerate(features):
             labels[row, : len(f["labels"])] = torch.as_tensor(f["labels"], dtype=torch.long)
         if (labels[:, 0] == self.decoder_start_token_id).all():
             labels = labels[:, 1:]
-        return {"input_features": feats, "labels": labels}
+        return {**inputs, "labels": labels}

@@ -38,8 +38,14 @@ def speech_records(source, base_dir: Path | None, cache_dir: Path) -> list[Speec
     if isinstance(source, GeneratedData):
         from core.demo.datasets import generate
 
-        manifest = generate(source.generator, dict(source.params), cache_dir)
-        return _from_csv(CsvData(path=str(manifest)), None)
+        produced = generate(source.generator, dict(source.params), cache_dir)
+        if produced.is_dir():  # seed 001's folder layout, read and split as kind: folder
+            return _from_folder(FolderData(path=str(produced), part=source.part or "train",
+                                           test_fraction=source.test_fraction), None)
+        if source.part:
+            raise DataSourceError(f"generator {source.generator} writes a CSV manifest, not a folder: "
+                                  "remove 'part' (it selects a side of a folder's 80/20 split)")
+        return _from_csv(CsvData(path=str(produced)), None)
     if isinstance(source, CsvData):
         return _from_csv(source, base_dir)
     if isinstance(source, FolderData):
@@ -117,7 +123,10 @@ def _from_folder(source: FolderData, base_dir: Path | None) -> list[SpeechRecord
     order = list(range(len(records)))
     random.Random(source.seed).shuffle(order)
     n_test = round(len(records) * source.test_fraction)
-    chosen = sorted(order[:n_test]) if source.part == "test" else sorted(order[n_test:])
+    if source.part == "all":
+        chosen = list(range(len(records)))
+    else:
+        chosen = sorted(order[:n_test]) if source.part == "test" else sorted(order[n_test:])
     picked = [records[i] for i in chosen]
     return picked[: source.max_samples] if source.max_samples else picked
 

