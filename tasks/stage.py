@@ -103,7 +103,14 @@ def run_stage(spec: StageSpec, stage_run_id: str, tracking_uri: str) -> StageRes
         tracker.set_tags(stage_run_id, {S.TAG_JOB_ID: handle.job_id, S.TAG_ATTEMPT: str(attempt)})
         logger.info(f"[{spec.name}] attempt {attempt} on {spec.stage.backend.kind} ({handle.job_id}); outputs in {out_dir}")
         relay = MetricRelay(tracker, stage_run_id)
-        outcome = watch(backend, handle, spec, relay, logger, spec.stage.backend.heartbeat_stall_s)
+        try:
+            outcome = watch(backend, handle, spec, relay, logger, spec.stage.backend.heartbeat_stall_s)
+        except BaseException:
+            # Stopped (SIGTERM, Ctrl-C) or broken: a local stage is our child and would train on as
+            # an orphan; cancelling it makes it checkpoint. Remote jobs run on and are reattached.
+            if handle.backend == "local":
+                backend.cancel(handle)
+            raise
         if outcome.state == "succeeded":
             folder = backend.fetch(handle)
             return StageResult.model_validate_json((folder / "metrics.json").read_text(encoding="utf-8"))

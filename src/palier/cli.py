@@ -80,12 +80,20 @@ def status(as_json: bool = typer.Option(False, "--json")) -> None:
     """Are the services up?"""
     from palier.services import status as current
 
+    from palier.services import sweep_stale_runs
+
     info = current()
+    swept = sweep_stale_runs(info)
     if as_json:
-        console.print_json(json.dumps(info))
-        return
-    for name, s in info.items():
-        console.print(f"{name:12} {'[green]up[/]' if s['up'] else '[red]down[/]'}  {s.get('url', '')}  pid={s['pid']}")
+        console.print_json(json.dumps({**info, "stale_runs": swept}))
+    else:
+        for name, s in info.items():
+            state = "[green]up[/]" if s["up"] else f"[red]down[/]: {s['problem']}"
+            console.print(f"{name:12} {state}  {s.get('url', '')}  pid={s['pid']}", soft_wrap=True)
+        for line in swept["lines"]:
+            console.print(line, soft_wrap=True)
+    if not all(s["up"] for s in info.values()):
+        raise typer.Exit(1)
 
 
 # -- pipelines --------------------------------------------------------------------------
@@ -168,9 +176,18 @@ def run(
         _fail("no MLflow server: run `palier up` first (or set MLFLOW_TRACKING_URI)")
     from flows.exp_pipeline import exp_pipeline
 
+    from flows.stopping import stop_signal
+
     try:
         exp_pipeline(str(pipeline.resolve()), only=list(only) if only else None)
-    except Exception as exc:
+    except BaseException as exc:
+        by = stop_signal(exc)
+        if by is None and not isinstance(exc, Exception):
+            raise
+        if by is not None:
+            err.print(f"stopped by {by}: the stage saved a checkpoint where it could and its runs are marked "
+                      f"cancelled; run the same command again to resume", soft_wrap=True)
+            raise typer.Exit(130 if by == "SIGINT" else 143)
         _fail(f"pipeline {config.name} failed: {exc}", 1)
     summary(config.name, as_json=False)
 
