@@ -10,10 +10,20 @@ from core.tracking import schema as S
 STOP_CLEANUP_S = 5.0
 
 
+class StopRequested(BaseException):
+    """SIGTERM outside a running flow (raised by the handler the CLI installs)."""
+
+
+def raise_stop_requested(signum, frame) -> None:
+    raise StopRequested(signum)
+
+
 def stop_signal(exc: BaseException) -> str | None:
     """"SIGTERM" / "SIGINT" when ``exc`` is how a stop request reached the flow, else None."""
     if isinstance(exc, KeyboardInterrupt):
         return "SIGINT"
+    if isinstance(exc, StopRequested):
+        return "SIGTERM"
     from prefect.exceptions import TerminationSignal
 
     if isinstance(exc, TerminationSignal):

@@ -11,6 +11,7 @@ import re
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from core.tracking import links
 from core.tracking.mlflow_store import client
 from core.tracking.summary import pipeline_run_summary
 
@@ -45,27 +46,25 @@ def _version(stage: dict) -> str:
 
 def links_markdown(summary: dict, mlflow_url: str | None) -> str:
     exp_id, parent = summary["experiment_id"], summary["parent_run_id"]
-    lines = [f"# {summary['experiment']}", ""]
 
-    def link(text: str, path: str) -> str:
-        return f"[{text}]({mlflow_url.rstrip('/')}/#/{path})" if mlflow_url else f"{text} (`{path}`)"
+    def link(text: str, url: str | None) -> str:
+        return f"[{text}]({url})" if url else f"`{text}`"
 
-    lines.append(f"- Experiment: {link(summary['experiment'], f'experiments/{exp_id}')}")
-    lines.append(f"- Pipeline run: {link(parent, f'experiments/{exp_id}/runs/{parent}')}")
-    lines += ["", "| stage | MLflow run | gate | registered model |", "|---|---|---|---|"]
+    def at(make, *args) -> str | None:
+        return make(mlflow_url, *args) if mlflow_url else None
+
+    lines = [f"# {summary['experiment']}", "",
+             f"- Experiment: {link(summary['experiment'], at(links.experiment_url, exp_id))}",
+             f"- Pipeline run: {link(parent, at(links.run_url, exp_id, parent))}",
+             "", "| stage | MLflow run | gate | registered model |", "|---|---|---|---|"]
     for st in summary["stages"]:
-        run = link(st["run_id"], f"experiments/{exp_id}/runs/{st['run_id']}")
+        run = link(st["run_id"], at(links.run_url, exp_id, st["run_id"]))
+        model = "—"
         if st.get("model_version") and st.get("model_name"):
-            model = link(_version(st), f"models/{st['model_name']}/versions/{st['model_version']}")
-        else:
-            model = "—"
+            model = link(_version(st), at(links.model_version_url, st["model_name"], st["model_version"]))
         note = f" (skipped: same as run {st['reused_from']})" if st.get("reused_from") else ""
         lines.append(f"| {st['stage']}{note} | {run} | {st['gate'] or '—'} | {model} |")
     return "\n".join(lines) + "\n"
-
-
-def mlflow_ui_url(tracking_uri: str) -> str | None:
-    return tracking_uri if tracking_uri.startswith(("http://", "https://")) else None
 
 
 def publish_artifacts(pipeline: str, experiment: str, parent_run_id: str, tracking_uri: str) -> dict:
@@ -76,6 +75,6 @@ def publish_artifacts(pipeline: str, experiment: str, parent_run_id: str, tracki
         table=table_rows(summary), key=artifact_key(pipeline, "results"),
         description=f"{pipeline}: baseline vs final per stage and eval set, gate decision, registered version")
     markdown_id = create_markdown_artifact(
-        markdown=links_markdown(summary, mlflow_ui_url(tracking_uri)), key=artifact_key(pipeline, "mlflow"),
+        markdown=links_markdown(summary, links.ui_url(tracking_uri)), key=artifact_key(pipeline, "mlflow"),
         description=f"{pipeline}: MLflow runs and registered model versions")
     return {"table": str(table_id), "markdown": str(markdown_id)}

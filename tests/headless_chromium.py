@@ -99,13 +99,19 @@ class Browser:
         raise AssertionError(f"page text lacks {missing} after {timeout_s:.0f}s:\n{text[:3000]}")
 
     def click_text(self, text: str, selector: str = "button, a, [role=tab], li") -> None:
-        """Click the first element matching ``selector`` whose visible text is ``text``."""
-        found = self.evaluate(
+        """Click, as a mouse does (press, release), the first element matching ``selector`` whose
+        visible text is ``text``. Real mouse events: some widgets react to the press, not to click()."""
+        box = self.evaluate(
             f"(() => {{ const el = Array.from(document.querySelectorAll({json.dumps(selector)}))"
             f".find(e => e.innerText && e.innerText.trim() === {json.dumps(text)});"
-            f" if (!el) return false; el.click(); return true; }})()")
-        if not found:
+            f" if (!el) return null; el.scrollIntoView({{block: 'center'}}); const r = el.getBoundingClientRect();"
+            f" return [r.x + r.width / 2, r.y + r.height / 2]; }})()")
+        if not box:
             raise AssertionError(f"nothing to click with the text {text!r}:\n{self.text()[:2000]}")
+        x, y = box
+        self.call("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
+        for kind in ("mousePressed", "mouseReleased"):
+            self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
 
     def click_all(self, selector: str) -> int:
         return self.evaluate(f"(() => {{ const els = Array.from(document.querySelectorAll({json.dumps(selector)}));"

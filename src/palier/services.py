@@ -118,16 +118,18 @@ PORT_RELEASE_WAIT_S = 60.0
 
 
 def _group_alive(pgid: int | None) -> bool:
-    """True while any process of the group ``pgid`` runs (a server's workers outlive its leader)."""
+    """True while any live (non-zombie) process of the group ``pgid`` runs: a server's workers
+    outlive its leader when only the leader is killed."""
     if not pgid:
         return False
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and fields[2] == str(pgid):
+            return True
+    return False
 
 
 def _wait_port_released(port: int, timeout_s: float) -> bool:
@@ -237,6 +239,15 @@ def _save(state: dict) -> None:
     _state_file().write_text(json.dumps(state, indent=2))
 
 
+def state_env_file() -> Path:
+    """The shell exports for the running services; shown relative to the current folder when inside it."""
+    path = _dirs()["root"] / "env"
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
 def _write_env(state: dict) -> None:
     lines = [f"export {k}={v}" for k, v in client_env(state).items()]
     (_dirs()["root"] / "env").write_text("\n".join(lines) + "\n")
@@ -252,7 +263,10 @@ def status() -> dict:
         pid = state.get(key, {}).get("pid")
         up_now = _healthy(health)
         url = u["prefect_ui"] if name == "prefect" else u["mlflow"]
-        out[name] = {"pid": pid, "url": url, "up": up_now, "problem": None if up_now else _why_down(state, key, url)}
+        problem = None if up_now else _why_down(state, key, url)
+        if up_now and pid and not pid_alive(pid):
+            problem = f"answers, but its process {pid} is gone (workers left behind): `palier up` restarts it"
+        out[name] = {"pid": pid, "url": url, "up": up_now, "problem": problem}
     serve = state.get("serve", {})
     alive = pid_alive(serve.get("pid"))
     problem = None if alive else _why_down(state, "serve", None)
@@ -290,7 +304,7 @@ def down(timeout_s: float = 20) -> dict:
     # The deployment server first (it stops on SIGINT; SIGTERM is not reliable for Prefect runners).
     for name, sig in (("serve", signal.SIGINT), ("mlflow", signal.SIGTERM), ("prefect", signal.SIGTERM)):
         pid = state.get(name, {}).get("pid")
-        stopped[name] = _stop(pid, sig, timeout_s) if pid_alive(pid) else "not running"
+        stopped[name] = _stop(pid, sig, timeout_s) if pid_alive(pid) or _group_alive(pid) else "not running"
     _state_file().unlink(missing_ok=True)
     return stopped
 
@@ -302,7 +316,7 @@ def _stop(pid: int, sig: int, timeout_s: float) -> str:
         return "not running"
     deadline = time.time() + timeout_s
     while time.time() < deadline:
-        if not pid_alive(pid):
+        if not pid_alive(pid) and not _group_alive(pid):
             return "stopped"
         time.sleep(0.3)
     try:
