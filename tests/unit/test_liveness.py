@@ -63,3 +63,26 @@ def test_zombie_counts_as_gone():
         assert liveness.process_start(pid) is None
     finally:
         os.waitpid(pid, 0)
+
+
+def test_heartbeat_beats_until_discarded_and_survives_a_failing_beat():
+    import time
+
+    beats = []
+
+    def beat(key):
+        beats.append(key)
+        if len(beats) == 1:
+            raise ConnectionError("tracking server down")
+
+    hb = liveness.Heartbeat(every_s=0.05)
+    hb.add("run-1", beat)
+    deadline = time.time() + 10
+    while len(beats) < 3 and time.time() < deadline:
+        time.sleep(0.05)
+    assert len(beats) >= 3 and set(beats) == {"run-1"}
+    hb.discard("run-1")
+    time.sleep(0.2)
+    count = len(beats)
+    time.sleep(0.3)
+    assert len(beats) == count and hb.keys() == []
