@@ -25,6 +25,9 @@ from core.plan import plan, upstream_of
 from core.tracking import schema as S
 from core.tracking.mlflow_store import Tracker
 from core.versioning import code_version, data_digest
+from flows.stale_runs import sweep
+from flows.stopping import close_run
+from tasks.artifacts import publish_artifacts
 from tasks.preflight import PreflightBlocked, preflight
 from tasks.results import gate_and_register, log_results, summarize, summary_rows
 from tasks.stage import StageFailed, run_stage
@@ -54,6 +57,8 @@ def exp_pipeline(pipeline: str = "pipelines/demo.yaml", tracking_uri: str | None
     uri = _tracking_uri(tracking_uri)
     config, specs = plan_pipeline(pipeline)
     tracker = Tracker(uri)
+    for line in sweep(uri).lines():  # runs a dead process left open
+        logger.warning(line)
     parent = tracker.start_pipeline_run(
         config.experiment_name, config.name, str(Path(pipeline).resolve()),
         {"pipeline": config.name, "family": config.family, "base_model": config.base_model,
@@ -101,7 +106,7 @@ def exp_pipeline(pipeline: str = "pipelines/demo.yaml", tracking_uri: str | None
                 try:
                     result = run_stage(spec, run_id, uri)
                 except BaseException as exc:
-                    tracker.end_run(run_id, "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed")
+                    close_run(tracker, run_id, exc)
                     raise
                 log_results(spec, result, previous, run_id, out_dir, uri)
                 up_run = outputs[upstream][1] if upstream else None
@@ -114,10 +119,14 @@ def exp_pipeline(pipeline: str = "pipelines/demo.yaml", tracking_uri: str | None
             previous = result
         rows = summary_rows(done)
         summarize(parent, rows, uri)
+        try:
+            publish_artifacts(config.name, config.experiment_name, parent, uri)
+        except Exception as exc:  # the results are in MLflow already; the artifacts are a view
+            logger.warning(f"Prefect artifacts not created: {type(exc).__name__}: {exc}")
         tracker.end_run(parent, "succeeded")
         return rows
     except BaseException as exc:
-        tracker.end_run(parent, "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed")
+        close_run(tracker, parent, exc)
         raise
 
 

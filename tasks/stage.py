@@ -104,7 +104,14 @@ def run_stage(spec: StageSpec, stage_run_id: str, tracking_uri: str) -> StageRes
         limits = WatchLimits.for_backend(spec.stage.backend)
         handle, offset = start_job(backend, spec, out_dir, tracker, stage_run_id, attempt, logger)
         relay = MetricRelay(tracker, stage_run_id)
-        outcome = watch(backend, handle, spec, relay, logger, limits, tracker, stage_run_id, offset)
+        try:
+            outcome = watch(backend, handle, spec, relay, logger, limits, tracker, stage_run_id, offset)
+        except BaseException:
+            # Stopped (SIGTERM, Ctrl-C) or broken: a local stage is our child and would train on as
+            # an orphan; cancelling it makes it checkpoint. Remote jobs run on and are reattached.
+            if handle.backend == "local":
+                backend.cancel(handle)
+            raise
         if outcome.state == "succeeded":
             folder = backend.fetch(handle)
             return StageResult.model_validate_json((folder / "metrics.json").read_text(encoding="utf-8"))

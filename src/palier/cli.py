@@ -54,7 +54,8 @@ def _load(path: Path):
 @app.command()
 def up(pipelines: Path = typer.Option(Path("pipelines"), help="folder of pipeline files to serve")) -> None:
     """Start Prefect, MLflow and the exp-pipeline deployments on 127.0.0.1 (idempotent)."""
-    from palier.services import up as start, urls
+    from core.tracking.links import experiments_url
+    from palier.services import state_env_file, up as start, urls
 
     with console.status("starting Prefect, MLflow and the deployments…"):
         try:
@@ -62,8 +63,9 @@ def up(pipelines: Path = typer.Option(Path("pipelines"), help="folder of pipelin
         except RuntimeError as exc:
             _fail(str(exc), 1)
     u = urls(state)
-    console.print(f"Prefect UI  {u['prefect_ui']}\nMLflow UI   {u['mlflow']}")
-    console.print("Clients: [bold]source .state/env[/] then e.g. [bold]prefect deployment run exp-pipeline/demo[/]")
+    console.print(f"Prefect UI  {u['prefect_ui']}\nMLflow UI   {experiments_url(u['mlflow'])}", soft_wrap=True)
+    console.print(f"Clients: [bold]source {state_env_file()}[/] then e.g. [bold]prefect deployment run exp-pipeline/demo[/]",
+                  soft_wrap=True)
 
 
 @app.command()
@@ -80,12 +82,20 @@ def status(as_json: bool = typer.Option(False, "--json")) -> None:
     """Are the services up?"""
     from palier.services import status as current
 
+    from palier.services import sweep_stale_runs
+
     info = current()
+    swept = sweep_stale_runs(info)
     if as_json:
-        console.print_json(json.dumps(info))
-        return
-    for name, s in info.items():
-        console.print(f"{name:12} {'[green]up[/]' if s['up'] else '[red]down[/]'}  {s.get('url', '')}  pid={s['pid']}")
+        console.print_json(json.dumps({**info, "stale_runs": swept}))
+    else:
+        for name, s in info.items():
+            state = ("[green]up[/]" if s["up"] else "[red]down[/]") + (f": {s['problem']}" if s["problem"] else "")
+            console.print(f"{name:12} {state}  {s.get('url', '')}  pid={s['pid']}", soft_wrap=True)
+        for line in swept["lines"]:
+            console.print(line, soft_wrap=True)
+    if not all(s["up"] for s in info.values()):
+        raise typer.Exit(1)
 
 
 # -- pipelines --------------------------------------------------------------------------
@@ -174,9 +184,23 @@ def run(
         _fail("no MLflow server: run `palier up` first (or set MLFLOW_TRACKING_URI)")
     from flows.exp_pipeline import exp_pipeline
 
+    import signal
+
+    from flows.stopping import raise_stop_requested, stop_signal
+
+    # Prefect re-delivers SIGTERM to the handler it found once the flow has cleaned up: ours turns
+    # it into an exception, so the command ends with a message instead of dying silently.
+    signal.signal(signal.SIGTERM, raise_stop_requested)
     try:
         exp_pipeline(str(pipeline.resolve()), only=list(only) if only else None)
-    except Exception as exc:
+    except BaseException as exc:
+        by = stop_signal(exc)
+        if by is None and not isinstance(exc, Exception):
+            raise
+        if by is not None:
+            err.print(f"stopped by {by}: the stage saved a checkpoint where it could and its runs are marked "
+                      f"cancelled; run the same command again to resume", soft_wrap=True)
+            raise typer.Exit(130 if by == "SIGINT" else 143)
         _fail(f"pipeline {config.name} failed: {exc}", 1)
     summary(config.name, as_json=False)
 

@@ -1,39 +1,5 @@
 """Read a pipeline's latest run back from MLflow: the per-stage baseline vs final table."""
 
-from __future__ import annotations
+from core.tracking.summary import HEADLINE, latest_pipeline_summary, pipeline_run_summary
 
-from core.tracking import schema as S
-from core.tracking.mlflow_store import client
-
-HEADLINE = ("wer", "cer", "medical_term_accuracy", "f1_weighted", "f1_macro", "f1_micro", "exact_match", "token_f1")
-
-
-def latest_pipeline_summary(experiment: str, tracking_uri: str | None = None) -> dict:
-    c = client(tracking_uri)
-    exp = c.get_experiment_by_name(experiment)
-    if exp is None:
-        raise LookupError(f"no MLflow experiment {experiment!r}: has the pipeline run yet?")
-    parents = c.search_runs([exp.experiment_id], filter_string=f"tags.`{S.TAG_KIND}` = 'pipeline'",
-                            order_by=["attributes.start_time DESC"], max_results=1)
-    if not parents:
-        raise LookupError(f"experiment {experiment!r} has no pipeline run")
-    parent = parents[0]
-    children = c.search_runs([exp.experiment_id],
-                             filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'",
-                             order_by=["attributes.start_time ASC"])
-    stages = []
-    for run in sorted(children, key=lambda r: int(r.data.tags.get(S.TAG_STAGE_INDEX, 0))):
-        m, t = run.data.metrics, run.data.tags
-        rows = []
-        for key, final in sorted(m.items()):
-            parts = key.split("/")
-            if len(parts) != 3 or parts[0] != "final" or parts[2] not in HEADLINE:
-                continue
-            _, eval_set, metric = parts
-            rows.append({"set": eval_set, "metric": metric, "baseline": m.get(S.baseline_key(eval_set, metric)),
-                         "final": final, "delta": m.get(S.delta_key(eval_set, metric))})
-        stages.append({"stage": t.get(S.TAG_STAGE), "run_id": run.info.run_id, "status": t.get(S.TAG_STATUS),
-                       "gate": t.get(S.TAG_GATE), "model_version": t.get("palier.model_version"),
-                       "base_model": t.get(S.TAG_BASE_MODEL), "reused_from": t.get(S.TAG_REUSED_FROM), "rows": rows})
-    return {"experiment": experiment, "experiment_id": exp.experiment_id, "parent_run_id": parent.info.run_id,
-            "status": parent.data.tags.get(S.TAG_STATUS), "stages": stages}
+__all__ = ["HEADLINE", "latest_pipeline_summary", "pipeline_run_summary"]

@@ -64,6 +64,8 @@ def _healthy(url: str, timeout: float = 2.0) -> bool:
 
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
+        # As the servers bind: a closed connection in TIME_WAIT does not hold the port, a listener does.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((HOST, port))
         except OSError:
@@ -112,46 +114,105 @@ def _wait_healthy(url: str, pid: int, name: str, timeout_s: float) -> None:
     raise RuntimeError(f"{name} did not become healthy at {url} within {timeout_s:.0f}s; log {log}:\n{tail}")
 
 
-def _start_server(service: Service, state: dict, cmd_for_port, env: dict[str, str], timeout_s: float) -> dict:
+PORT_RELEASE_WAIT_S = 60.0
+
+
+def _group_alive(pgid: int | None) -> bool:
+    """True while any live (non-zombie) process of the group ``pgid`` runs: a server's workers
+    outlive its leader when only the leader is killed."""
+    if not pgid:
+        return False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and fields[2] == str(pgid):
+            return True
+    return False
+
+
+def _wait_port_released(port: int, timeout_s: float) -> bool:
+    deadline = time.time() + timeout_s
+    while not _port_free(port):
+        if time.time() >= deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
+def _start_server(service: Service, state: dict, cmd_for_port, env_for_port, timeout_s: float,
+                  release_wait_s: float = PORT_RELEASE_WAIT_S) -> dict:
+    """Keep a healthy server; restart a dead one on the port recorded in its state.
+
+    A server we started is its own process group: when its leader died (kill -9) but workers still
+    hold the port, the group is stopped first, then the port is waited for. Only when something
+    else keeps the port past ``release_wait_s`` does the server move to a free port (the caller
+    then updates everything that points at it)."""
     current = state.get(service.name, {})
-    if pid_alive(current.get("pid")) and _healthy(f"http://{HOST}:{current['port']}{service.health_path}"):
-        return current
     port = current.get("port") or service.port()
-    if not _port_free(port):
-        port = free_port()  # something else holds the default port: take a free one
-    pid = _spawn(service.name, cmd_for_port(port), env)
+    url = f"http://{HOST}:{port}{service.health_path}"
+    if pid_alive(current.get("pid")):
+        if _healthy(url) or _wait_healthy_quietly(url, current["pid"], min(timeout_s, 30)):
+            return current
+        _stop(current["pid"], signal.SIGTERM, 10)  # alive but not answering: restart it
+    elif _group_alive(current.get("pid")):
+        _stop(current["pid"], signal.SIGTERM, 10)  # leader gone, workers left behind
+    if not _wait_port_released(port, release_wait_s if current.get("port") else 0):
+        port = free_port()  # something else holds the port: take a free one
+    pid = _spawn(service.name, cmd_for_port(port), env_for_port(port))
     _wait_healthy(f"http://{HOST}:{port}{service.health_path}", pid, service.name, timeout_s)
     return {"pid": pid, "port": port}
 
 
-def up(pipelines_dir: Path = Path("pipelines"), timeout_s: float = 120) -> dict:
+def _wait_healthy_quietly(url: str, pid: int, timeout_s: float) -> bool:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline and pid_alive(pid):
+        if _healthy(url):
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def up(pipelines_dir: Path = Path("pipelines"), timeout_s: float = 120,
+       release_wait_s: float = PORT_RELEASE_WAIT_S) -> dict:
     dirs = _dirs()
     state = read_state()
     py = sys.executable
-    prefect_env = {"PREFECT_HOME": str(dirs["prefect"]), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                   "PREFECT_UI_API_URL": ""}
+
+    def prefect_env(port: int) -> dict[str, str]:
+        # The UI asks /ui-settings where the API is; an empty value makes it call "" and fail.
+        return {"PREFECT_HOME": str(dirs["prefect"]), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "PREFECT_UI_API_URL": f"http://{HOST}:{port}/api",
+                "PREFECT_SERVER_UI_API_URL": f"http://{HOST}:{port}/api"}
+
     state["prefect"] = _start_server(
         PREFECT, state,
         lambda port: [py, "-m", "prefect", "server", "start", "--host", HOST, "--port", str(port)],
-        prefect_env, timeout_s)
+        prefect_env, timeout_s, release_wait_s)
     _save(state)
-    mlflow_env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     state["mlflow"] = _start_server(
         MLFLOW, state,
         lambda port: [py, "-m", "mlflow", "server", "--host", HOST, "--port", str(port), "--workers", "1",
                       "--backend-store-uri", f"sqlite:///{dirs['mlflow'] / 'mlflow.db'}",
                       "--artifacts-destination", str(dirs["mlflow"] / "artifacts")],
-        mlflow_env, timeout_s)
+        lambda port: {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, timeout_s, release_wait_s)
     _save(state)
+    # The env file and the serving process change in the same step as an address.
+    _write_env(state)
     serve = state.get("serve", {})
+    wanted = client_env(state)
+    if pid_alive(serve.get("pid")) and serve.get("env") not in (None, wanted):
+        _stop(serve["pid"], signal.SIGINT, 20)  # it still points at the old addresses
     if not pid_alive(serve.get("pid")):
-        env = {**client_env(state), "PREFECT_RUNNER_POLL_FREQUENCY": os.environ.get("PREFECT_RUNNER_POLL_FREQUENCY", "2"),
+        if _group_alive(serve.get("pid")):
+            _stop(serve["pid"], signal.SIGINT, 20)
+        env = {**wanted, "PREFECT_RUNNER_POLL_FREQUENCY": os.environ.get("PREFECT_RUNNER_POLL_FREQUENCY", "2"),
                "PREFECT_HOME": str(dirs["prefect"])}
         pid = _spawn("deployments", [py, "-m", "flows.serve", str(pipelines_dir)], env)
-        state["serve"] = {"pid": pid, "pipelines": str(pipelines_dir.resolve())}
+        state["serve"] = {"pid": pid, "pipelines": str(pipelines_dir.resolve()), "env": wanted}
         _save(state)
         _wait_deployments(state, pid, timeout_s)
-    _write_env(state)
     return state
 
 
@@ -178,20 +239,63 @@ def _save(state: dict) -> None:
     _state_file().write_text(json.dumps(state, indent=2))
 
 
+def state_env_file() -> Path:
+    """The shell exports for the running services; shown relative to the current folder when inside it."""
+    path = _dirs()["root"] / "env"
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
 def _write_env(state: dict) -> None:
     lines = [f"export {k}={v}" for k, v in client_env(state).items()]
     (_dirs()["root"] / "env").write_text("\n".join(lines) + "\n")
 
 
 def status() -> dict:
+    """Each service: up, or down with the reason (never started, process gone, not answering)."""
     state = read_state()
     u = urls(state)
-    return {
-        "prefect": {"pid": state.get("prefect", {}).get("pid"), "url": u["prefect_ui"],
-                    "up": _healthy(u["prefect_api"] + "/health")},
-        "mlflow": {"pid": state.get("mlflow", {}).get("pid"), "url": u["mlflow"], "up": _healthy(u["mlflow"] + "/health")},
-        "deployments": {"pid": state.get("serve", {}).get("pid"), "up": pid_alive(state.get("serve", {}).get("pid"))},
-    }
+    out = {}
+    for name, key, health in (("prefect", "prefect", u["prefect_api"] + "/health"),
+                              ("mlflow", "mlflow", u["mlflow"] + "/health")):
+        pid = state.get(key, {}).get("pid")
+        up_now = _healthy(health)
+        url = u["prefect_ui"] if name == "prefect" else u["mlflow"]
+        problem = None if up_now else _why_down(state, key, url)
+        if up_now and pid and not pid_alive(pid):
+            problem = f"answers, but its process {pid} is gone (workers left behind): `palier up` restarts it"
+        out[name] = {"pid": pid, "url": url, "up": up_now, "problem": problem}
+    serve = state.get("serve", {})
+    alive = pid_alive(serve.get("pid"))
+    problem = None if alive else _why_down(state, "serve", None)
+    if alive and serve.get("env") not in (None, client_env(state)):
+        problem = "serving with old addresses: run `palier up`"
+    out["deployments"] = {"pid": serve.get("pid"), "up": alive and problem is None, "problem": problem}
+    return out
+
+
+def sweep_stale_runs(info: dict) -> dict:
+    """Close the runs a dead process left open (MLflow KILLED, Prefect Crashed), when MLflow is up."""
+    if not info["mlflow"]["up"]:
+        return {"lines": ["stale runs not checked: MLflow is down"], "closed": {}}
+    from flows.stale_runs import sweep
+
+    report = sweep(info["mlflow"]["url"], prefect=info["prefect"]["up"], prefect_api=urls()["prefect_api"])
+    lines = report.lines() or ["no stale runs"]
+    if not info["prefect"]["up"]:
+        lines.append("Prefect flow runs not checked: Prefect is down")
+    return {"lines": lines, "closed": report.to_dict()}
+
+
+def _why_down(state: dict, key: str, url: str | None) -> str:
+    entry = state.get(key)
+    if not entry:
+        return "not started: run `palier up`"
+    if not pid_alive(entry.get("pid")):
+        return f"process {entry.get('pid')} is gone: run `palier up` (same address)"
+    return f"process {entry['pid']} runs but does not answer at {url}"
 
 
 def down(timeout_s: float = 20) -> dict:
@@ -200,7 +304,7 @@ def down(timeout_s: float = 20) -> dict:
     # The deployment server first (it stops on SIGINT; SIGTERM is not reliable for Prefect runners).
     for name, sig in (("serve", signal.SIGINT), ("mlflow", signal.SIGTERM), ("prefect", signal.SIGTERM)):
         pid = state.get(name, {}).get("pid")
-        stopped[name] = _stop(pid, sig, timeout_s) if pid_alive(pid) else "not running"
+        stopped[name] = _stop(pid, sig, timeout_s) if pid_alive(pid) or _group_alive(pid) else "not running"
     _state_file().unlink(missing_ok=True)
     return stopped
 
@@ -212,7 +316,7 @@ def _stop(pid: int, sig: int, timeout_s: float) -> str:
         return "not running"
     deadline = time.time() + timeout_s
     while time.time() < deadline:
-        if not pid_alive(pid):
+        if not pid_alive(pid) and not _group_alive(pid):
             return "stopped"
         time.sleep(0.3)
     try:

@@ -1,48 +1,13 @@
 """Real Prefect + MLflow servers on free loopback ports, a real served deployment, and
 `prefect deployment run ... --watch`, then assertions in MLflow."""
 
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from tiny import tiny_asr_pipeline
+from e2e_services import BIN, deployment_run as _deployment_run
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-
-
-@pytest.fixture(scope="module")
-def services(tmp_path_factory, tiny_whisper, speech_cache):
-    from palier import services
-    from palier.services import free_port
-
-    home = tmp_path_factory.mktemp("e2e") / "state"
-    pipelines = home.parent / "pipelines"
-    pipelines.mkdir()
-    tiny_asr_pipeline(pipelines / "tiny.yaml", tiny_whisper, stages=2, name="tiny",
-                      lexicon=ROOT / "data" / "lexicons" / "medical_fr.txt")
-    tiny_asr_pipeline(pipelines / "broken.yaml", home.parent / "no-such-model", stages=1, name="broken")
-    env = {"PALIER_HOME": str(home), "PALIER_PREFECT_PORT": str(free_port()), "PALIER_MLFLOW_PORT": str(free_port()),
-           "PALIER_CACHE_DIR": str(speech_cache), "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        state = services.up(pipelines, timeout_s=180)
-        yield {"state": state, "env": {**os.environ, **services.client_env(state)}, "pipelines": pipelines}
-    finally:
-        services.down()
-        for k, v in old.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
-
-
-def _deployment_run(env, name):
-    return subprocess.run([str(BIN / "prefect"), "deployment", "run", f"exp-pipeline/{name}", "--watch",
-                           "--watch-interval", "2", "--watch-timeout", "900"],
-                          capture_output=True, text=True, env=env, timeout=1000)
 
 
 def test_services_bind_loopback_and_status(services):
@@ -58,12 +23,12 @@ def test_services_bind_loopback_and_status(services):
     assert again["serve"]["pid"] == services["state"]["serve"]["pid"]
 
 
-def test_deployment_run_tracks_lineage_in_mlflow(services):
+def test_deployment_run_tracks_lineage_in_mlflow(services, tiny_run):
     from mlflow import MlflowClient
 
     from core.tracking import schema as S
 
-    proc = _deployment_run(services["env"], "tiny")
+    proc = tiny_run["proc"]
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
 
     c = MlflowClient(services["env"]["MLFLOW_TRACKING_URI"])

@@ -51,7 +51,20 @@ class Tracker:
     # -- experiments and runs -----------------------------------------------------------
     def experiment_id(self, name: str) -> str:
         exp = self.c.get_experiment_by_name(name)
-        return exp.experiment_id if exp else self.c.create_experiment(name)
+        if exp is None:
+            return self.c.create_experiment(name, tags={S.TAG_EXPERIMENT_KIND: S.EXPERIMENT_KIND_TRAINING})
+        if S.TAG_EXPERIMENT_KIND not in exp.tags:  # made by an older palier
+            self.c.set_experiment_tag(exp.experiment_id, S.TAG_EXPERIMENT_KIND, S.EXPERIMENT_KIND_TRAINING)
+        return exp.experiment_id
+
+    def _owned_run(self, exp_id: str, run_name: str, tags: dict[str, str]) -> str:
+        """Create a run that records this process as its owner and beats while it lives."""
+        from core.liveness import HEARTBEAT
+        from core.tracking.stale_runs import owner_tags
+
+        run_id = self.c.create_run(exp_id, run_name=run_name, tags={**tags, **owner_tags()}).info.run_id
+        HEARTBEAT.add(run_id, lambda rid: self.set_tags(rid, {S.TAG_HEARTBEAT: str(int(time.time()))}))
+        return run_id
 
     def start_pipeline_run(self, experiment: str, pipeline: str, pipeline_file: str | None,
                            params: dict[str, Any], flow_run_id: str | None) -> str:
@@ -61,11 +74,11 @@ class Tracker:
             tags[S.TAG_PIPELINE_FILE] = pipeline_file
         if flow_run_id:
             tags[S.TAG_FLOW_RUN_ID] = flow_run_id
-        run = self.c.create_run(exp_id, run_name=f"{pipeline}-{time.strftime('%Y%m%d-%H%M%S')}", tags=tags)
-        self.log_params(run.info.run_id, params)
+        run_id = self._owned_run(exp_id, f"{pipeline}-{time.strftime('%Y%m%d-%H%M%S')}", tags)
+        self.log_params(run_id, params)
         if pipeline_file and Path(pipeline_file).exists():
-            self.c.log_artifact(run.info.run_id, pipeline_file, "config")
-        return run.info.run_id
+            self.c.log_artifact(run_id, pipeline_file, "config")
+        return run_id
 
     def start_stage_run(self, experiment: str, parent_run_id: str, spec, attempt: int) -> str:
         exp_id = self.experiment_id(experiment)
@@ -83,8 +96,7 @@ class Tracker:
             S.TAG_STATUS: "running",
             S.TAG_ATTEMPT: str(attempt),
         }
-        run = self.c.create_run(exp_id, run_name=f"{spec.index + 1}-{spec.name}", tags=tags)
-        run_id = run.info.run_id
+        run_id = self._owned_run(exp_id, f"{spec.index + 1}-{spec.name}", tags)
         self.log_params(run_id, flatten("", spec.stage.model_dump(mode="json")) | {
             "pipeline": spec.pipeline, "base_model": spec.base_model, "language": spec.language,
             "task": spec.task, "stage_key": spec.key})
@@ -127,6 +139,9 @@ class Tracker:
         self.c.log_figure(run_id, figure, artifact_file)
 
     def end_run(self, run_id: str, status: str) -> None:
+        from core.liveness import HEARTBEAT
+
+        HEARTBEAT.discard(run_id)
         mlflow_status = {"succeeded": "FINISHED", "skipped": "FINISHED", "failed": "FAILED",
                          "cancelled": "KILLED"}.get(status, "FINISHED")
         self.set_tags(run_id, {S.TAG_STATUS: status})

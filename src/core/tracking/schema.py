@@ -26,6 +26,18 @@ TAG_TRANSIENT_ERRORS = "palier.transient_errors"  # service errors retried while
 TAG_ATTEMPT = "palier.attempt"
 TAG_DIAGNOSIS_KIND = "palier.diagnosis.kind"
 TAG_REUSED_FROM = "palier.reused_from_run"  # stage skipped: finished run with the same key
+# Who runs a run (core.liveness): a later process closes it only when that owner is known dead.
+TAG_OWNER_HOST = "palier.owner.host"
+TAG_OWNER_BOOT = "palier.owner.boot_id"
+TAG_OWNER_PID = "palier.owner.pid"
+TAG_OWNER_STARTED = "palier.owner.started"
+TAG_HEARTBEAT = "palier.heartbeat"  # epoch seconds, refreshed by the owner while it lives
+TAG_KILLED_REASON = "palier.killed.reason"  # set when a dead owner's run is closed as KILLED
+TAG_KILLED_AT = "palier.killed.at"  # ISO 8601, UTC
+TAG_STOPPED_BY = "palier.stopped_by"  # SIGTERM | SIGINT: the run was stopped on purpose
+# MLflow's UI shows an experiment with this tag in its model-training view, not the GenAI one.
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND_TRAINING = "custom_model_development"
 
 ALIAS_CHAMPION = "champion"
 ALIAS_CANDIDATE = "candidate"

@@ -1,0 +1,83 @@
+"""Close what a dead process left open: MLflow runs (KILLED) and their Prefect flow runs (Crashed).
+
+Called at the start of every pipeline run (in-process or deployment) and by `palier status`.
+A Prefect flow run is marked Crashed only through evidence: the MLflow pipeline run it owns was
+closed because its owner died (now or at an earlier sweep), and the flow run still says Running.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from core.tracking import schema as S
+from core.tracking.mlflow_store import client
+from core.tracking.stale_runs import StaleRun, close_stale_runs
+
+FLOW_NAME = "exp-pipeline"
+
+
+@dataclass
+class SweepReport:
+    mlflow_runs: list[StaleRun] = field(default_factory=list)
+    flow_runs: list[tuple[str, str]] = field(default_factory=list)  # (flow run id, message)
+    problems: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [f"closed MLflow {s.kind} run {s.run_name} ({s.run_id}) as KILLED: {s.reason}" for s in self.mlflow_runs]
+        out += [f"marked Prefect flow run {fid} Crashed: {msg}" for fid, msg in self.flow_runs]
+        return out + self.problems
+
+    def to_dict(self) -> dict:
+        return {"mlflow_runs": [asdict(s) for s in self.mlflow_runs],
+                "flow_runs": [{"id": fid, "message": msg} for fid, msg in self.flow_runs], "problems": self.problems}
+
+
+def sweep(tracking_uri: str | None = None, prefect: bool = True, prefect_api: str | None = None) -> SweepReport:
+    """``prefect_api``: the Prefect API URL (default: the client's settings, PREFECT_API_URL)."""
+    report = SweepReport()
+    c = client(tracking_uri)
+    report.mlflow_runs = close_stale_runs(c)
+    if prefect:
+        try:
+            report.flow_runs = crash_orphaned_flow_runs(c, prefect_api)
+        except Exception as exc:  # Prefect down: the next sweep will do it
+            report.problems.append(f"Prefect flow runs not checked: {type(exc).__name__}: {exc}")
+    return report
+
+
+def crash_orphaned_flow_runs(c, prefect_api: str | None = None) -> list[tuple[str, str]]:
+    from prefect.client.orchestration import SyncPrefectClient, get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterState, \
+        FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Crashed
+
+    crashed = []
+    with (SyncPrefectClient(prefect_api) if prefect_api else get_client(sync_client=True)) as prefect:
+        running = prefect.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW_NAME])),
+            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING]))),
+            limit=200)
+        for flow_run in running:
+            message = _death_of(c, str(flow_run.id))
+            if message:
+                prefect.set_flow_run_state(flow_run.id, Crashed(message=message), force=True)
+                crashed.append((str(flow_run.id), message))
+    return crashed
+
+
+def _death_of(c, flow_run_id: str) -> str | None:
+    """The reason the process that ran ``flow_run_id`` is known dead, from its MLflow pipeline run."""
+    from mlflow.entities import ViewType
+
+    experiments = [e.experiment_id for e in c.search_experiments(view_type=ViewType.ACTIVE_ONLY)]
+    for i in range(0, len(experiments), 100):
+        runs = c.search_runs(experiments[i:i + 100],
+                             filter_string=f"tags.`{S.TAG_FLOW_RUN_ID}` = '{flow_run_id}' "
+                                           f"and tags.`{S.TAG_KIND}` = 'pipeline'", max_results=1)
+        if runs:
+            reason = runs[0].data.tags.get(S.TAG_KILLED_REASON)
+            if runs[0].info.status == "KILLED" and reason:
+                return f"the process running this flow died: {reason} (MLflow run {runs[0].info.run_id} closed as KILLED)"
+            return None
+    return None
