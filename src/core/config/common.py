@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 class Strict(BaseModel):
     """Base for every config model: immutable, and a typo in a key is an error, not a default."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class HubData(Strict):
@@ -62,6 +62,13 @@ class GeneratedData(Strict):
     kind: Literal["generated"] = "generated"
     generator: str
     params: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _params_fit_the_generator(self) -> GeneratedData:
+        from core.demo.params import check_params  # each generator's own schema
+
+        check_params(self.generator, dict(self.params))
+        return self
 
 
 DataSource = Annotated[

@@ -66,6 +66,9 @@ def _recipe_code_digest() -> str:
 def generate(generator: str, params: dict, cache_dir: Path) -> Path:
     if generator not in RECIPES:
         raise ValueError(f"unknown data generator {generator!r}; known: {sorted(RECIPES)}")
+    from core.demo.params import check_params
+
+    check_params(generator, params)
     digest = hashlib.sha256(json.dumps([generator, params, _recipe_code_digest()], sort_keys=True).encode()).hexdigest()[:12]
     out = cache_dir / "generated" / f"{generator}-{digest}"
     manifest = out / "manifest.csv"
