@@ -13,7 +13,8 @@ from core.contracts import JobHandle, StageResult, StageSpec
 from core.events import EventTail
 from core.paths import stage_dir
 from core.tracking import schema as S
-from core.tracking.mlflow_store import MetricRelay, Tracker
+from core.tracking.mlflow_store import Tracker
+from core.tracking.spool import MetricRelay
 
 POLL_INTERVAL_S = 1.0
 PROGRESS_LOG_EVERY = 0.25  # log to Prefect at each quarter of a phase
@@ -102,8 +103,9 @@ def run_stage(spec: StageSpec, stage_run_id: str, tracking_uri: str) -> StageRes
         handle = backend.submit(spec, out_dir)
         tracker.set_tags(stage_run_id, {S.TAG_JOB_ID: handle.job_id, S.TAG_ATTEMPT: str(attempt)})
         logger.info(f"[{spec.name}] attempt {attempt} on {spec.stage.backend.kind} ({handle.job_id}); outputs in {out_dir}")
-        relay = MetricRelay(tracker, stage_run_id)
+        relay = MetricRelay(tracker, stage_run_id, out_dir)
         outcome = watch(backend, handle, spec, relay, logger, spec.stage.backend.heartbeat_stall_s)
+        relay.close()  # waits out a tracking outage (bounded); the metrics stay on disk until sent
         if outcome.state == "succeeded":
             folder = backend.fetch(handle)
             return StageResult.model_validate_json((folder / "metrics.json").read_text(encoding="utf-8"))
