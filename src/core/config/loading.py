@@ -42,6 +42,8 @@ def _hint(err: dict[str, Any]) -> str:
         return "unknown key: remove it or fix its spelling (see README, 'Pipeline files')"
     if kind == "missing":
         return "required: add it"
+    if kind == "union_tag_not_found":
+        return f"{err.get('ctx', {}).get('discriminator', 'kind')} is missing: add it"
     if kind == "union_tag_invalid":
         return f"{err.get('msg')}"
     return err.get("msg", "invalid").removeprefix("Value error, ")

@@ -18,7 +18,7 @@ from pathlib import Path
 from core.demo import corpus, speech
 
 
-def _french_speech(out: Path, pool: str, count: int, voices: str, seed: int = 0, domain: str = "general",
+def _french_speech(out: Path, pool: str, count: int, voices: str = "stage", seed: int = 0, domain: str = "general",
                    general_mix: int = 0) -> Path:
     """``general_mix`` adds that many general sentences (same pool) to a medical set: the usual
     guard against forgetting when a stage specialises."""

@@ -38,7 +38,7 @@ def _medical_test_pool_size() -> int:
 class FrenchSpeechParams(GeneratorParams):
     pool: Literal["pretrain", "stage", "test"]
     count: int = Field(gt=0, le=MAX_COUNT)
-    voices: Literal[tuple(VOICE_POOLS)]  # type: ignore[valid-type]
+    voices: Literal[tuple(VOICE_POOLS)] = "stage"  # type: ignore[valid-type]
     seed: int = 0
     domain: Literal["general", "medical"] = "general"
     general_mix: int = Field(default=0, ge=0, le=MAX_COUNT)
