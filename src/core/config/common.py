@@ -17,7 +17,7 @@ class HubData(Strict):
     """A dataset on the Hugging Face Hub (needs network, or a warm HF cache when offline)."""
 
     kind: Literal["hub"] = "hub"
-    id: str = Field(description="hub dataset id, e.g. facebook/multilingual_librispeech")
+    id: str = Field(min_length=1, description="hub dataset id, e.g. facebook/multilingual_librispeech")
     config: str | None = Field(default=None, description="dataset configuration, e.g. french")
     split: str = "train"
     audio_column: str = "audio"
@@ -30,7 +30,7 @@ class CsvData(Strict):
     """Seed 001's CSV manifest: columns ``audio,sentence``; audio paths relative to the file."""
 
     kind: Literal["csv"] = "csv"
-    path: str
+    path: str = Field(min_length=1)
     audio_column: str = "audio"
     text_column: str = "sentence"
     max_samples: int | None = Field(default=None, gt=0)
@@ -40,7 +40,7 @@ class FolderData(Strict):
     """Seed 001's folder layout: ``audio/N.wav`` + ``rapports/N.txt``, split 80/20 (seeded)."""
 
     kind: Literal["folder"] = "folder"
-    path: str
+    path: str = Field(min_length=1)
     part: Literal["train", "test"] = "train"
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
     seed: int = 42
@@ -51,7 +51,7 @@ class JsonlData(Strict):
     """JSON Lines (token classification, SFT messages)."""
 
     kind: Literal["jsonl"] = "jsonl"
-    path: str
+    path: str = Field(min_length=1)
     max_samples: int | None = Field(default=None, gt=0)
 
 

@@ -41,6 +41,9 @@ _UNREACHABLE_TEXT = ("connection refused", "failed to establish a new connection
                      "too many 502", "too many 503", "too many 504")
 
 log = logging.getLogger("palier.tracking")
+# Tracking URI -> when it first failed to answer, shared by every client of this process: the
+# patience is spent once per outage, not once per task that happens to call MLflow.
+_DOWN_SINCE: dict[str, float] = {}
 
 
 class TrackingUnavailable(RuntimeError):
@@ -98,9 +101,13 @@ class PatientClient:
         self.tracking_uri = tracking_uri
         self._patience = patience_s() if patience is None else patience
         self._sleep = sleep
-        self.down_since: float | None = None
+        self._saw_down_since: float | None = None  # this client met the outage that began then
         self.outages: list[Outage] = []
         self._unmarked: list[Outage] = []
+
+    @property
+    def down_since(self) -> float | None:
+        return _DOWN_SINCE.get(self.tracking_uri)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") or name == "_client":
@@ -130,23 +137,26 @@ class PatientClient:
             try:
                 return self.attempt(name, *args, **kwargs)
             except TrackingUnavailable:
-                left = self.down_since + self._patience - time.time()
+                since = self.down_since or time.time()
+                left = since + self._patience - time.time()
                 if left <= 0:
                     raise
                 wait = min(delay, left, MAX_BACKOFF_S)
                 log.warning("MLflow unreachable since %s UTC (%s); retrying %s in %.0f s, giving up after %.0f s more",
-                            _utc(self.down_since), self.tracking_uri, name, wait, left)
+                            _utc(since), self.tracking_uri, name, wait, left)
                 self._sleep(wait)
                 delay = min(delay * 2, MAX_BACKOFF_S)
 
     def _went_down(self) -> None:
-        if self.down_since is None:
-            self.down_since = time.time()
+        since = _DOWN_SINCE.setdefault(self.tracking_uri, time.time())
+        if self._saw_down_since is None:
+            self._saw_down_since = since
 
     def _came_back(self, name: str, args: tuple) -> None:
-        if self.down_since is not None:
-            outage = Outage(self.down_since, time.time())
-            self.down_since = None
+        _DOWN_SINCE.pop(self.tracking_uri, None)
+        if self._saw_down_since is not None:
+            outage = Outage(self._saw_down_since, time.time())
+            self._saw_down_since = None
             self.outages.append(outage)
             self._unmarked.append(outage)
             log.warning("MLflow reachable again after %.0f s", outage.ended - outage.started)
