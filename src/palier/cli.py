@@ -189,6 +189,13 @@ def summary(pipeline: str = typer.Argument(..., help="pipeline name or file"),
         info = latest_pipeline_summary(name)
     except (LookupError, RuntimeError) as exc:
         _fail(str(exc), 1)
+    except Exception as exc:
+        from core.tracking.outage import unreachable
+
+        if not unreachable(exc):
+            raise
+        _fail(f"MLflow at {os.environ.get('MLFLOW_TRACKING_URI')} does not answer: `palier status`, `palier up` "
+              f"({str(exc).splitlines()[0][:200]})", 1)
     if as_json:
         console.print_json(json.dumps(info))
         return
