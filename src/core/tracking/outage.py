@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,12 +94,10 @@ class Outage:
 class PatientClient:
     """An ``MlflowClient`` whose calls wait out an outage (bounded); attributes pass through."""
 
-    def __init__(self, client, tracking_uri: str = "", patience: float | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, client, tracking_uri: str = "", patience: float | None = None):
         self._client = client
         self.tracking_uri = tracking_uri
         self._patience = patience_s() if patience is None else patience
-        self._sleep = sleep
         self._saw_down_since: float | None = None  # this client met the outage that began then
         self.outages: list[Outage] = []
         self._unmarked: list[Outage] = []
@@ -144,7 +141,7 @@ class PatientClient:
                 wait = min(delay, left, MAX_BACKOFF_S)
                 log.warning("MLflow unreachable since %s UTC (%s); retrying %s in %.0f s, giving up after %.0f s more",
                             _utc(since), self.tracking_uri, name, wait, left)
-                self._sleep(wait)
+                time.sleep(wait)
                 delay = min(delay * 2, MAX_BACKOFF_S)
 
     def _went_down(self) -> None:
