@@ -18,15 +18,17 @@ EXIT_BAD_INPUT = 2
 
 
 def _console(stderr: bool = False):  # noqa: ANN202 - rich is imported lazily
-    from rich.console import Console
+    from core.terminal import console
 
-    return Console(stderr=stderr, highlight=False)
+    return console(stderr=stderr)
 
 
 def _fail(message: str) -> typer.Exit:
     from agent.redact import redact
 
-    _console(stderr=True).print(f"[bold red]error:[/bold red] {redact(message)}", markup=True)
+    from rich.markup import escape
+
+    _console(stderr=True).print(f"[bold red]error:[/bold red] {escape(redact(message))}", markup=True)
     return typer.Exit(EXIT_BAD_INPUT)
 
 
@@ -84,21 +86,23 @@ def check(
 
 
 def _print_report(report, source: str) -> None:  # noqa: ANN001
-    from rich.table import Table
+    from rich.markup import escape
+
+    from core.terminal import print_table
 
     console = _console()
     if not report.findings:
-        console.print(f"[green]✓[/green] {source}: no rule fired.")
+        console.print(f"[green]✓[/green] {escape(source)}: no rule fired.")
         return
-    table = Table(title=f"palier check {source}", show_lines=True)
-    for col in ("", "rule", "stage", "message / fix", "playbook"):
-        table.add_column(col)
+    rows = []
     for f in report.findings:
         mark = ("[yellow]fixed[/yellow]" if f.autofixed else
                 "[red]BLOCK[/red]" if f.severity == "block" else "[yellow]warn[/yellow]")
-        text = f"{f.message}\n[dim]→ {f.fix}[/dim]" + (f"\n[red]{f.autofix_error}[/red]" if f.autofix_error else "")
-        table.add_row(mark, f.rule_id, f.stage, text, f.playbook or "")
-    console.print(table)
+        text = f"{escape(f.message)}\n[dim]→ {escape(f.fix)}[/dim]" + (
+            f"\n[red]{escape(f.autofix_error)}[/red]" if f.autofix_error else "")
+        rows.append([mark, escape(f.rule_id), escape(f.stage), text, escape(f.playbook or "")])
+    print_table(console, f"palier check {escape(source)}", ("", "rule", "stage", "message / fix", "playbook"), rows,
+                show_lines=True)
     for change in report.changes:
         console.print(f"[cyan]autofix[/cyan] {change.line()}")
     console.print("[green]OK to launch[/green]" if report.ok else

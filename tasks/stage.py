@@ -13,7 +13,8 @@ from core.backends.watch import PHASE_TEXT, WatchLimits, WatchOutcome, watch_job
 from core.contracts import JobHandle, StageResult, StageSpec
 from core.paths import stage_dir
 from core.tracking import schema as S
-from core.tracking.mlflow_store import MetricRelay, Tracker
+from core.tracking.mlflow_store import Tracker
+from core.tracking.spool import MetricRelay
 from tasks.jobs import StageFailed, start_job
 
 PROGRESS_LOG_EVERY = 0.25  # log to Prefect at each quarter of a phase
@@ -103,7 +104,7 @@ def run_stage(spec: StageSpec, stage_run_id: str, tracking_uri: str) -> StageRes
     while True:
         limits = WatchLimits.for_backend(spec.stage.backend)
         handle, offset = start_job(backend, spec, out_dir, tracker, stage_run_id, attempt, logger)
-        relay = MetricRelay(tracker, stage_run_id)
+        relay = MetricRelay(tracker, stage_run_id, out_dir)
         try:
             outcome = watch(backend, handle, spec, relay, logger, limits, tracker, stage_run_id, offset)
         except BaseException:
@@ -112,6 +113,7 @@ def run_stage(spec: StageSpec, stage_run_id: str, tracking_uri: str) -> StageRes
             if handle.backend == "local":
                 backend.cancel(handle)
             raise
+        relay.close()  # waits out a tracking outage (bounded); the metrics stay on disk until sent
         if outcome.state == "succeeded":
             folder = backend.fetch(handle)
             return StageResult.model_validate_json((folder / "metrics.json").read_text(encoding="utf-8"))

@@ -8,20 +8,22 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
+from core.terminal import console as make_console
+from core.terminal import print_table
+
+# rich_markup_mode=None: usage errors print as plain lines, not in panels wrapped to the terminal.
 app = typer.Typer(help="Progressive fine-tuning pipelines, run by Prefect, tracked in MLflow.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
-data_app = typer.Typer(help="Check data before training.", no_args_is_help=True)
+                  no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None)
+data_app = typer.Typer(help="Check data before training.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(data_app, name="data")
-# Wide enough for the summary table when the output is a file or a CI log (rich's default is 80).
-console = Console(width=None if sys.stdout.isatty() else 120)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
+console = make_console()
+err = make_console(stderr=True)
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code)
 
 
@@ -110,7 +112,7 @@ def validate(pipelines: list[Path] = typer.Argument(..., help="pipeline YAML fil
             config = load_pipeline(path)
         except ConfigError as exc:
             bad += 1
-            err.print(f"[red]✗[/] {exc}")
+            err.print(f"[red]✗[/] {escape(str(exc))}")
             continue
         console.print(f"[green]✓[/] {path}: {config.name} ({config.family}, {len(config.stages)} stages: "
                       f"{' → '.join(s.name for s in config.stages)})")
@@ -217,22 +219,28 @@ def summary(pipeline: str = typer.Argument(..., help="pipeline name or file"),
         info = latest_pipeline_summary(name)
     except (LookupError, RuntimeError) as exc:
         _fail(str(exc), 1)
+    except Exception as exc:
+        from core.tracking.outage import unreachable
+
+        if not unreachable(exc):
+            raise
+        _fail(f"MLflow at {os.environ.get('MLFLOW_TRACKING_URI')} does not answer: `palier status`, `palier up` "
+              f"({str(exc).splitlines()[0][:200]})", 1)
     if as_json:
         console.print_json(json.dumps(info))
         return
-    table = Table(title=f"{info['experiment']} — run {info['parent_run_id']} ({info['status']})")
-    for col in ("stage", "eval set", "metric", "baseline", "final", "Δ", "gate", "model v"):
-        table.add_column(col, no_wrap=True)
+    rows = []
     for st in info["stages"]:
         first = True
         for r in st["rows"]:
             delta = r["delta"]
             good = delta is not None and ((delta < 0) if r["metric"] in ("wer", "cer") else (delta > 0))
-            table.add_row(st["stage"] if first else "", r["set"], r["metric"], _fmt(r["baseline"]), _fmt(r["final"]),
-                          f"[{'green' if good else 'red'}]{_fmt(delta, signed=True)}[/]",
-                          (st["gate"] or "") if first else "", (st["model_version"] or "") if first else "")
+            rows.append([escape(st["stage"]) if first else "", escape(r["set"]), escape(r["metric"]), _fmt(r["baseline"]),
+                         _fmt(r["final"]), f"[{'green' if good else 'red'}]{_fmt(delta, signed=True)}[/]",
+                         (st["gate"] or "") if first else "", (st["model_version"] or "") if first else ""])
             first = False
-    console.print(table)
+    print_table(console, f"{info['experiment']} — run {info['parent_run_id']} ({info['status']})",
+                ("stage", "eval set", "metric", "baseline", "final", "Δ", "gate", "model v"), rows)
 
 
 def _fmt(v, signed: bool = False) -> str:
@@ -269,14 +277,10 @@ def data_check(manifest: Path = typer.Argument(..., help="CSV with columns audio
         console.print_json(json.dumps({"manifest": str(manifest), "files": as_dicts(reports),
                                        "ok": len(reports) - len(bad), "problems": len(bad)}))
     else:
-        table = Table(title=str(manifest))
-        for col in ("line", "audio", "format", "rate", "ch", "seconds", "status"):
-            table.add_column(col)
-        for r in reports:
-            table.add_row(str(r.line), r.audio, f"{r.format}/{r.subtype}" if r.format else "", str(r.sample_rate or ""),
-                          str(r.channels or ""), f"{r.duration_s:.2f}" if r.format else "",
-                          "[green]ok[/]" if r.ok else f"[red]{r.problem}[/]")
-        console.print(table)
+        rows = [[str(r.line), escape(r.audio), f"{r.format}/{r.subtype}" if r.format else "", str(r.sample_rate or ""),
+                 str(r.channels or ""), f"{r.duration_s:.2f}" if r.format else "",
+                 "[green]ok[/]" if r.ok else f"[red]{escape(r.problem)}[/]"] for r in reports]
+        print_table(console, escape(str(manifest)), ("line", "audio", "format", "rate", "ch", "seconds", "status"), rows)
         console.print(f"{len(reports) - len(bad)} ok, {len(bad)} with problems")
     if bad:
         raise typer.Exit(1)

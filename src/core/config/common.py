@@ -10,14 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 class Strict(BaseModel):
     """Base for every config model: immutable, and a typo in a key is an error, not a default."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class HubData(Strict):
     """A dataset on the Hugging Face Hub (needs network, or a warm HF cache when offline)."""
 
     kind: Literal["hub"] = "hub"
-    id: str = Field(description="hub dataset id, e.g. facebook/multilingual_librispeech")
+    id: str = Field(min_length=1, description="hub dataset id, e.g. facebook/multilingual_librispeech")
     config: str | None = Field(default=None, description="dataset configuration, e.g. french")
     split: str = "train"
     audio_column: str = "audio"
@@ -30,7 +30,7 @@ class CsvData(Strict):
     """Seed 001's CSV manifest: columns ``audio,sentence``; audio paths relative to the file."""
 
     kind: Literal["csv"] = "csv"
-    path: str
+    path: str = Field(min_length=1)
     audio_column: str = "audio"
     text_column: str = "sentence"
     max_samples: int | None = Field(default=None, gt=0)
@@ -40,7 +40,7 @@ class FolderData(Strict):
     """Seed 001's folder layout: ``audio/N.wav`` + ``rapports/N.txt``, split 80/20 (seeded)."""
 
     kind: Literal["folder"] = "folder"
-    path: str
+    path: str = Field(min_length=1)
     part: Literal["train", "test", "all"] = "train"
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
     seed: int = 42
@@ -51,7 +51,7 @@ class JsonlData(Strict):
     """JSON Lines (token classification, SFT messages)."""
 
     kind: Literal["jsonl"] = "jsonl"
-    path: str
+    path: str = Field(min_length=1)
     max_samples: int | None = Field(default=None, gt=0)
 
 
@@ -66,6 +66,13 @@ class GeneratedData(Strict):
         default=None, description="for a generator that writes seed 001's folder layout: which side of the "
         "folder's seeded 80/20 split (as kind: folder reads it)")
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _params_fit_the_generator(self) -> GeneratedData:
+        from core.demo.params import check_params  # each generator's own schema
+
+        check_params(self.generator, dict(self.params))
+        return self
 
 
 DataSource = Annotated[

@@ -42,9 +42,11 @@ def _hint(err: dict[str, Any]) -> str:
         return "unknown key: remove it or fix its spelling (see README, 'Pipeline files')"
     if kind == "missing":
         return "required: add it"
+    if kind == "union_tag_not_found":
+        return f"{err.get('ctx', {}).get('discriminator', 'kind')} is missing: add it"
     if kind == "union_tag_invalid":
         return f"{err.get('msg')}"
-    return err.get("msg", "invalid")
+    return err.get("msg", "invalid").removeprefix("Value error, ")
 
 
 def parse_pipeline(raw: Any, source: str = "<pipeline>") -> PipelineConfig:
@@ -57,12 +59,46 @@ def parse_pipeline(raw: Any, source: str = "<pipeline>") -> PipelineConfig:
         raise ConfigError(source, problems) from None
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    def __init__(self, key: Any, line: int, first_line: int):
+        self.key, self.line, self.first_line = key, line, first_line
+        super().__init__(f"line {line}: key {key!r} appears twice in the same mapping (first on line "
+                         f"{first_line}): keep one; YAML would silently use the last")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key written twice in one mapping (``<<`` merges may override)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    if key in seen:
+                        raise DuplicateKeyError(key, line, seen[key])
+                    seen[key] = line
+                except TypeError:  # an unhashable key: SafeLoader reports it itself
+                    continue
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that rejects duplicated keys (DuplicateKeyError)."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_pipeline(path: str | Path) -> PipelineConfig:
     p = Path(path)
     if not p.exists():
         raise ConfigError(str(p), ["file not found: check the path (pipelines live under pipelines/)"])
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        raw = read_yaml(p.read_text(encoding="utf-8"))
+    except DuplicateKeyError as exc:
+        raise ConfigError(str(p), [str(exc)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

@@ -42,7 +42,7 @@ class PipelineConfig(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     description: str = ""
     family: Literal["asr", "token_cls", "sft"]
-    base_model: str = Field(description="hub id or local path of the model the first stage starts from")
+    base_model: str = Field(min_length=1, description="hub id or local path of the model the first stage starts from")
     language: str = "french"
     task: Literal["transcribe", "translate"] = "transcribe"
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)

@@ -118,16 +118,26 @@ def _bucket(text: str, buckets: int) -> int:
     return int(hashlib.sha256(text.encode("utf-8")).hexdigest(), 16) % buckets
 
 
+GENERAL_POOLS = {"pretrain": range(0, 6), "stage": range(6, 8), "test": range(8, 9)}
+MEDICAL_POOLS = {"stage": (0, 1, 2), "test": (3,)}
+
+
+def general_pool_size(pool: str) -> int:
+    """How many distinct sentences ``general_sentences`` can draw from ``pool``."""
+    wanted = GENERAL_POOLS[pool]
+    return sum(1 for words in itertools.product(SUBJECTS, VERBS, OBJECTS, COMPLEMENTS)
+               if _bucket(" ".join(words), 9) in wanted)
+
+
 def general_sentences(pool: str, count: int, seed: int = 0) -> list[str]:
     """Distinct general-French sentences from one of the disjoint pools.
 
     Pools: ``pretrain`` (the shipped base model), ``stage`` (the general-French demo stage),
     ``test`` (held-out evaluation).
     """
-    pools = {"pretrain": range(0, 6), "stage": range(6, 8), "test": range(8, 9)}
-    if pool not in pools:
-        raise ValueError(f"unknown pool {pool!r}; expected one of {sorted(pools)}")
-    wanted = pools[pool]
+    if pool not in GENERAL_POOLS:
+        raise ValueError(f"unknown pool {pool!r}; expected one of {sorted(GENERAL_POOLS)}")
+    wanted = GENERAL_POOLS[pool]
     rng = random.Random(f"general:{pool}:{seed}")
     combos = list(itertools.product(SUBJECTS, VERBS, OBJECTS, COMPLEMENTS))
     rng.shuffle(combos)
@@ -143,12 +153,10 @@ def general_sentences(pool: str, count: int, seed: int = 0) -> list[str]:
 
 def medical_sentences(pool: str, count: int, seed: int = 0) -> list[str]:
     """Medical-dictation sentences; ``pool`` is ``stage`` or ``test`` (disjoint)."""
-    if pool not in ("stage", "test"):
+    if pool not in MEDICAL_POOLS:
         raise ValueError(f"unknown pool {pool!r}; expected 'stage' or 'test'")
-    candidates = _medical_candidates()
     rng = random.Random(f"medical:{pool}:{seed}")
-    wanted = {"stage": (0, 1, 2), "test": (3,)}[pool]
-    chosen = [s for s in candidates if _bucket(s, 4) in wanted]
+    chosen = _medical_pool(pool)
     rng.shuffle(chosen)
     if len(chosen) < count:
         # Repetition is fine for training data (different voices say it); never for tests.
@@ -156,6 +164,14 @@ def medical_sentences(pool: str, count: int, seed: int = 0) -> list[str]:
             raise ValueError(f"medical test pool holds {len(chosen)} sentences, asked {count}")
         chosen = [chosen[i % len(chosen)] for i in range(count)]
     return chosen[:count]
+
+
+def medical_pool_size(pool: str) -> int:
+    return len(_medical_pool(pool))
+
+
+def _medical_pool(pool: str) -> list[str]:
+    return [s for s in _medical_candidates() if _bucket(s, 4) in MEDICAL_POOLS[pool]]
 
 
 def _medical_candidates() -> list[str]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from core.demo import corpus, speech
 
 
-def _french_speech(out: Path, pool: str, count: int, voices: str, seed: int = 0, domain: str = "general",
+def _french_speech(out: Path, pool: str, count: int, voices: str = "stage", seed: int = 0, domain: str = "general",
                    general_mix: int = 0) -> Path:
     """``general_mix`` adds that many general sentences (same pool) to a medical set: the usual
     guard against forgetting when a stage specialises."""
@@ -80,6 +80,9 @@ def _recipe_code_digest() -> str:
 def generate(generator: str, params: dict, cache_dir: Path) -> Path:
     if generator not in RECIPES:
         raise ValueError(f"unknown data generator {generator!r}; known: {sorted(RECIPES)}")
+    from core.demo.params import check_params
+
+    check_params(generator, params)
     digest = hashlib.sha256(json.dumps([generator, params, _recipe_code_digest()], sort_keys=True).encode()).hexdigest()[:12]
     out = cache_dir / "generated" / f"{generator}-{digest}"
     manifest = out / "manifest.csv"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core.tracking import schema as S
+from core.tracking.outage import PatientClient, configure_mlflow_http
 
 
 def client(tracking_uri: str | None = None):
@@ -25,6 +26,7 @@ def client(tracking_uri: str | None = None):
     if not uri:
         raise RuntimeError("MLFLOW_TRACKING_URI is not set: start the services with `palier up` "
                            "(or `source .state/env`), or pass a tracking URI")
+    configure_mlflow_http()
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
@@ -46,7 +48,8 @@ def flatten(prefix: str, obj: Any) -> dict[str, str]:
 
 class Tracker:
     def __init__(self, tracking_uri: str | None = None):
-        self.c = client(tracking_uri)
+        # Every call waits out a tracking-server outage (bounded) instead of failing the stage.
+        self.c = PatientClient(client(tracking_uri), tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", ""))
 
     # -- experiments and runs -----------------------------------------------------------
     def experiment_id(self, name: str) -> str:
@@ -191,33 +194,6 @@ class Tracker:
             return None
         value = self.c.get_run(version.run_id).data.metrics.get(metric_key)
         return float(value) if value is not None else None
-
-
-class MetricRelay:
-    """Buffers live training metrics from events.jsonl and sends them in batches."""
-
-    def __init__(self, tracker: Tracker, run_id: str, flush_every_s: float = 5.0):
-        self.tracker, self.run_id, self.flush_every_s = tracker, run_id, flush_every_s
-        self._buffer: list = []
-        self._last_flush = time.monotonic()
-        self.sent = 0
-
-    def add(self, step: int, metrics: dict[str, float]) -> None:
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        for k, v in metrics.items():
-            name = k if "/" in k else (f"eval/{k[5:]}" if k.startswith("eval_") else f"train/{k}")
-            self._buffer.append(Metric(name, float(v), now, int(step)))
-        if time.monotonic() - self._last_flush >= self.flush_every_s:
-            self.flush()
-
-    def flush(self) -> None:
-        while self._buffer:
-            chunk, self._buffer = self._buffer[:1000], self._buffer[1000:]
-            self.tracker.c.log_batch(self.run_id, metrics=chunk)
-            self.sent += len(chunk)
-        self._last_flush = time.monotonic()
 
 
 def write_temp_json(payload: Any, name: str) -> Path:
