@@ -190,11 +190,15 @@ def dictation_sentences(count: int, seed: int = 0) -> list[str]:
     """Distinct medical-dictation sentences from every pool (a seed-001 folder is split 80/20
     by the reader, not by pool)."""
     candidates = _medical_candidates()
-    if count > len(candidates):
+    if count > len(candidates):  # also refused at load time by the generator's schema
         raise ValueError(f"the dictation corpus holds {len(candidates)} distinct sentences, asked {count}")
     rng = random.Random(f"dictation:{seed}")
     rng.shuffle(candidates)
     return candidates[:count]
+
+
+def dictation_pool_size() -> int:
+    return len(_medical_candidates())
 
 
 def as_report(sentence: str) -> str:

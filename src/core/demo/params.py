@@ -35,6 +35,11 @@ def _medical_test_pool_size() -> int:
     return corpus.medical_pool_size("test")
 
 
+@lru_cache(maxsize=None)
+def _dictation_pool_size() -> int:
+    return corpus.dictation_pool_size()
+
+
 class FrenchSpeechParams(GeneratorParams):
     pool: Literal["pretrain", "stage", "test"]
     count: int = Field(gt=0, le=MAX_COUNT)
@@ -57,6 +62,19 @@ class FrenchSpeechParams(GeneratorParams):
                              f"(test sentences are never repeated), asked {self.count}")
         if self.general_mix > _general_pool_size(self.pool if self.pool != "pretrain" else "stage"):
             raise ValueError(f"general_mix: pool {self.pool!r} holds fewer than {self.general_mix} general sentences")
+        return self
+
+
+class DictationReportsParams(GeneratorParams):
+    count: int = Field(gt=0, le=MAX_COUNT)
+    voices: Literal[tuple(VOICE_POOLS)] = "all"  # type: ignore[valid-type]
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _possible(self) -> DictationReportsParams:
+        if self.count > _dictation_pool_size():
+            raise ValueError(f"count: the dictation corpus holds {_dictation_pool_size()} distinct sentences "
+                             f"(a report is never repeated), asked {self.count}")
         return self
 
 
@@ -84,6 +102,7 @@ class SftCatalogueParams(GeneratorParams):
 
 PARAMS: dict[str, type[GeneratorParams]] = {
     "french_speech": FrenchSpeechParams,
+    "dictation_reports": DictationReportsParams,
     "pii_sentences": PiiSentencesParams,
     "sft_catalogue": SftCatalogueParams,
     "document_qa": SftCatalogueParams,
