@@ -114,7 +114,7 @@ def validate(pipelines: list[Path] = typer.Argument(..., help="pipeline YAML fil
             bad += 1
             err.print(f"[red]✗[/] {escape(str(exc))}")
             continue
-        console.print(f"[green]✓[/] {path}: {config.name} ({config.family}, {len(config.stages)} stage{"s" if len(config.stages) != 1 else ""}: "
+        console.print(f"[green]✓[/] {path}: {config.name} ({config.family}, {len(config.stages)} stage{'s' if len(config.stages) != 1 else ''}: "
                       f"{' → '.join(s.name for s in config.stages)})")
     if bad:
         raise typer.Exit(1)
