@@ -20,17 +20,25 @@ class ConfigError(ValueError):
         super().__init__(f"{source}: invalid pipeline\n" + "\n".join(f"  - {p}" for p in problems))
 
 
+_UNION_TAGS = ("asr", "token_cls", "sft", "hub", "csv", "folder", "jsonl", "generated")
+
+
 def _field_path(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
     parts: list[str] = []
     stages = raw.get("stages") if isinstance(raw, dict) else None
+    after_tag = False
     for i, item in enumerate(loc):
+        # A discriminated union puts its tag in the path once; a field may carry the same name
+        # right after it (the token_cls stage's `token_cls:` settings), and that one is kept.
+        is_tag, after_tag = item in _UNION_TAGS and i > 0 and not after_tag, False
+        if is_tag:
+            after_tag = True
+            continue
         if isinstance(item, int) and i > 0 and loc[i - 1] == "stages" and isinstance(stages, list):
             name = stages[item].get("name") if item < len(stages) and isinstance(stages[item], dict) else None
             parts.append(f"[{item}]" + (f"({name})" if name else ""))
         elif isinstance(item, int):
             parts.append(f"[{item}]")
-        elif item in ("asr", "token_cls", "sft", "hub", "csv", "folder", "jsonl", "generated") and i > 0:
-            continue  # discriminator tags: noise for the user
         else:
             parts.append(("." if parts else "") + str(item))
     return "".join(parts) or "(top level)"
