@@ -398,9 +398,12 @@ def next_steps(state: LiveState, book: PlaybookSet, pipeline: str | None = None,
                 wanted += [f for f in findings if f["autofixed"]]
             if not check.get("ok", True) and check.get("error"):
                 steps.insert(0, {"kind": "invalid_config", "error": check["error"], "file": status.get("pipeline_file")})
-            for f in wanted[:5]:
-                steps.insert(len([s for s in steps if s["kind"] == "preflight"]),
-                             {"kind": "preflight", **f})
+                wanted = []
+            # After the failure's own fix, before the relaunch: what would block the next run.
+            at = next((i for i, s in enumerate(steps) if s["kind"] in ("relaunch", "launch", "partial", "succeeded",
+                                                                        "candidate", "gate_rejected")), len(steps))
+            for f in reversed(wanted[:5]):
+                steps.insert(at, {"kind": "preflight", **f})
             sources += [_src("playbook", f["playbook"], f["rule_id"]) for f in wanted[:5] if f.get("playbook")]
     lookup = "failed" if current == "interrupted" else current
     entries = [n for n in book.next_steps if n.state == lookup]
