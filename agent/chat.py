@@ -299,8 +299,11 @@ def _safe(fn: Any, *args: Any) -> dict[str, Any]:
 
 def answer_offline(question: str, state: LiveState, book: PlaybookSet) -> Answer:
     lang = detect_language(question)
-    intent = detect_intent(question)
-    pipeline = pipeline_reference(question, _known_pipelines(state))
+    known = _known_pipelines(state)
+    pipeline = pipeline_reference(question, known)
+    # A pipeline named "killed" or "errors" says nothing about what is asked.
+    asked = re.sub(rf"(?<![\w-]){re.escape(pipeline)}(?![\w-])", " ", fold(question)) if pipeline else question
+    intent = detect_intent(asked)
     refs = stage_references(question)
     about_runs = bool(pipeline or refs or _STATE_WORDS.search(fold(question)))
     named, described = _stage_mentions(question, state) if not about_runs else (False, False)

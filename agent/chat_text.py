@@ -56,7 +56,7 @@ W = {
         "no_failure": "Aucune étape en échec dans le dernier run de {pipeline} (état : {state}).",
         "still_running": "{pipeline} tourne encore (étape {stage}).",
         "next_head": "{pipeline} — état : {state}. À faire :",
-        "step_preflight": "Avant de lancer, corriger [{rule}] {message} → {fix}",
+        "step_preflight": "Avant le prochain lancement, corriger [{rule}] {message} → {fix}",
         "step_warn": "À vérifier [{rule}] {message} → {fix}",
         "step_autofix": "Corrigé automatiquement au lancement [{rule}] {message} → {fix}",
         "here": "ici : {message}",
@@ -66,7 +66,7 @@ W = {
         "step_remedy": "(remède sûr déjà tenté : {remedy})",
         "step_interrupted": "Le run {run} s'est arrêté sans fin enregistrée (étape {stage}{pid}) : le relancer.",
         "step_previous": "Le run précédent avait échoué à {stage} ({kind}) : {fix}",
-        "step_relaunch": "Relancer `{command}` : les étapes finies{reused} sont réutilisées, l'étape interrompue reprend de son dernier checkpoint.",
+        "step_relaunch": "Relancer `{command}` : les étapes finies{reused} sont réutilisées, l'étape échouée ou interrompue reprend de son dernier checkpoint.",
         "step_gate": "{stage} n'a pas battu sa baseline ({row}) : regarder les pires prédictions (predictions/final_<set>.json), puis ajuster les données ou le learning rate avant de relancer.",
         "step_candidate": "{stage} est candidat ({row}) : le promouvoir à la main (alias champion de {output}) ou lancer l'étape suivante, qui partira de ce modèle.",
         "step_partial": "Relancer pour les étapes restantes ({done}/{planned} finies) : les étapes finies sont sautées.",
@@ -127,7 +127,7 @@ W = {
         "no_failure": "No failed stage in the latest run of {pipeline} (state: {state}).",
         "still_running": "{pipeline} is still running (stage {stage}).",
         "next_head": "{pipeline} — state: {state}. Next:",
-        "step_preflight": "Before launching, fix [{rule}] {message} → {fix}",
+        "step_preflight": "Before the next launch, fix [{rule}] {message} → {fix}",
         "step_warn": "Check [{rule}] {message} → {fix}",
         "step_autofix": "Fixed automatically at launch [{rule}] {message} → {fix}",
         "here": "here: {message}",
@@ -137,7 +137,7 @@ W = {
         "step_remedy": "(safe remedy already tried: {remedy})",
         "step_interrupted": "Run {run} stopped without recording an end (stage {stage}{pid}): relaunch it.",
         "step_previous": "The previous run had failed at {stage} ({kind}): {fix}",
-        "step_relaunch": "Relaunch `{command}`: finished stages{reused} are reused, the interrupted stage resumes from its last checkpoint.",
+        "step_relaunch": "Relaunch `{command}`: finished stages{reused} are reused, the failed or interrupted stage resumes from its last checkpoint.",
         "step_gate": "{stage} did not beat its baseline ({row}): look at the worst predictions (predictions/final_<set>.json), then adjust the data or the learning rate before relaunching.",
         "step_candidate": "{stage} is a candidate ({row}): promote it by hand (champion alias of {output}) or run the next stage, which starts from this model.",
         "step_partial": "Relaunch for the remaining stages ({done}/{planned} done): finished stages are skipped.",
@@ -281,6 +281,17 @@ def render_status(data: dict[str, Any], lang: str) -> list[str]:
     return lines
 
 
+def _beyond_tolerance(row: dict[str, Any], stage: dict[str, Any]) -> bool:
+    """A guard metric that got worse by more than its set's max_regression (any worsening when unknown)."""
+    if not row.get("quality") or row.get("improved") is not False or row.get("delta") is None:
+        return False
+    try:
+        tolerance = float(stage.get("max_regression", {}).get(row["eval_set"]))
+    except (TypeError, ValueError):
+        return True
+    return abs(row["delta"]) > tolerance
+
+
 def render_compare(data: dict[str, Any], lang: str) -> list[str]:
     w = W[lang]
     s = data["stage"]
@@ -308,13 +319,18 @@ def render_compare(data: dict[str, Any], lang: str) -> list[str]:
     primary = [r for r in quality if r["eval_set"] == s.get("primary_eval")]
     # The primary set's first (gate) metric decides; no primary set recorded: every quality metric.
     flags = {r.get("improved") for r in (primary[:1] or quality)}
-    guard_bad = any(r.get("improved") is False and s.get("roles", {}).get(r["eval_set"]) == "guard" for r in rows)
+    guard_bad = any(_beyond_tolerance(r, s) for r in rows if s.get("roles", {}).get(r["eval_set"]) == "guard")
     word = (w["yes"] if not guard_bad else w["mixed"]) if flags == {True} else (w["mixed"] if True in flags else w["no"])
     lines = [w["vs_baseline"].format(verdict=word, stage=s["stage"], pipeline=data["pipeline"])]
     lines += stage_metrics(s, lang, rows)
     if s.get("gate"):
         lines.append(w["gate"].format(gate=s["gate"]).lstrip(", ").capitalize())
-    prev = [r for r in rows if r.get("delta_prev") is not None and r["quality"]]
+    # Against the previous stage: each set's leading metric (the gate's, when it has one).
+    prev, seen = [], set()
+    for r in rows:
+        if r.get("delta_prev") is not None and r["quality"] and r["eval_set"] not in seen:
+            prev.append(r)
+            seen.add(r["eval_set"])
     if prev and data.get("previous_stage"):
         text = "; ".join(f"{r['eval_set']}/{r['metric']} {signed(r['delta_prev'])} ({verdict(r, lang, 'improved_vs_previous')})"
                          for r in prev)

@@ -290,6 +290,7 @@ def local_data_exists(ctx: StageContext, params: dict[str, Any]) -> Hit | None:
             exists = ctx.facts.local_paths.get(src.get("path", ""))
             if exists is False:  # None: not collected, so not judged
                 missing.append(src["path"])
+    missing = list(dict.fromkeys(missing))  # a folder used for train and test is named once
     return Hit({"paths": ", ".join(missing)}) if missing else None
 
 

@@ -68,13 +68,13 @@ def metric_table(metrics: dict[str, float]) -> list[dict[str, Any]]:
         row["kind"] = kind
         row["quality"] = kind in ("error", "score")
         delta, prev = row.get("delta"), row.get("delta_prev")
-        row["improved"] = _verdict(delta, kind)
-        row["improved_vs_previous"] = _verdict(prev, kind)
+        row["improved"] = improvement(delta, kind)
+        row["improved_vs_previous"] = improvement(prev, kind)
         out.append(row)
     return sorted(out, key=lambda r: (r["eval_set"], r["metric"]))
 
 
-def _verdict(delta: float | None, kind: str) -> bool | None:
+def improvement(delta: float | None, kind: str) -> bool | None:
     if delta is None or kind not in ("error", "score") or delta == 0:
         return None
     return delta < 0 if kind == "error" else delta > 0

@@ -11,7 +11,7 @@ from typing import Any
 
 from core.tracking import schema as S
 
-from agent.pipeline_state import latest_per_stage, pipeline_state, resolve_stage, stage_summary
+from agent.pipeline_state import improvement, latest_per_stage, pipeline_state, resolve_stage, stage_summary
 from agent.playbooks import PlaybookSet
 from agent.retrieval import prose, search_sections
 from agent.state import LiveState
@@ -215,8 +215,6 @@ def compare_stage(state: LiveState, pipeline: str | None = None, stage: str | No
     if second is not None:
         a, b = (chosen, second) if stages.index(chosen) < stages.index(second) else (second, chosen)
         theirs = {(r["eval_set"], r["metric"]): r for r in b["metrics"]}
-        from agent.pipeline_state import _verdict
-
         for r in a["metrics"]:
             if eval_set and r["eval_set"] != eval_set:
                 continue
@@ -227,7 +225,7 @@ def compare_stage(state: LiveState, pipeline: str | None = None, stage: str | No
             side_by_side.append({"eval_set": r["eval_set"], "metric": r["metric"], "kind": r["kind"],
                                  "quality": r["quality"], "first": r["final"], "second": o["final"], "diff": diff,
                                  "first_baseline": r.get("baseline"), "second_baseline": o.get("baseline"),
-                                 "improved": _verdict(diff, r["kind"]), "role": b["roles"].get(r["eval_set"])})
+                                 "improved": improvement(diff, r["kind"]), "role": b["roles"].get(r["eval_set"])})
         chosen, second = a, b
     if not chosen["metrics"]:
         notes.append(f"stage {chosen['stage']} has no baseline/final metrics yet (status {chosen['status']})")
@@ -400,9 +398,12 @@ def next_steps(state: LiveState, book: PlaybookSet, pipeline: str | None = None,
                 wanted += [f for f in findings if f["autofixed"]]
             if not check.get("ok", True) and check.get("error"):
                 steps.insert(0, {"kind": "invalid_config", "error": check["error"], "file": status.get("pipeline_file")})
-            for f in wanted[:5]:
-                steps.insert(len([s for s in steps if s["kind"] == "preflight"]),
-                             {"kind": "preflight", **f})
+                wanted = []
+            # After the failure's own fix, before the relaunch: what would block the next run.
+            at = next((i for i, s in enumerate(steps) if s["kind"] in ("relaunch", "launch", "partial", "succeeded",
+                                                                        "candidate", "gate_rejected")), len(steps))
+            for f in reversed(wanted[:5]):
+                steps.insert(at, {"kind": "preflight", **f})
             sources += [_src("playbook", f["playbook"], f["rule_id"]) for f in wanted[:5] if f.get("playbook")]
     lookup = "failed" if current == "interrupted" else current
     entries = [n for n in book.next_steps if n.state == lookup]

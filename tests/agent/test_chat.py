@@ -128,3 +128,35 @@ def test_a_broken_store_gives_an_answer_not_a_traceback(book, tmp_path):
     state = LiveState(MlflowState(f"sqlite:///{db}"), PrefectState(None))
     answer = ask("où en est fr ?", state=state, playbooks=book)
     assert answer.intent == "status" and answer.data["ok"] is False and "Je ne peux pas lire" in answer.text
+
+
+def test_failure_question_with_mlflow_unreachable_says_so(book):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    state = LiveState(MlflowState(f"http://127.0.0.1:{port}"), PrefectState(None))
+    answer = ask("why did my last run fail?", state=state, playbooks=book)
+    assert answer.intent == "failure" and "MLflow unreachable" in answer.text and "palier up" in answer.text
+
+
+def test_a_running_stage_whose_process_is_gone_is_reported(live, book, mlflow_store):
+    import subprocess
+    import sys
+
+    from mlflow import MlflowClient
+
+    from core.tracking import schema as S
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()  # its pid is now free: the stage's process is gone
+    client = MlflowClient(tracking_uri=mlflow_store["uri"])
+    exp = client.create_experiment("palier/killed")
+    parent = client.create_run(exp, tags={S.TAG_KIND: "pipeline", S.TAG_PIPELINE: "killed", S.TAG_STATUS: "running"})
+    client.create_run(exp, run_name="train", tags={
+        S.TAG_KIND: "stage", S.TAG_STAGE: "train", S.TAG_STAGE_INDEX: "0", S.TAG_STATUS: "running",
+        S.TAG_JOB_ID: f"pid-{proc.pid}", "mlflow.parentRunId": parent.info.run_id})
+    answer = ask("why did the killed pipeline fail?", state=live, playbooks=book)
+    assert answer.data["state"] == "interrupted" and answer.data["interrupted"]["pid"] == str(proc.pid)
+    assert f"its process (pid {proc.pid}) is gone" in answer.text
+    status = ask("où en est killed ?", state=live, playbooks=book)
+    assert "interrompu" in status.text and "n'existe plus" in status.text
