@@ -282,6 +282,8 @@ def sweep_stale_runs(info: dict) -> dict:
         return {"lines": ["stale runs not checked: MLflow is down"], "closed": {}}
     from flows.stale_runs import sweep
 
+    # MLflow prints a "View run" link per closed run on stdout: keep `palier status --json` pure JSON.
+    os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     report = sweep(info["mlflow"]["url"], prefect=info["prefect"]["up"], prefect_api=urls()["prefect_api"])
     lines = report.lines() or ["no stale runs"]
     if not info["prefect"]["up"]:
