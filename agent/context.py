@@ -23,7 +23,7 @@ GPU_MEMORY_GB = {
     "L4": 24, "T4": 16, "P100": 16, "V100": 16, "K80": 12,
 }
 PRE_AMPERE = ("T4", "P100", "V100", "K80")
-KAGGLE_DEFAULT_GPU = "P100"  # what `kaggle kernels push` allocates when machine_shape is unset
+KAGGLE_DEFAULT_GPU = "T4"  # palier asks for NvidiaTeslaT4 when backend.gpu is unset (core.backends.kaggle_kernel)
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 REAL_WHISPER = re.compile(r"(?i)whisper[-_]?(tiny|base|small|medium|large|turbo)")
 

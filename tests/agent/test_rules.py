@@ -94,7 +94,7 @@ CASES = [
     ("backend.kaggle-machine-shape", {"backend": {"kind": "kaggle", "gpu": None}}, {}, {}, True),
     ("backend.kaggle-machine-shape", {"backend": {"kind": "kaggle", "gpu": "NvidiaTeslaT4"}}, {}, {}, False),
     ("backend.kaggle-p100", {"backend": {"kind": "kaggle", "gpu": "NvidiaTeslaP100"}}, {}, {}, True),
-    ("backend.kaggle-p100", {"backend": {"kind": "kaggle", "gpu": None}}, {}, {}, True),  # the default P100
+    ("backend.kaggle-p100", {"backend": {"kind": "kaggle", "gpu": None}}, {}, {}, False),  # palier asks for a T4
     ("backend.kaggle-p100", {"backend": {"kind": "kaggle", "gpu": "NvidiaTeslaT4"}}, {}, {}, False),
     ("backend.kaggle-p100", {"backend": {"kind": "kaggle", "gpu": "P100", "options": {
         "p100_torch": "torch==2.7.1 --index-url https://download.pytorch.org/whl/cu126"}}}, {}, {}, False),
