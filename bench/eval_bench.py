@@ -14,6 +14,8 @@ from bench.timing import interleave
 from bench.workload import LANGUAGE, BenchModel
 
 EVAL_TARGET = 4.0
+# Real 30 s checkpoints on a CPU: the encoder is the floor (issue 9, section 5).
+REAL_EVAL_TARGET, REAL_ENCODER_BOUND, REAL_CT2_TARGET = 1.75, 1.15, 3.0
 CT2_BATCH_SIZE = 32
 DIFFERENCES_SHOWN = 3
 
@@ -96,7 +98,8 @@ def evaluation_rows(recipe, model: BenchModel, ct2_dirs: dict[str, Path], rounds
     identical, differing = _differences(seed_predictions, timed.results["palier"])
     rows.append({
         "name": "evaluation: palier AsrRecipe.transcribe vs seed 003 loop",
-        "target": f">= {EVAL_TARGET:g}x, same WER",
+        "target": (f">= {EVAL_TARGET:g}x, same WER" if model.window_s < 30 else
+                   f">= {REAL_EVAL_TARGET:g}x and <= {REAL_ENCODER_BOUND:g}x encoder alone, identical transcripts"),
         "utterances": len(prepared),
         **timed.summary("seed003", "palier"),
         "reference_wer": seed_wer,
@@ -115,7 +118,7 @@ def evaluation_rows(recipe, model: BenchModel, ct2_dirs: dict[str, Path], rounds
         identical, differing = _differences(seed_predictions, timed.results[name])
         rows.append({
             "name": f"evaluation: CTranslate2 export ({name[4:]}) vs seed 003 loop",
-            "target": "informative",
+            "target": "informative" if model.window_s < 30 else f">= {REAL_CT2_TARGET:g}x, WER within 0.5 points",
             "utterances": len(prepared),
             **timed.summary("seed003", name),
             "reference_wer": seed_wer,

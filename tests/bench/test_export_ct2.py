@@ -69,11 +69,10 @@ def test_verification_reports_agreement_and_speed(window, tiny_whisper, tiny_whi
     assert report["ct2_multilingual"] and report["ct2_decoded_languages"] == ["fr"]
     assert 0.0 <= report["exact_match"] <= 1.0
     if window == "30s":
-        # float32 on the same features: identical. A random model's output is a fingerprint of its
-        # input, so this fails if the CT2 side is fed other features again (faster-whisper's
-        # zero-padded log-Mel gave 0 % identical on a fine-tuned whisper-base).
+        # float32 on the same features: identical (the real-checkpoint guard against comparing
+        # other inputs again is tests/real_whisper/test_real_whisper_engines.py).
         assert report["exact_match"] == 1.0, report["examples"]
-        assert report["faster_whisper_transcribe"]["exact_match"] < 1.0  # the other input: other output
+        assert "zero-padded" in report["faster_whisper_transcribe"]["note"]
     assert report["transformers_seconds"] > 0 and report["ct2_seconds"] > 0
     assert "same prompt" in report["ct2_path"]
     # The end-to-end faster-whisper figure exists only where its transcribe() can run (30 s windows).
