@@ -45,6 +45,7 @@ test-fast: setup
 
 bench: setup
 	$(PY) -m bench
+	$(PY) -m bench --model whisper-base --only eval --eval-count 32 --prep-count 32 --threads 2 --name whisper-base
 	$(PY) -m bench.demo_time
 
 clean-state: down

@@ -69,6 +69,14 @@ def encoder_share(recipe, prepared, repeats: int = 2) -> float:
     return best
 
 
+def _encoder_columns(encoder_s: float, summary: dict) -> dict:
+    """The Transformers encoder alone on the same set, next to each candidate: on a CPU with 30 s
+    windows it is the floor, so ``candidate_over_encoder`` near 1 means decoding costs nothing."""
+    return {"encoder_only_s": round(encoder_s, 3),
+            "encoder_share_of_seed": round(encoder_s / summary["reference_median_s"], 3),
+            "candidate_over_encoder": round(summary["candidate_median_s"] / encoder_s, 3)}
+
+
 def evaluation_rows(recipe, model: BenchModel, ct2_dirs: dict[str, Path], rounds: int, threads: int) -> list[dict]:
     prepared = recipe.eval_sets["test"]
     seed_model = load_seed_model(model.path, LANGUAGE)
@@ -95,7 +103,7 @@ def evaluation_rows(recipe, model: BenchModel, ct2_dirs: dict[str, Path], rounds
         "candidate_wer": _wer(prepared.texts, timed.results["palier"]),
         "identical_transcripts": identical,
         "differing_examples": differing,
-        "encoder_only_s": round(encoder_s, 3),
+        **_encoder_columns(encoder_s, timed.summary("seed003", "palier")),
         "ceiling_if_decoding_were_free": round(seed_median / encoder_s, 2),
         "notes": (f"seed: batch {SEED_003_BATCH_SIZE}, max_new_tokens {seed003_max_new_tokens(seed_model)}, "
                   f"float32, no autocast; palier: batch {recipe._eval_batch_size()} sorted by duration, "
@@ -114,6 +122,7 @@ def evaluation_rows(recipe, model: BenchModel, ct2_dirs: dict[str, Path], rounds
             "candidate_wer": _wer(prepared.texts, timed.results[name]),
             "identical_transcripts": identical,
             "differing_examples": differing,
+            **_encoder_columns(encoder_s, timed.summary("seed003", name)),
             "notes": f"ctranslate2 greedy on the same features, batch {CT2_BATCH_SIZE} sorted by duration, "
                      f"{threads} thread(s)",
         })

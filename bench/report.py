@@ -60,11 +60,13 @@ def markdown(rows: list[dict], context: dict) -> str:
         f"Model: {context['model']}. Every ratio is the median of per-round ratios of runs interleaved "
         f"in one process (range in brackets); absolute seconds are only indicative on a shared machine.",
         "",
-        "| benchmark | target | ratio | quality | rounds |",
-        "|---|---|---|---|---|",
+        "| benchmark | target | ratio | candidate / encoder alone | quality | rounds |",
+        "|---|---|---|---|---|---|",
     ]
     for row in rows:
-        lines.append(f"| {row['name']} | {row.get('target', '')} | {_fmt_ratio(row)} | {_quality(row)} | "
+        over = row.get("candidate_over_encoder")
+        lines.append(f"| {row['name']} | {row.get('target', '')} | {_fmt_ratio(row)} | "
+                     f"{f'{over}×' if over is not None else '—'} | {_quality(row)} | "
                      f"{row.get('rounds', row.get('utterances', ''))} |")
     lines += ["", "## Notes", ""]
     for row in rows:

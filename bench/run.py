@@ -20,7 +20,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(BENCHES), help=f"comma-separated subset of {','.join(BENCHES)}")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default $PALIER_HOME/bench)")
-    parser.add_argument("--eval-count", type=int, default=96, help="held-out utterances to evaluate")
+    parser.add_argument("--model", default="demo",
+                        help="demo (the nano model) | whisper-base | whisper-tiny.en (real weights) | a model folder")
+    parser.add_argument("--eval-count", type=int, default=None,
+                        help="held-out utterances to evaluate (default 96 on the demo model, 32 on a real one)")
     parser.add_argument("--prep-count", type=int, default=300, help="utterances to preprocess")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per comparison")
     parser.add_argument("--flow-rounds", type=int, default=2, help="rounds of the (slow) orchestration bench")
@@ -29,6 +32,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="torch/CTranslate2 threads for both sides (1: stable on a shared CPU)")
     parser.add_argument("--name", default="latest", help="results file name under bench/results/")
     args = parser.parse_args(argv)
+    if args.eval_count is None:
+        args.eval_count = 96 if args.model == "demo" else 32
     unknown = set(args.only.split(",")) - set(BENCHES)
     if unknown:
         parser.error(f"unknown benchmark(s) {sorted(unknown)}; choose from {BENCHES}")
@@ -48,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     hf_logging.set_verbosity_error()
     selected = args.only.split(",")
-    work = (args.work or home() / "bench").resolve()
+    work = (args.work or home() / "bench" / ("" if args.model == "demo" else Path(args.model).name)).resolve()
     cache = work / "cache"
     started = time.time()
     context = {"started": time.strftime("%Y-%m-%d %H:%M", time.gmtime(started)), "machine": report.machine(),
@@ -57,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     def say(message: str) -> None:
         print(f"[bench {time.time() - started:5.0f}s] {message}", flush=True)
 
-    model = workload.bench_model(work)
+    model = workload.bench_model(work, args.model)
     context["model"] = model.describe()
     say(f"model {model.describe()}; generating speech")
     train_manifest = workload.speech_manifest(cache, "stage", args.prep_count)

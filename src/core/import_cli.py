@@ -3,14 +3,12 @@
     palier import-ct2 CT2_DIR --out HF_DIR
     palier import-ct2 --package whisper-base        # the real weights palier's install brings
 
-The work runs in the stage-runner subprocess (``python -m core.stage.ct2_import``), where torch
-is allowed; this command only starts it and passes its exit code on.
+The work is ``core.stage.ct2_import.run`` (also ``python -m core.stage.ct2_import``), imported
+only when the command runs, so the rest of the CLI starts without torch.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import typer
@@ -33,11 +31,6 @@ def register(app: typer.Typer) -> None:
         if (ct2_dir is None) == (package is None):
             typer.echo("error: give either CT2_DIR or --package NAME", err=True)
             raise typer.Exit(2)
-        args = [str(ct2_dir)] if ct2_dir is not None else ["--package", package]
-        if out is not None:
-            args += ["--out", str(out)]
-        if not verify:
-            args.append("--no-verify")
-        args += ["--language", language, "--samples", str(max(1, min(4, samples)))]
-        code = subprocess.call([sys.executable, "-m", "core.stage.ct2_import", *args])
-        raise typer.Exit(code)
+        from core.stage.ct2_import import run  # torch and transformers load only when an import starts
+
+        raise typer.Exit(run(ct2_dir, package, out, verify, language, max(1, min(4, samples)), echo=typer.echo))

@@ -68,8 +68,16 @@ def test_verification_reports_agreement_and_speed(window, tiny_whisper, tiny_whi
     assert report["samples"] == 2 and report["language"] == "fr"
     assert report["ct2_multilingual"] and report["ct2_decoded_languages"] == ["fr"]
     assert 0.0 <= report["exact_match"] <= 1.0
+    if window == "30s":
+        # float32 on the same features: identical. A random model's output is a fingerprint of its
+        # input, so this fails if the CT2 side is fed other features again (faster-whisper's
+        # zero-padded log-Mel gave 0 % identical on a fine-tuned whisper-base).
+        assert report["exact_match"] == 1.0, report["examples"]
+        assert report["faster_whisper_transcribe"]["exact_match"] < 1.0  # the other input: other output
     assert report["transformers_seconds"] > 0 and report["ct2_seconds"] > 0
-    assert ("faster_whisper" in report["ct2_path"]) == (window == "30s")
+    assert "same prompt" in report["ct2_path"]
+    # The end-to-end faster-whisper figure exists only where its transcribe() can run (30 s windows).
+    assert (report["faster_whisper_transcribe"] is not None) == (window == "30s")
     assert len(report["examples"]) == 2 and set(report["examples"][0]) == {"transformers", "ct2"}
 
 

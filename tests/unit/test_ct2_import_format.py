@@ -115,3 +115,17 @@ def test_pypi_references_resolve_to_a_hash_keyed_cache_folder(tmp_path):
     folder.mkdir(parents=True)
     (folder / "palier_import.json").write_text("{}")  # an earlier import: reused, not redone
     assert resolve_base_model("pypi:whisper-base", tmp_path) == str(folder)
+
+
+def test_import_ct2_command_refuses_bad_input_with_exit_code_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from palier.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["import-ct2", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "no model.bin; not a CTranslate2/faster-whisper model folder" in result.output
+    result = runner.invoke(app, ["import-ct2", "--package", "whisper-small"])
+    assert result.exit_code == 2 and "188 MB" in result.output
+    result = runner.invoke(app, ["import-ct2"])
+    assert result.exit_code == 2

@@ -28,6 +28,7 @@ from core.stage.cancel import CANCEL, Cancelled, check_cancel
 from core.stage.family_common import EventsCallback, last_checkpoint, set_cpu_threads
 from core.stage.recipe import EvalOutcome, RecipeContext
 from core.stage.sources import resolve_path, speech_records
+from core.stage.whisper_greedy import greedy_transcribe_ids, prompt_ids
 
 REAL_WHISPER_MAX_TARGET = 448
 
@@ -260,21 +261,27 @@ class AsrRecipe:
         dtype = torch.float16 if (self.ctx.device == "cuda" and self.stage.training.fp16) else (
             torch.bfloat16 if (self.ctx.device == "cuda" and self.stage.training.bf16) else torch.float32)
         states = self.encoder_states(prepared)
+        # Greedy: palier's own loop (encoder once, finished sequences dropped), generate()'s ids.
+        greedy = self.stage.training.generation_num_beams == 1
+        prompt = prompt_ids(model.generation_config, language, self.ctx.spec.task) if greedy else []
         out: dict[int, str] = {}
         for b, start in enumerate(range(0, len(order), size), 1):
             check_cancel("evaluation")
             batch = order[start : start + size]
             longest = float(max(prepared.durations[i] for i in batch))
             max_new = int(min(cap, math.ceil(longest * rate) + 8))
-            if states is not None:
-                from transformers.modeling_outputs import BaseModelOutput
-
-                inputs = {"encoder_outputs": BaseModelOutput(last_hidden_state=torch.from_numpy(states[batch]).to(device))}
-            else:
-                inputs = {"input_features": torch.from_numpy(prepared.features[batch].astype(np.float32)).to(device)}
+            encoded = torch.from_numpy(states[batch]).to(device) if states is not None else None
+            feats = None if encoded is not None else torch.from_numpy(prepared.features[batch].astype(np.float32)).to(device)
             with torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype != torch.float32):
-                ids = model.generate(**inputs, language=language, task=self.ctx.spec.task,
-                                     max_new_tokens=max_new, num_beams=self.stage.training.generation_num_beams)
+                if greedy:
+                    ids = greedy_transcribe_ids(model, feats, prompt, max_new, encoded=encoded)
+                else:
+                    from transformers.modeling_outputs import BaseModelOutput
+
+                    inputs = ({"encoder_outputs": BaseModelOutput(last_hidden_state=encoded)} if encoded is not None
+                              else {"input_features": feats})
+                    ids = model.generate(**inputs, language=language, task=self.ctx.spec.task,
+                                         max_new_tokens=max_new, num_beams=self.stage.training.generation_num_beams)
             for i, text in zip(batch, tok.batch_decode(ids, skip_special_tokens=True)):
                 out[i] = text.strip()
             self.ctx.events.progress(min(start + size, len(order)), len(order))

@@ -82,15 +82,15 @@ def import_ct2(ct2_dir: str | Path, out_dir: str | Path) -> dict[str, Any]:
     weights = whisper_state_dict(ct2)
     source_dtypes = sorted({ct2.dtypes[n] for n in ct2.variables if ct2.variables[n].ndim >= 1})
 
+    gen_args = generation_config(layout, ct2_config, config_args["max_target_positions"])
     out_dir.mkdir(parents=True, exist_ok=True)
-    config = WhisperConfig(**config_args, suppress_tokens=generation_config(layout, ct2_config, 0)["suppress_tokens"],
-                           begin_suppress_tokens=generation_config(layout, ct2_config, 0)["begin_suppress_tokens"])
+    config = WhisperConfig(**config_args, suppress_tokens=gen_args["suppress_tokens"],
+                           begin_suppress_tokens=gen_args["begin_suppress_tokens"])
     config.architectures = ["WhisperForConditionalGeneration"]
     config.dtype = "float32"
     config.save_pretrained(out_dir)
     save_file(weights, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
-    gen = GenerationConfig(**generation_config(layout, ct2_config, config_args["max_target_positions"]))
-    gen.save_pretrained(out_dir)
+    GenerationConfig(**gen_args).save_pretrained(out_dir)
     tokenizer = build_tokenizer(ct2_dir / "tokenizer.json", layout)
     tokenizer.save_pretrained(out_dir)
     WhisperFeatureExtractor(feature_size=config_args["num_mel_bins"], sampling_rate=SAMPLE_RATE, hop_length=160,
@@ -161,8 +161,10 @@ def _strip(ids: list[int], prompt: list[int], eot: int) -> list[int]:
     return ids
 
 
-def compare_token_ids(hf_dir: Path, ct2_dir: Path, waves: list[np.ndarray], language: str | None) -> dict[str, Any]:
-    """Greedy token ids of the Transformers folder and of CTranslate2 on the same log-Mel features."""
+def compare_token_ids(hf_dir: Path, ct2_dir: Path, waves: list[np.ndarray], language: str | None,
+                      max_new_tokens: int | None = None) -> dict[str, Any]:
+    """Greedy token ids of the Transformers folder and of CTranslate2 on the same log-Mel features
+    (at most ``max_new_tokens`` each; default: up to the decoder's positions)."""
     import ctranslate2
     import torch
     from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperTokenizer
@@ -177,10 +179,11 @@ def compare_token_ids(hf_dir: Path, ct2_dir: Path, waves: list[np.ndarray], lang
     if gen.is_multilingual:
         prompt += [gen.lang_to_id[f"<|{language}|>"], gen.task_to_id["transcribe"]]
     prompt.append(gen.no_timestamps_token_id)
-    max_length = model.config.max_target_positions
+    budget = min(max_new_tokens or model.config.max_target_positions, model.config.max_target_positions - len(prompt))
+    max_length = 2 * budget  # CTranslate2's Whisper generate stops after max_length // 2 new tokens
     with torch.inference_mode():
         hf = model.generate(input_features=torch.from_numpy(feats), num_beams=1, do_sample=False,
-                            max_new_tokens=max_length - len(prompt), **kwargs)
+                            max_new_tokens=budget, **kwargs)
     ct2 = ctranslate2.models.Whisper(str(ct2_dir), device="cpu", compute_type="float32", intra_threads=2)
     results = ct2.generate(ctranslate2.StorageView.from_array(np.ascontiguousarray(feats)), [prompt] * len(feats),
                            beam_size=1, max_length=max_length, suppress_blank=True, suppress_tokens=[-1])
@@ -246,6 +249,7 @@ def run(ct2_dir: Path | None, package: str | None, out: Path | None, do_verify: 
                     raise NotWhisperError("give a CTranslate2 folder (CT2_DIR) or --package NAME")
                 source = ct2_dir
                 out = out or ct2_dir.with_name(ct2_dir.name + "-hf")
+            quiet_transformers()
             staging = out.with_name(out.name + ".partial")
             shutil.rmtree(staging, ignore_errors=True)
             summary = import_ct2(source, staging)
@@ -284,11 +288,14 @@ def run(ct2_dir: Path | None, package: str | None, out: Path | None, do_verify: 
         return 2
 
 
-def main(argv: list[str] | None = None) -> int:
+def quiet_transformers() -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.stage.ct2_import", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("ct2_dir", nargs="?", type=Path, help="a CTranslate2/faster-whisper model folder")
