@@ -64,14 +64,21 @@ def _step_fn(model_dir: str, method: str, batch: int, label_tokens: int, threads
     return step, trainable
 
 
-def _peak_rss_child(model_dir: str, method: str, batch: int, label_tokens: int, threads: int) -> None:
-    import resource
+def _high_water_mark_gb() -> float:
+    # VmHWM, not getrusage's ru_maxrss: ru_maxrss survives exec, so a child started from this
+    # (model-laden) parent would report the parent's peak.
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20
+    return float("nan")
 
+
+def _peak_rss_child(model_dir: str, method: str, batch: int, label_tokens: int, threads: int) -> None:
     step, trainable = _step_fn(model_dir, method, batch, label_tokens, threads)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _high_water_mark_gb()
     step()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"peak_rss_gb": round(after / 2**20, 2), "step_growth_gb": round((after - before) / 2**20, 2),
+    after = _high_water_mark_gb()
+    print(json.dumps({"peak_rss_gb": round(after, 2), "step_growth_gb": round(after - before, 2),
                       "trainable": trainable}))
 
 

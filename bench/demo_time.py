@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
               f"folder (no cache).\n\n| job | budget | wall time | result |\n|---|---|---|---|\n"
               f"| `{TARGETS[args.pipeline]}` (`scripts/demo.sh {args.pipeline}`: services + deployment run + summary) "
               f"| {budget} s | {seconds:.0f} s | {verdict} |\n")
-    summary = proc.stdout[proc.stdout.rfind("palier/"):] if "palier/" in proc.stdout else ""
+    title = f"palier/{args.pipeline} — run"  # the summary table's title line
+    summary = proc.stdout[proc.stdout.find(title):] if title in proc.stdout else ""
     if proc.returncode == 0 and summary:
         report += f"\n```\n{summary[-4000:]}\n```\n"
     if proc.returncode != 0:

@@ -79,6 +79,9 @@ def test_palier_greedy_loop_gives_generate_token_ids(base_model, real_base, fren
     prompt = prompt_ids(base_model.generation_config, "french")
     assert prompt == [50258, 50265, 50359, 50363]
     ours = greedy_transcribe_ids(base_model, feats, prompt, 60)
+    with torch.inference_mode():  # a frozen encoder's cached outputs (whisper.cache_encoder_outputs)
+        encoded = base_model.model.encoder(feats).last_hidden_state
+    assert greedy_transcribe_ids(base_model, None, prompt, 60, encoded=encoded) == ours
     with torch.inference_mode():
         ref = base_model.generate(input_features=feats, language="fr", task="transcribe", max_new_tokens=60,
                                   num_beams=1, do_sample=False)

@@ -270,18 +270,16 @@ class AsrRecipe:
             batch = order[start : start + size]
             longest = float(max(prepared.durations[i] for i in batch))
             max_new = int(min(cap, math.ceil(longest * rate) + 8))
-            states_batch = torch.from_numpy(states[batch]).to(device) if states is not None else None
-            if states_batch is not None:
-                from transformers.modeling_outputs import BaseModelOutput
-
-                inputs = {"encoder_outputs": BaseModelOutput(last_hidden_state=states_batch)}
-            else:
-                inputs = {"input_features": torch.from_numpy(prepared.features[batch].astype(np.float32)).to(device)}
+            encoded = torch.from_numpy(states[batch]).to(device) if states is not None else None
+            feats = None if encoded is not None else torch.from_numpy(prepared.features[batch].astype(np.float32)).to(device)
             with torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype != torch.float32):
                 if greedy:
-                    ids = greedy_transcribe_ids(model, inputs.get("input_features"), prompt, max_new,
-                                                encoder_states=states_batch)
+                    ids = greedy_transcribe_ids(model, feats, prompt, max_new, encoded=encoded)
                 else:
+                    from transformers.modeling_outputs import BaseModelOutput
+
+                    inputs = ({"encoder_outputs": BaseModelOutput(last_hidden_state=encoded)} if encoded is not None
+                              else {"input_features": feats})
                     ids = model.generate(**inputs, language=language, task=self.ctx.spec.task,
                                          max_new_tokens=max_new, num_beams=self.stage.training.generation_num_beams)
             for i, text in zip(batch, tok.batch_decode(ids, skip_special_tokens=True)):

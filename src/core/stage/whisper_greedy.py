@@ -33,22 +33,23 @@ def prompt_ids(generation_config, language: str | None, task: str = "transcribe"
 
 @torch.inference_mode()
 def greedy_transcribe_ids(model, features: torch.Tensor | None, prompt: list[int], max_new_tokens: int,
-                          encoder_states: torch.Tensor | None = None) -> list[list[int]]:
+                          encoded: torch.Tensor | None = None) -> list[list[int]]:
     """Generated token ids (prompt excluded, end-of-text excluded) for a batch of log-Mel windows,
-    or for the encoder's outputs when they were computed once already (a frozen encoder)."""
+    or for the encoder's outputs on them when ``encoded`` is given (a frozen encoder's, cached)."""
     from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
     whisper = model.get_base_model() if hasattr(model, "get_base_model") else model
     gen = whisper.generation_config
     eos = gen.eos_token_id if isinstance(gen.eos_token_id, int) else gen.eos_token_id[0]
     vocab = whisper.config.vocab_size
-    device = (features if features is not None else encoder_states).device
+    if encoded is None:
+        encoded = whisper.model.encoder(features).last_hidden_state
+    device = encoded.device
     always = torch.zeros(vocab, dtype=torch.bool, device=device)
     always[[t for t in (gen.suppress_tokens or []) if 0 <= t < vocab]] = True
     first = always.clone()
     first[[t for t in (gen.begin_suppress_tokens or []) if 0 <= t < vocab]] = True
 
-    encoded = encoder_states if encoder_states is not None else whisper.model.encoder(features).last_hidden_state
     batch = encoded.shape[0]
     cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
     tokens = torch.tensor([prompt] * batch, dtype=torch.long, device=device)
