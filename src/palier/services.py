@@ -217,7 +217,12 @@ def up(pipelines_dir: Path = Path("pipelines"), timeout_s: float = 120,
 
 
 def _wait_deployments(state: dict, pid: int, timeout_s: float) -> None:
+    """Wait until this runner serves: a deployment polled after it started (records left in the
+    database by an earlier runner do not count)."""
+    from datetime import datetime, timezone
+
     url = urls(state)["prefect_api"] + "/deployments/filter"
+    since = datetime.now(timezone.utc)
     deadline = time.time() + timeout_s
     while time.time() < deadline:
         if not pid_alive(pid):
@@ -225,8 +230,9 @@ def _wait_deployments(state: dict, pid: int, timeout_s: float) -> None:
         try:
             req = urllib.request.Request(url, data=b"{}", headers={"Content-Type": "application/json"})
             with urllib.request.urlopen(req, timeout=3) as resp:
-                if json.loads(resp.read()):
-                    return
+                polled = [d.get("last_polled") for d in json.loads(resp.read())]
+            if any(p and datetime.fromisoformat(p.replace("Z", "+00:00")) >= since for p in polled):
+                return
         except Exception:
             pass
         time.sleep(0.5)
