@@ -25,5 +25,19 @@ fi
 .venv/bin/palier summary "$pipeline"
 echo
 echo "Prefect UI: ${PREFECT_API_URL%/api}/runs/flow-run/${flow_run_id}"
-echo "MLflow UI:  ${MLFLOW_TRACKING_URI}   (experiment palier/${pipeline}: parent run + one child run per stage)"
+# The experiment's page in MLflow's model-training view (a fresh browser would open GenAI's).
+mlflow_ui=$(.venv/bin/python - "$MLFLOW_TRACKING_URI" "palier/${pipeline}" <<'PY'
+import json, sys, urllib.parse, urllib.request
+from core.tracking.links import experiment_url, experiments_url
+uri, name = sys.argv[1], sys.argv[2]
+try:
+    query = urllib.parse.urlencode({"experiment_name": name})
+    with urllib.request.urlopen(f"{uri}/api/2.0/mlflow/experiments/get-by-name?{query}", timeout=10) as r:
+        print(experiment_url(uri, json.load(r)["experiment"]["experiment_id"]))
+except Exception:
+    print(experiments_url(uri))
+PY
+)
+echo "MLflow UI:  ${mlflow_ui}"
+echo "            (experiment palier/${pipeline}: parent run + one child run per stage)"
 echo "${pipeline} finished in $(( $(date +%s) - start )) s; services keep running (palier status / palier down)"
