@@ -19,7 +19,12 @@ def services(tmp_path_factory, tiny_whisper, speech_cache):
     pipelines.mkdir()
     tiny_asr_pipeline(pipelines / "tiny.yaml", tiny_whisper, stages=2, name="tiny",
                       lexicon=ROOT / "data" / "lexicons" / "medical_fr.txt")
-    tiny_asr_pipeline(pipelines / "broken.yaml", home.parent / "no-such-model", stages=1, name="broken")
+    # A model folder that exists (so the preflight lets it through) but holds no model: the stage
+    # itself fails to load it, and that failure is what the flow must diagnose.
+    not_a_model = home.parent / "not-a-model"
+    not_a_model.mkdir()
+    (not_a_model / "README.md").write_text("weights were never copied here\n", encoding="utf-8")
+    tiny_asr_pipeline(pipelines / "broken.yaml", not_a_model, stages=1, name="broken")
     # Long enough to be stopped or killed while it trains.
     tiny_asr_pipeline(pipelines / "long.yaml", tiny_whisper, stages=1, name="long", steps=5000)
     env = {"PALIER_HOME": str(home), "PALIER_PREFECT_PORT": str(free_port()), "PALIER_MLFLOW_PORT": str(free_port()),
