@@ -65,7 +65,7 @@ def collate(batch, pad):
     return x, m, y
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ROOT / "models/tiny-chat-fr")
     parser.add_argument("--steps", type=int, default=1500)
@@ -73,27 +73,22 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--apps", type=int, default=60)
     parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    return parser.parse_args()
 
+
+def pretraining_chats(apps: int):
+    """Chats about an invented catalogue that shares no application name with the demo's."""
     demo_names = {s.name for doc in DEMO_DOCS for s in parse_document(doc)[1]}
-    sections = pretraining_sections(args.apps, seed=7, exclude=demo_names)
+    sections = pretraining_sections(apps, seed=7, exclude=demo_names)
     examples, report = generate_training(sections, "augmented", seed=7)
     parts = split_examples(examples, seed=7)
     print(f"pre-training catalogue: {len(sections)} applications, {report.kept} chats "
           f"({len(parts['train'])} train / {len(parts['test'])} test)")
+    return examples, parts
 
-    # The tokenizer sees the pre-training chats and general French, never the demo catalogue.
-    texts = ["\n".join(m["content"] for m in ex.messages) for ex in examples]
-    texts += corpus.general_sentences("pretrain", 3000, seed=7)
-    tokenizer = build_tokenizer(texts, vocab_size=1024)
-    model = build_model(tokenizer, hidden=128, layers=4, heads=4, intermediate=352, max_positions=256, seed=0)
-    print(f"model: {sum(p.numel() for p in model.parameters()):,} parameters, vocabulary {len(tokenizer)}")
 
-    rows = [encode(tokenizer, ex) for ex in parts["train"] + parts["val"]]
-    rng = random.Random(0)
-    stream = batches(rows, args.batch, rng)
+def pretrain(model, tokenizer, rows, args) -> None:
+    stream = batches(rows, args.batch, random.Random(0))
     optim = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.98))
     warmup = 100
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -113,18 +108,25 @@ def main() -> None:
             print(f"step {step}: loss {loss.item():.3f} ({time.time() - t0:.0f}s)", flush=True)
     model.eval()
 
-    def score(exs):
-        preds = answer(model, tokenizer, [e.prompt for e in exs], max_new_tokens=40)
-        return answer_metrics([e.answer for e in exs], preds), preds
 
-    own, _ = score(parts["test"])
+def score(model, tokenizer, examples):
+    preds = answer(model, tokenizer, [e.prompt for e in examples], max_new_tokens=40)
+    return answer_metrics([e.answer for e in examples], preds), preds
+
+
+def held_out_scores(model, tokenizer, parts) -> tuple[dict, dict]:
+    """Its own catalogue's held-out chats, and the demo catalogue it has never seen."""
+    own, _ = score(model, tokenizer, parts["test"])
     print(f"held-out chats of its own catalogue: {own}")
     demo_examples, _ = generate_training(parse_document(DEMO_DOCS[0])[1], "augmented")
-    demo, preds = score(demo_examples[:40])
+    demo, preds = score(model, tokenizer, demo_examples[:40])
     print(f"demo catalogue (never seen): {demo}")
     for ex, p in list(zip(demo_examples, preds))[:5]:
         print(f"  {ex.question} -> {p!r} (reference {ex.answer!r})")
+    return own, demo
 
+
+def save(model, tokenizer, args, own: dict, demo: dict) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(args.out)
     tokenizer.save_pretrained(args.out)
@@ -135,6 +137,23 @@ def main() -> None:
             f"- held-out chats of its own catalogue: {json.dumps({k: round(v, 3) for k, v in own.items()})}\n"
             f"- demo catalogue (never seen): {json.dumps({k: round(v, 3) for k, v in demo.items()})}\n")
     (args.out / "README.md").write_text(card, encoding="utf-8")
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    examples, parts = pretraining_chats(args.apps)
+    # The tokenizer sees the pre-training chats and general French, never the demo catalogue.
+    texts = ["\n".join(m["content"] for m in ex.messages) for ex in examples]
+    texts += corpus.general_sentences("pretrain", 3000, seed=7)
+    tokenizer = build_tokenizer(texts, vocab_size=1024)
+    model = build_model(tokenizer, hidden=128, layers=4, heads=4, intermediate=352, max_positions=256, seed=0)
+    print(f"model: {sum(p.numel() for p in model.parameters()):,} parameters, vocabulary {len(tokenizer)}")
+    t0 = time.time()
+    pretrain(model, tokenizer, [encode(tokenizer, ex) for ex in parts["train"] + parts["val"]], args)
+    own, demo = held_out_scores(model, tokenizer, parts)
+    save(model, tokenizer, args, own, demo)
     print(f"saved to {args.out} in {time.time() - t0:.0f}s")
 
 

@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import time
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 from transformers import get_linear_schedule_with_warmup
 
@@ -71,7 +69,7 @@ def transcribe(model, feats, tokenizer, batch_size=32):
     return [s.strip() for s in out]
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("models/nano-whisper-fr"))
     parser.add_argument("--work", type=Path, default=Path(".state/pretrain"))
@@ -81,15 +79,11 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    torch.manual_seed(args.seed)
-    rng = random.Random(args.seed)
+    return parser.parse_args()
 
-    tokenizer = build_tokenizer()
-    tokenizer.set_prefix_tokens(language="french", task="transcribe", predict_timestamps=False)
-    feature_extractor = build_feature_extractor(chunk_length=6)
-    start_id = tokenizer.convert_tokens_to_ids("<|startoftranscript|>")
 
+def prepare_data(args, feature_extractor, tokenizer):
+    """Spoken training sentences, plus two held-out sets: the training voices and unseen ones."""
     t0 = time.time()
     train_utts = speech.synthesize(
         corpus.general_sentences("pretrain", args.sentences, seed=args.seed), args.work / "train", "pretrain",
@@ -103,13 +97,19 @@ def main() -> None:
         "new_voices": (featurize(test_new, feature_extractor, tokenizer)[0], [u.sentence for u in test_new]),
     }
     print(f"data ready in {time.time() - t0:.0f}s: {len(train_utts)} train utterances", flush=True)
+    return train_x, train_y, evals
 
-    model = build_model(tokenizer, chunk_length=6, seed=args.seed)
+
+def evaluate(model, evals, tokenizer) -> dict[str, dict[str, float]]:
+    return {name: asr_metrics(refs, transcribe(model, feats, tokenizer)) for name, (feats, refs) in evals.items()}
+
+
+def train(model, args, train_x, train_y, evals, tokenizer, start_id: int) -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     schedule = get_linear_schedule_with_warmup(optimizer, args.warmup, args.steps)
     model.train()
     t0 = time.time()
-    stream = batches(len(train_y), args.batch_size, rng)
+    stream = batches(len(train_y), args.batch_size, random.Random(args.seed))
     for step in range(1, args.steps + 1):
         x, y = collate(train_x, train_y, next(stream), start_id)
         loss = model(input_features=x, labels=y).loss
@@ -121,32 +121,41 @@ def main() -> None:
         if step % 50 == 0:
             print(f"step {step}/{args.steps} loss {loss.item():.3f} ({time.time() - t0:.0f}s)", flush=True)
         if step % 400 == 0 or step == args.steps:
-            for name, (feats, refs) in evals.items():
-                m = asr_metrics(refs, transcribe(model, feats, tokenizer))
+            for name, m in evaluate(model, evals, tokenizer).items():
                 print(f"  step {step} {name}: WER {m['wer']:.3f} CER {m['cer']:.3f}", flush=True)
 
-    report = {}
-    for name, (feats, refs) in evals.items():
-        report[name] = asr_metrics(refs, transcribe(model, feats, tokenizer))
+
+def save(model, tokenizer, feature_extractor, args, report: dict, train_utterances: int, minutes: float) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     model.generation_config.language = "fr"
     model.generation_config.task = "transcribe"
     model.to(torch.float16).save_pretrained(args.out)
     tokenizer.save_pretrained(args.out)
     feature_extractor.save_pretrained(args.out)
-    (args.out / "pretraining.json").write_text(
-        json.dumps(
-            {
-                "script": "scripts/pretrain_nano_whisper.py",
-                "args": {k: str(v) for k, v in vars(args).items()},
-                "steps": args.steps,
-                "train_utterances": len(train_utts),
-                "minutes": round((time.time() - t0) / 60, 1),
-                "held_out": report,
-            },
-            indent=2,
-        )
-    )
+    record = {
+        "script": "scripts/pretrain_nano_whisper.py",
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "steps": args.steps,
+        "train_utterances": train_utterances,
+        "minutes": minutes,
+        "held_out": report,
+    }
+    (args.out / "pretraining.json").write_text(json.dumps(record, indent=2))
+
+
+def main() -> None:
+    args = parse_args()
+    torch.manual_seed(args.seed)
+    tokenizer = build_tokenizer()
+    tokenizer.set_prefix_tokens(language="french", task="transcribe", predict_timestamps=False)
+    feature_extractor = build_feature_extractor(chunk_length=6)
+    start_id = tokenizer.convert_tokens_to_ids("<|startoftranscript|>")
+    train_x, train_y, evals = prepare_data(args, feature_extractor, tokenizer)
+    model = build_model(tokenizer, chunk_length=6, seed=args.seed)
+    t0 = time.time()
+    train(model, args, train_x, train_y, evals, tokenizer, start_id)
+    report = evaluate(model, evals, tokenizer)
+    save(model, tokenizer, feature_extractor, args, report, len(train_y), round((time.time() - t0) / 60, 1))
     print(json.dumps(report, indent=2))
 
 

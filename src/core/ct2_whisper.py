@@ -169,64 +169,86 @@ def _f32(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
-def whisper_state_dict(model: Ct2Model) -> dict[str, np.ndarray]:
-    """Transformers ``WhisperForConditionalGeneration`` weights (float32), ``proj_out`` tied."""
-    v = model.get
-    d_model = int(v("decoder/embeddings/weight").shape[1])
-    out: dict[str, np.ndarray] = {}
+class _StateDict:
+    """Collects Transformers weight names from CTranslate2 variables, one layer piece at a time."""
 
-    def linear(hf: str, ct2: str) -> None:
-        out[f"{hf}.weight"] = _f32(v(f"{ct2}/weight"))
-        out[f"{hf}.bias"] = _f32(v(f"{ct2}/bias"))
+    def __init__(self, model: Ct2Model):
+        self.model = model
+        self.d_model = int(model.get("decoder/embeddings/weight").shape[1])
+        self.out: dict[str, np.ndarray] = {}
 
-    def norm(hf: str, ct2: str) -> None:
-        out[f"{hf}.weight"] = _f32(v(f"{ct2}/gamma"))
-        out[f"{hf}.bias"] = _f32(v(f"{ct2}/beta"))
+    def copy(self, hf: str, ct2: str) -> None:
+        self.out[hf] = _f32(self.model.get(ct2))
 
-    def split(hf: str, names: tuple[str, ...], ct2: str) -> None:
-        weight, bias = v(f"{ct2}/weight"), v(f"{ct2}/bias")
-        if weight.shape[0] != d_model * len(names):
-            raise NotWhisperError(f"{model.path}: {ct2}/weight has {weight.shape[0]} rows, expected "
-                                  f"{d_model} x {len(names)} fused projections")
+    def linear(self, hf: str, ct2: str) -> None:
+        self.copy(f"{hf}.weight", f"{ct2}/weight")
+        self.copy(f"{hf}.bias", f"{ct2}/bias")
+
+    def norm(self, hf: str, ct2: str) -> None:
+        self.copy(f"{hf}.weight", f"{ct2}/gamma")
+        self.copy(f"{hf}.bias", f"{ct2}/beta")
+
+    def split(self, hf: str, names: tuple[str, ...], ct2: str) -> None:
+        """CTranslate2 fuses q/k/v (or k/v) into one projection; Transformers keeps them apart."""
+        weight, bias = self.model.get(f"{ct2}/weight"), self.model.get(f"{ct2}/bias")
+        if weight.shape[0] != self.d_model * len(names):
+            raise NotWhisperError(f"{self.model.path}: {ct2}/weight has {weight.shape[0]} rows, expected "
+                                  f"{self.d_model} x {len(names)} fused projections")
         for i, name in enumerate(names):
-            rows = slice(i * d_model, (i + 1) * d_model)
-            out[f"{hf}.{name}.weight"] = _f32(weight[rows])
+            rows = slice(i * self.d_model, (i + 1) * self.d_model)
+            self.out[f"{hf}.{name}.weight"] = _f32(weight[rows])
             if name != "k_proj":  # Whisper's k_proj has no bias; CTranslate2 stores zeros there
-                out[f"{hf}.{name}.bias"] = _f32(bias[rows])
+                self.out[f"{hf}.{name}.bias"] = _f32(bias[rows])
 
-    def self_attention(hf: str, ct2: str) -> None:
-        norm(f"{hf}.self_attn_layer_norm", f"{ct2}/self_attention/layer_norm")
-        split(f"{hf}.self_attn", ("q_proj", "k_proj", "v_proj"), f"{ct2}/self_attention/linear_0")
-        linear(f"{hf}.self_attn.out_proj", f"{ct2}/self_attention/linear_1")
+    def self_attention(self, hf: str, ct2: str) -> None:
+        self.norm(f"{hf}.self_attn_layer_norm", f"{ct2}/self_attention/layer_norm")
+        self.split(f"{hf}.self_attn", ("q_proj", "k_proj", "v_proj"), f"{ct2}/self_attention/linear_0")
+        self.linear(f"{hf}.self_attn.out_proj", f"{ct2}/self_attention/linear_1")
 
-    def ffn(hf: str, ct2: str) -> None:
-        norm(f"{hf}.final_layer_norm", f"{ct2}/ffn/layer_norm")
-        linear(f"{hf}.fc1", f"{ct2}/ffn/linear_0")
-        linear(f"{hf}.fc2", f"{ct2}/ffn/linear_1")
+    def cross_attention(self, hf: str, ct2: str) -> None:
+        self.norm(f"{hf}.encoder_attn_layer_norm", f"{ct2}/attention/layer_norm")
+        self.linear(f"{hf}.encoder_attn.q_proj", f"{ct2}/attention/linear_0")
+        self.split(f"{hf}.encoder_attn", ("k_proj", "v_proj"), f"{ct2}/attention/linear_1")
+        self.linear(f"{hf}.encoder_attn.out_proj", f"{ct2}/attention/linear_2")
 
-    for i in ("conv1", "conv2"):
-        linear(f"model.encoder.{i}", f"encoder/{i}")
-    out["model.encoder.embed_positions.weight"] = _f32(v("encoder/position_encodings/encodings"))
-    for n in range(_layers(model, "encoder")):
-        hf, ct2 = f"model.encoder.layers.{n}", f"encoder/layer_{n}"
-        self_attention(hf, ct2)
-        ffn(hf, ct2)
-    norm("model.encoder.layer_norm", "encoder/layer_norm")
+    def ffn(self, hf: str, ct2: str) -> None:
+        self.norm(f"{hf}.final_layer_norm", f"{ct2}/ffn/layer_norm")
+        self.linear(f"{hf}.fc1", f"{ct2}/ffn/linear_0")
+        self.linear(f"{hf}.fc2", f"{ct2}/ffn/linear_1")
 
-    out["model.decoder.embed_tokens.weight"] = _f32(v("decoder/embeddings/weight"))
-    out["model.decoder.embed_positions.weight"] = _f32(v("decoder/position_encodings/encodings"))
-    for n in range(_layers(model, "decoder")):
-        hf, ct2 = f"model.decoder.layers.{n}", f"decoder/layer_{n}"
-        self_attention(hf, ct2)
-        norm(f"{hf}.encoder_attn_layer_norm", f"{ct2}/attention/layer_norm")
-        linear(f"{hf}.encoder_attn.q_proj", f"{ct2}/attention/linear_0")
-        split(f"{hf}.encoder_attn", ("k_proj", "v_proj"), f"{ct2}/attention/linear_1")
-        linear(f"{hf}.encoder_attn.out_proj", f"{ct2}/attention/linear_2")
-        ffn(hf, ct2)
-    norm("model.decoder.layer_norm", "decoder/layer_norm")
+    def encoder(self) -> None:
+        for i in ("conv1", "conv2"):
+            self.linear(f"model.encoder.{i}", f"encoder/{i}")
+        self.copy("model.encoder.embed_positions.weight", "encoder/position_encodings/encodings")
+        for n in range(_layers(self.model, "encoder")):
+            hf, ct2 = f"model.encoder.layers.{n}", f"encoder/layer_{n}"
+            self.self_attention(hf, ct2)
+            self.ffn(hf, ct2)
+        self.norm("model.encoder.layer_norm", "encoder/layer_norm")
+
+    def decoder(self) -> None:
+        self.copy("model.decoder.embed_tokens.weight", "decoder/embeddings/weight")
+        self.copy("model.decoder.embed_positions.weight", "decoder/position_encodings/encodings")
+        for n in range(_layers(self.model, "decoder")):
+            hf, ct2 = f"model.decoder.layers.{n}", f"decoder/layer_{n}"
+            self.self_attention(hf, ct2)
+            self.cross_attention(hf, ct2)
+            self.ffn(hf, ct2)
+        self.norm("model.decoder.layer_norm", "decoder/layer_norm")
+
+
+def _check_tied_projection(model: Ct2Model) -> None:
     projection = model.aliases.get("decoder/projection/weight")
     if projection != "decoder/embeddings/weight" and not np.array_equal(
-            v("decoder/projection/weight"), v("decoder/embeddings/weight")):
+            model.get("decoder/projection/weight"), model.get("decoder/embeddings/weight")):
         raise NotWhisperError(f"{model.path}: the output projection is not tied to the token embeddings, "
                               "as every Whisper checkpoint's is")
-    return out
+
+
+def whisper_state_dict(model: Ct2Model) -> dict[str, np.ndarray]:
+    """Transformers ``WhisperForConditionalGeneration`` weights (float32), ``proj_out`` tied."""
+    weights = _StateDict(model)
+    weights.encoder()
+    weights.decoder()
+    _check_tied_projection(model)
+    return weights.out
