@@ -131,7 +131,8 @@ def facts():
 @pytest.fixture(autouse=True)
 def _no_llm_env(monkeypatch):
     # Tests opt in to an LLM explicitly; a developer's own keys must never leak into a test.
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "PALIER_LLM_MODEL", "PREFECT_API_URL", "MLFLOW_TRACKING_URI"):
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "PALIER_LLM_MODEL", "PALIER_LLM_BASE_URL", "PALIER_LLM_API_KEY",
+                 "PREFECT_API_URL", "MLFLOW_TRACKING_URI"):
         monkeypatch.delenv(name, raising=False)
 
 

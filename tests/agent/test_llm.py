@@ -73,6 +73,15 @@ def test_llm_down_falls_back_to_offline(live, book, monkeypatch):
     assert "LLM unavailable" in answer.text
 
 
+def test_a_retired_llm_variable_is_said_not_ignored(live, book, log, monkeypatch):
+    monkeypatch.setenv("PALIER_LLM_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("PALIER_LLM_MODEL", "m")
+    answer = ask("où en est fr ?", state=live, playbooks=book)
+    assert answer.source == "offline" and "PALIER_LLM_BASE_URL is no longer read: set OPENAI_BASE_URL" in answer.text
+    result = diagnose(log("unknown_keyerror.log"), playbooks=book)
+    assert result.source == "rules" and "LLM not asked: PALIER_LLM_BASE_URL is no longer read" in result.fix
+
+
 def test_no_llm_flag_stays_offline(live, book, scripted_llm):
     server = scripted_llm([{"content": "should not be asked"}])
     assert ask("où en est fr ?", state=live, playbooks=book, use_llm=False).source == "offline"
