@@ -8,6 +8,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -39,28 +40,26 @@ class Playbook:
     next_steps: list[NextStep] = field(default_factory=list)
 
 
+class _Every:
+    """``PlaybookSet.<kind>``: the items of that kind of every playbook, in file order."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.kind = name
+
+    def __get__(self, book: PlaybookSet | None, owner: type | None = None) -> Any:
+        if book is None:
+            return self
+        return [item for p in book.playbooks for item in getattr(p, self.kind)]
+
+
 @dataclass
 class PlaybookSet:
     playbooks: list[Playbook] = field(default_factory=list)
 
-    def _every(self, kind: str) -> list:
-        return [item for p in self.playbooks for item in getattr(p, kind)]
-
-    @property
-    def rules(self) -> list[Rule]:
-        return self._every("rules")
-
-    @property
-    def failures(self) -> list[KnownFailure]:
-        return self._every("failures")
-
-    @property
-    def next_steps(self) -> list[NextStep]:
-        return self._every("next_steps")
-
-    @property
-    def sections(self) -> list[Section]:
-        return self._every("sections")
+    rules = _Every()
+    failures = _Every()
+    next_steps = _Every()
+    sections = _Every()
 
     def failure(self, failure_id: str) -> KnownFailure | None:
         return next((f for f in self.failures if f.id == failure_id), None)

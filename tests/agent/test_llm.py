@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from core.llm import LlmClient, LlmError
+
 from agent.chat import ask
 from agent.diagnose import diagnose
 from agent.state import LiveState
@@ -114,3 +116,21 @@ def test_known_failures_never_ask_the_llm(book, log, scripted_llm):
     server = scripted_llm([{"content": "{}"}])
     assert diagnose(log("cuda_oom_old_format.log"), playbooks=book).source == "rules"
     assert server.requests == []
+
+
+def test_endpoint_errors_never_carry_the_key(scripted_llm):
+    key = "sk-unit-0123456789abcdefghijkl"
+    server = scripted_llm([{"status": 401}], api_key=key)
+    client = LlmClient("m", server.base_url, api_key=key, timeout_s=5, max_retries=0)
+    with pytest.raises(LlmError, match="AuthenticationError") as err:
+        client.chat("system", "user")
+    assert not err.value.misconfigured
+    assert key not in str(err.value) and "[REDACTED]" in str(err.value)
+    assert len(server.requests) == 1
+
+
+def test_retries_are_the_openai_clients_own(scripted_llm):
+    server = scripted_llm([{"status": 503}, {"status": 503}, {"content": "never reached"}])
+    with pytest.raises(LlmError, match="InternalServerError"):
+        LlmClient("m", server.base_url, timeout_s=5, max_retries=1).chat("s", "u")
+    assert len(server.requests) == 2  # the first try and one retry
