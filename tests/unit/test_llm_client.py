@@ -16,7 +16,7 @@ def test_environment_convention():
     local = LlmClient.from_env(environ={"PALIER_LLM_MODEL": "m", "OPENAI_BASE_URL": "http://127.0.0.1:8000/v1"})
     assert (local.model, local.base_url, local.api_key) == ("m", "http://127.0.0.1:8000/v1", None)
     hosted = LlmClient.from_env(environ={"PALIER_LLM_MODEL": "m", "OPENAI_API_KEY": KEY})
-    assert hosted.base_url is None and hosted.api_key == KEY
+    assert hosted.base_url is None and hosted.api_key == KEY and KEY not in repr(hosted)
     given = LlmClient.from_env("http://h:1/v1", "x", environ={"PALIER_LLM_MODEL": "m", "OPENAI_BASE_URL": "http://e/v1"})
     assert (given.model, given.base_url) == ("x", "http://h:1/v1")  # arguments win
 
