@@ -12,22 +12,15 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
+from agent.check_registry import CHECKS, Hit, check
 from agent.context import GPU_MEMORY_GB, MISSING, StageContext, get_path, normalize_gpu
 from agent.playbook_models import Condition
-
-
-@dataclass
-class Hit:
-    details: dict[str, Any] = field(default_factory=dict)
-    suggested: dict[str, Any] | None = None  # stage-relative path -> value
 
 
 def _version(v: Any) -> Version | None:
@@ -75,18 +68,6 @@ def condition_holds(ctx: StageContext, cond: Condition) -> bool:
 
 
 # --- named checks -----------------------------------------------------------------------
-
-CheckFn = Callable[[StageContext, dict[str, Any]], Hit | None]
-CHECKS: dict[str, CheckFn] = {}
-
-
-def check(name: str) -> Callable[[CheckFn], CheckFn]:
-    def register(fn: CheckFn) -> CheckFn:
-        CHECKS[name] = fn
-        return fn
-
-    return register
-
 
 def _installed_version(module_name: str) -> str | None:
     from importlib import metadata
@@ -315,3 +296,5 @@ def has_eval_role(ctx: StageContext, params: dict[str, Any]) -> Hit | None:
 
 # Checks on the stage's own settings and what it refers to register themselves on import.
 from agent import config_checks  # noqa: E402,F401
+
+__all__ = ["CHECKS", "Hit", "check", "condition_holds"]

@@ -10,8 +10,9 @@ import math
 import re
 from typing import Any
 
-from agent.checks import Hit, check
-from agent.context import HUB_ID, MISSING, StageContext, get_path
+from agent.check_registry import Hit, check
+from agent.context import MISSING, StageContext, get_path
+from agent.model_refs import HUB_ID
 
 
 def source_size(ctx: StageContext, source: dict[str, Any] | None) -> int | None:

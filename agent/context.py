@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.facts import EnvFacts
+from agent.model_refs import is_hub_id
 
 MISSING = object()
 
@@ -24,7 +25,6 @@ GPU_MEMORY_GB = {
 }
 PRE_AMPERE = ("T4", "P100", "V100", "K80")
 KAGGLE_DEFAULT_GPU = "T4"  # palier asks for NvidiaTeslaT4 when backend.gpu is unset (core.backends.kaggle_kernel)
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 REAL_WHISPER = re.compile(r"(?i)whisper[-_]?(tiny|base|small|medium|large|turbo)")
 
 
@@ -35,14 +35,6 @@ def normalize_gpu(name: str | None) -> str | None:
         if re.search(pattern, name, re.IGNORECASE):
             return canonical
     return name.upper()
-
-
-def is_hub_id(ref: str | None, local_paths: dict[str, bool]) -> bool:
-    if not ref or ref.startswith(("stage:", "/", "./", "../", "~")):
-        return False
-    if local_paths.get(ref):
-        return False
-    return bool(HUB_ID.match(ref))
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.llm import LlmError
+
 from agent.heartbeat import HeartbeatFacts, heartbeat_from_log_age, is_stalled
 from agent.playbook_models import KnownFailure, Kind
 from agent.playbooks import PlaybookSet, load_playbooks
@@ -274,6 +276,95 @@ def _stall_limit(hb: HeartbeatFacts | None) -> float:
     return (hb.stall_limit_s if hb is not None else None) or DEFAULT_STALL_S
 
 
+@dataclass(frozen=True)
+class _Scan:
+    """What the log shows before any playbook is consulted."""
+
+    lines: list[str]
+    exceptions: list[int]
+    final: set[int]
+    crashed: bool
+    tail: LogTail
+
+
+def _scan(log_text: str, heartbeat: HeartbeatFacts | None) -> _Scan:
+    lines = log_lines(log_text)
+    exc = exception_lines(lines)
+    aborts = crash_lines(lines)
+    final = _final_block(lines, exc)
+    if aborts and (not exc or aborts[-1] > exc[-1]):
+        final |= _block(lines, aborts[-1])
+    crashed = bool(exc) or bool(aborts) or bool(heartbeat and heartbeat.error)
+    return _Scan(lines, exc, final, crashed, log_tail(lines))
+
+
+def _best_candidate(book: PlaybookSet, scan: _Scan, heartbeat: HeartbeatFacts | None) -> _Candidate | None:
+    candidates = []
+    for f in book.failures:
+        c = _candidate(f, scan.lines, scan.final, heartbeat, scan.tail, scan.crashed)
+        if c is None or (f.kind == "none" and scan.crashed):
+            continue  # a benign warning never explains a crash
+        candidates.append(c)
+    real = [c for c in candidates if c.failure.kind != "none"]
+    pool = real or candidates
+    return max(pool, key=_rank) if pool else None
+
+
+def _known(best: _Candidate, scan: _Scan, heartbeat: HeartbeatFacts | None) -> Diagnosis:
+    f = best.failure
+    confidence = f.confidence
+    if scan.exceptions and not best.in_final and f.heartbeat is None:
+        confidence *= 0.85  # the final exception says something else
+    evidence = _evidence(scan.lines, best.lines, scan.final, heartbeat,
+                         with_heartbeat=f.heartbeat is not None and heartbeat is not None)
+    if f.kind == "none" and heartbeat is not None and heartbeat.source == "log_age":
+        evidence.append(heartbeat.describe())
+    to_confirm = None
+    remedy = f.remedy.model_dump() if f.remedy else None
+    if not best.confirmed:
+        confidence *= UNCONFIRMED_FACTOR
+        remedy = None  # no automatic retry on a hang that is only probable
+        ending = (f"ends on a progress bar stopped at {scan.tail.bar_pct} %" if scan.tail.bar_pct is not None
+                  else "shows no progress after this line")
+        evidence.append(f"unconfirmed: the log {ending} and no error; "
+                        "no heartbeat or log age was given")
+        to_confirm = TO_CONFIRM.format(limit=_stall_limit(heartbeat))
+    return Diagnosis(
+        kind=f.kind,
+        failure_id=f.id,
+        confidence=round(confidence, 2),
+        evidence=evidence,
+        fix=redact(f"{f.diagnosis.strip()} {f.fix.strip()}".strip()),
+        remedy=remedy,
+        section=f.source.cite if f.source else None,
+        to_confirm=to_confirm,
+    )
+
+
+def _unmatched(scan: _Scan, heartbeat: HeartbeatFacts | None) -> Diagnosis:
+    """No playbook failure matched: ``unknown`` when the run crashed or stalled, else ``none``."""
+    stalled = heartbeat is not None and is_stalled(heartbeat, _stall_limit(heartbeat))
+    if stalled and heartbeat.source == "log_age" and not scan.tail.unfinished_bar:
+        stalled = False  # an old log that ended normally is a finished run, not a stalled one
+    if scan.crashed or stalled:
+        idx = sorted(scan.final) if scan.final else []
+        if not idx and scan.exceptions:
+            idx = [scan.exceptions[-1]]
+        if not idx and stalled and scan.tail.last is not None:
+            idx = [scan.tail.last]
+        evidence = _evidence(scan.lines, idx, scan.final, heartbeat, with_heartbeat=stalled or not idx)
+        if heartbeat is not None and heartbeat.error and not idx:
+            evidence.insert(0, redact(heartbeat.error)[:300])
+        return Diagnosis(
+            kind="unknown", failure_id=None, confidence=0.2, evidence=evidence,
+            fix="Not in the playbooks. Read the final exception and the lines before it; if you find the cause, "
+                "add a palier-failure block (docs/agent.md, 'Adding a known failure').",
+        )
+    evidence = [heartbeat.describe()] if heartbeat is not None and heartbeat.source == "log_age" else []
+    return Diagnosis(kind="none", failure_id=None, confidence=0.6, evidence=evidence,
+                     fix="No failure found: the log shows no exception and the run is not stalled.")
+
+
 def diagnose_with_rules(log_text: str, heartbeat: HeartbeatFacts | None = None,
                         playbooks: PlaybookSet | None = None, *, log_age_s: float | None = None) -> Diagnosis:
     """``log_age_s``: seconds since the log file was last written, used when no heartbeat
@@ -287,74 +378,9 @@ def diagnose_with_rules(log_text: str, heartbeat: HeartbeatFacts | None = None,
                          fix="The run finished successfully; nothing to fix.")
     if heartbeat is None and log_age_s is not None:
         heartbeat = heartbeat_from_log_age(log_age_s)
-    lines = log_lines(log_text)
-    exc = exception_lines(lines)
-    aborts = crash_lines(lines)
-    final = _final_block(lines, exc)
-    if aborts and (not exc or aborts[-1] > exc[-1]):
-        final |= _block(lines, aborts[-1])
-    crashed = bool(exc) or bool(aborts) or bool(heartbeat and heartbeat.error)
-    tail = log_tail(lines)
-    candidates = []
-    for f in book.failures:
-        c = _candidate(f, lines, final, heartbeat, tail, crashed)
-        if c is None:
-            continue
-        if f.kind == "none" and crashed:
-            continue  # a benign warning never explains a crash
-        candidates.append(c)
-    real = [c for c in candidates if c.failure.kind != "none"]
-    pool = real or candidates
-    if pool:
-        best = max(pool, key=_rank)
-        f = best.failure
-        confidence = f.confidence
-        if exc and not best.in_final and f.heartbeat is None:
-            confidence *= 0.85  # the final exception says something else
-        evidence = _evidence(lines, best.lines, final, heartbeat,
-                             with_heartbeat=f.heartbeat is not None and heartbeat is not None)
-        if f.kind == "none" and heartbeat is not None and heartbeat.source == "log_age":
-            evidence.append(heartbeat.describe())
-        to_confirm = None
-        remedy = f.remedy.model_dump() if f.remedy else None
-        if not best.confirmed:
-            confidence *= UNCONFIRMED_FACTOR
-            remedy = None  # no automatic retry on a hang that is only probable
-            ending = (f"ends on a progress bar stopped at {tail.bar_pct} %" if tail.bar_pct is not None
-                      else "shows no progress after this line")
-            evidence.append(f"unconfirmed: the log {ending} and no error; "
-                            "no heartbeat or log age was given")
-            to_confirm = TO_CONFIRM.format(limit=_stall_limit(heartbeat))
-        return Diagnosis(
-            kind=f.kind,
-            failure_id=f.id,
-            confidence=round(confidence, 2),
-            evidence=evidence,
-            fix=redact(f"{f.diagnosis.strip()} {f.fix.strip()}".strip()),
-            remedy=remedy,
-            section=f.source.cite if f.source else None,
-            to_confirm=to_confirm,
-        )
-    stalled = heartbeat is not None and is_stalled(heartbeat, _stall_limit(heartbeat))
-    if stalled and heartbeat.source == "log_age" and not tail.unfinished_bar:
-        stalled = False  # an old log that ended normally is a finished run, not a stalled one
-    if crashed or stalled:
-        idx = sorted(final) if final else []
-        if not idx and exc:
-            idx = [exc[-1]]
-        if not idx and stalled and tail.last is not None:
-            idx = [tail.last]
-        evidence = _evidence(lines, idx, final, heartbeat, with_heartbeat=stalled or not idx)
-        if heartbeat is not None and heartbeat.error and not idx:
-            evidence.insert(0, redact(heartbeat.error)[:300])
-        return Diagnosis(
-            kind="unknown", failure_id=None, confidence=0.2, evidence=evidence,
-            fix="Not in the playbooks. Read the final exception and the lines before it; if you find the cause, "
-                "add a palier-failure block (docs/agent.md, 'Adding a known failure').",
-        )
-    evidence = [heartbeat.describe()] if heartbeat is not None and heartbeat.source == "log_age" else []
-    return Diagnosis(kind="none", failure_id=None, confidence=0.6, evidence=evidence,
-                     fix="No failure found: the log shows no exception and the run is not stalled.")
+    scan = _scan(log_text, heartbeat)
+    best = _best_candidate(book, scan, heartbeat)
+    return _known(best, scan, heartbeat) if best is not None else _unmatched(scan, heartbeat)
 
 
 def read_log(path: str | Path) -> str:
@@ -372,7 +398,7 @@ def diagnose(
     log_age_s: float | None = None,
 ) -> Diagnosis:
     """Rules first. ``use_llm``: None = ask the LLM for unknown cases when one is configured
-    (OPENAI_API_KEY / OPENAI_BASE_URL + PALIER_LLM_MODEL); False = never. ``log_age_s``: the
+    (``core.llm``: OPENAI_BASE_URL / OPENAI_API_KEY + PALIER_LLM_MODEL); False = never. ``log_age_s``: the
     log file's age, used when there are no heartbeat events."""
     book = playbooks or load_playbooks()
     result = diagnose_with_rules(log_text, heartbeat, book, log_age_s=log_age_s)
@@ -380,10 +406,11 @@ def diagnose(
         return result
     from agent import llm
 
-    if not llm.configured():
-        return result
     try:
-        answer = llm.diagnose_unknown(log_text, heartbeat, book)
-    except llm.LLMError:
+        client = llm.configured_client()
+        answer = llm.diagnose_unknown(client, log_text, heartbeat, book) if client else None
+    except LlmError as exc:
+        if exc.misconfigured:  # say so rather than silently not asking
+            return result.model_copy(update={"fix": f"{result.fix} (LLM not asked: {redact(str(exc))})"})
         return result
-    return answer or result
+    return Diagnosis(**answer, remedy=None, source="llm") if answer else result

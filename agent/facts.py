@@ -189,6 +189,42 @@ def _uses_lora(config: Any) -> bool:
     return False
 
 
+def _local_files(paths: list[str], roots: list[Path]
+                 ) -> tuple[dict[str, bool], dict[str, bool], dict[str, int]]:
+    """For each path the config names: found here, its parent folder exists, its record count."""
+
+    def found(p: str) -> Path | None:
+        return next((c for c in [*(r / p for r in roots), Path(p).expanduser()] if c.exists()), None)
+
+    local = {p: found(p) is not None for p in paths}
+    parents = {p: any((r / p).parent.is_dir() for r in roots) for p in paths if not local[p]}
+    sizes = {}
+    for p in paths:
+        where = found(p)
+        records = _count_records(where) if where else None
+        if records is not None:
+            sizes[p] = records
+    return local, parents, sizes
+
+
+def _model_packages(base: Any) -> dict[str, bool]:
+    """Whether a ``package:`` / ``pypi:`` base model is installed."""
+    if isinstance(base, str) and base.startswith("package:"):
+        try:
+            return {base: bool(metadata.version(base[len("package:"):].strip()))}
+        except metadata.PackageNotFoundError:
+            return {base: False}
+    if isinstance(base, str) and base.startswith("pypi:"):
+        from core.packaged_models import PackagedModelError, check_installed
+
+        try:
+            check_installed(base[len("pypi:"):].strip())
+            return {base: True}
+        except PackagedModelError:
+            return {base: False}
+    return {}
+
+
 def collect_env_facts(
     config: Any = None,
     *,
@@ -207,35 +243,8 @@ def collect_env_facts(
         cuda = cuda or gpu is not None
     hf_offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
     network = probe_network() if (check_network and not hf_offline) else None
-    roots = [Path.cwd()] + ([Path(base_dir)] if base_dir else [])
-    paths = config_paths(config)
-
-    def found(p: str) -> Path | None:
-        return next((c for c in [*(r / p for r in roots), Path(p).expanduser()] if c.exists()), None)
-
-    local = {p: found(p) is not None for p in paths}
-    parents = {p: any((r / p).parent.is_dir() for r in roots) for p in paths if not local[p]}
-    sizes = {}
-    for p in paths:
-        where = found(p)
-        records = _count_records(where) if where else None
-        if records is not None:
-            sizes[p] = records
+    local, parents, sizes = _local_files(config_paths(config), [Path.cwd()] + ([Path(base_dir)] if base_dir else []))
     base = getattr(config, "base_model", None) if config is not None else None
-    packages = {}
-    if isinstance(base, str) and base.startswith("package:"):
-        try:
-            packages[base] = bool(metadata.version(base[len("package:"):].strip()))
-        except metadata.PackageNotFoundError:
-            packages[base] = False
-    elif isinstance(base, str) and base.startswith("pypi:"):
-        from core.packaged_models import PackagedModelError, check_installed
-
-        try:
-            check_installed(base[len("pypi:"):].strip())
-            packages[base] = True
-        except PackagedModelError:
-            packages[base] = False
     modules = {}
     if inspect_models and isinstance(base, str) and _uses_lora(config):
         from agent.model_modules import model_module_names
@@ -258,6 +267,6 @@ def collect_env_facts(
         local_paths=local,
         path_parents=parents,
         data_sizes=sizes,
-        model_packages=packages,
+        model_packages=_model_packages(base),
         model_modules=modules,
     )

@@ -18,7 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from agent.context import is_hub_id
+from agent.model_refs import is_hub_id
 
 PACKAGE_PREFIX = "package:"
 TIMEOUT_S = 180

@@ -6,31 +6,10 @@ Blocks are fenced YAML in the playbook Markdown, tagged ``yaml palier-rule``,
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-KINDS = (
-    "kernel_hang",
-    "deprecated_arg",
-    "cuda_oom",
-    "missing_dependency",
-    "map_hang",
-    "whisper_label_length",
-    "whisper_generation_config",
-    "nccl_timeout",
-    "disk_full",
-    "bf16_unsupported",
-    "fp16_unscale",
-    "backend_timeout",
-    "backend_quota",
-    "auth_error",
-    "export_error",
-    "tracking_error",
-    "divergence",
-    "none",
-    "unknown",
-)
 Kind = Literal[
     "kernel_hang",
     "deprecated_arg",
@@ -52,6 +31,7 @@ Kind = Literal[
     "none",
     "unknown",
 ]
+KINDS: tuple[str, ...] = get_args(Kind)
 
 # Remedies palier knows how to apply to a stage config (agent.remedies); a playbook may only
 # name these, and only with ``safe: true``.

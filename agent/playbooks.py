@@ -8,6 +8,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -39,25 +40,26 @@ class Playbook:
     next_steps: list[NextStep] = field(default_factory=list)
 
 
+class _Every:
+    """``PlaybookSet.<kind>``: the items of that kind of every playbook, in file order."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.kind = name
+
+    def __get__(self, book: PlaybookSet | None, owner: type | None = None) -> Any:
+        if book is None:
+            return self
+        return [item for p in book.playbooks for item in getattr(p, self.kind)]
+
+
 @dataclass
 class PlaybookSet:
     playbooks: list[Playbook] = field(default_factory=list)
 
-    @property
-    def rules(self) -> list[Rule]:
-        return [r for p in self.playbooks for r in p.rules]
-
-    @property
-    def failures(self) -> list[KnownFailure]:
-        return [f for p in self.playbooks for f in p.failures]
-
-    @property
-    def next_steps(self) -> list[NextStep]:
-        return [n for p in self.playbooks for n in p.next_steps]
-
-    @property
-    def sections(self) -> list[Section]:
-        return [s for p in self.playbooks for s in p.sections]
+    rules = _Every()
+    failures = _Every()
+    next_steps = _Every()
+    sections = _Every()
 
     def failure(self, failure_id: str) -> KnownFailure | None:
         return next((f for f in self.failures if f.id == failure_id), None)
@@ -79,95 +81,106 @@ def _format_validation(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+class _Parser:
+    """One pass over a playbook's lines: fenced blocks become items, headings open sections."""
+
+    def __init__(self, text: str, file: str):
+        self.lines = text.splitlines()
+        self.file = file
+        self.playbook = Playbook(file=file, title=file)
+        self.heading, self.anchor, self.level, self.line = file, "top", 0, 1
+        self.section_lines: list[str] = []
+        self.used_anchors: dict[str, int] = {}
+        self.block_index = 0
+        self.seen_ids: set[str] = set()
+
+    def parse(self) -> Playbook:
+        i = 0
+        while i < len(self.lines):
+            line = self.lines[i]
+            fence = _FENCE.match(line)
+            if fence:
+                i = self._fence(i, fence.group(1), fence.group(2).strip())
+                continue
+            heading = _HEADING.match(line)
+            if heading:
+                self._open_section(len(heading.group(1)), heading.group(2), i)
+            else:
+                self.section_lines.append(line)
+            i += 1
+        self._close_section()
+        return self.playbook
+
+    def _close_section(self) -> None:
+        body = "\n".join(self.section_lines).strip()
+        if body or self.level:
+            self.playbook.sections.append(Section(file=self.file, heading=self.heading, anchor=self.anchor,
+                                                  level=self.level, line=self.line, text=body))
+
+    def _open_section(self, level: int, text: str, i: int) -> None:
+        self._close_section()
+        if level == 1 and self.playbook.title == self.file:
+            self.playbook.title = text
+        anchor = slugify(text)
+        n = self.used_anchors.get(anchor, 0)
+        self.used_anchors[anchor] = n + 1
+        self.heading, self.anchor = text, anchor if n == 0 else f"{anchor}-{n}"
+        self.level, self.line = level, i + 1
+        self.section_lines = []
+
+    def _fence(self, start: int, marker: str, info: str) -> int:
+        """Read the fenced block opening at ``start``; returns the index after its closing fence."""
+        j = start + 1
+        while j < len(self.lines) and not self.lines[j].startswith(marker):
+            j += 1
+        if j >= len(self.lines):
+            raise PlaybookError(self.file, None, start + 1, f"unclosed {marker} fence")
+        self.section_lines.extend(self.lines[start : j + 1])
+        tags = [t for t in info.split() if t.startswith("palier-")]
+        if tags:
+            self.block_index += 1
+            self._add(self._item(tags, self.lines[start + 1 : j], start))
+        return j + 1
+
+    def _item(self, tags: list[str], body: list[str], start: int) -> Rule | KnownFailure | NextStep:
+        def error(message: str, at: int = start + 1) -> PlaybookError:
+            return PlaybookError(self.file, self.block_index, at, message)
+
+        if len(tags) > 1 or tags[0] not in BLOCK_TAGS:
+            raise error(f"unknown block tag {' '.join(tags)!r}: use one of {', '.join(sorted(BLOCK_TAGS))}")
+        try:
+            data = yaml.safe_load("\n".join(body))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            raise error(f"not valid YAML ({getattr(exc, 'problem', exc)})",
+                        start + 2 + mark.line if mark else start + 1) from None
+        if not isinstance(data, dict):
+            raise error(f"{tags[0]} block must be a YAML mapping")
+        data["source"] = SourceRef(file=self.file, section=self.heading, anchor=self.anchor, line=start + 1)
+        try:
+            item = BLOCK_TAGS[tags[0]].model_validate(data)
+        except ValidationError as exc:
+            raise error(f"{tags[0]}: {_format_validation(exc)}") from None
+        if isinstance(item, Rule) and item.check and item.check not in CHECKS:
+            raise error(f"rule {item.id!r} names unknown check {item.check!r} (see agent/checks.py)")
+        if item.id in self.seen_ids:
+            raise error(f"duplicate id {item.id!r}")
+        self.seen_ids.add(item.id)
+        return item
+
+    def _add(self, item: Rule | KnownFailure | NextStep) -> None:
+        if isinstance(item, Rule):
+            self.playbook.rules.append(item)
+        elif isinstance(item, KnownFailure):
+            self.playbook.failures.append(item)
+        else:
+            self.playbook.next_steps.append(item)
+
+
 def parse_playbook(text: str, file: str) -> Playbook:
     """Parse one playbook. Raises PlaybookError on an unclosed fence, a block that is not a
     YAML mapping, an unknown ``palier-*`` tag, a field error, or a duplicate id in the file."""
-    lines = text.splitlines()
-    title = file
-    sections: list[Section] = []
-    playbook = Playbook(file=file, title=title)
-    current_heading, current_anchor, current_level, current_line = file, "top", 0, 1
-    section_lines: list[str] = []
-    used_anchors: dict[str, int] = {}
-    block_index = 0
-    seen_ids: set[str] = set()
-
-    def close_section() -> None:
-        body = "\n".join(section_lines).strip()
-        if body or current_level:
-            sections.append(
-                Section(file=file, heading=current_heading, anchor=current_anchor, level=current_level,
-                        line=current_line, text=body)
-            )
-
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        fence = _FENCE.match(line)
-        if fence:
-            marker, info = fence.group(1), fence.group(2).strip()
-            start = i
-            j = i + 1
-            while j < len(lines) and not lines[j].startswith(marker):
-                j += 1
-            if j >= len(lines):
-                raise PlaybookError(file, None, start + 1, f"unclosed {marker} fence")
-            body = lines[start + 1 : j]
-            tags = [t for t in info.split() if t.startswith("palier-")]
-            section_lines.extend(lines[start : j + 1])
-            if tags:
-                block_index += 1
-                if len(tags) > 1 or tags[0] not in BLOCK_TAGS:
-                    raise PlaybookError(
-                        file, block_index, start + 1,
-                        f"unknown block tag {' '.join(tags)!r}: use one of {', '.join(sorted(BLOCK_TAGS))}",
-                    )
-                model = BLOCK_TAGS[tags[0]]
-                try:
-                    data = yaml.safe_load("\n".join(body))
-                except yaml.YAMLError as exc:
-                    mark = getattr(exc, "problem_mark", None)
-                    at = start + 2 + mark.line if mark else start + 1
-                    raise PlaybookError(file, block_index, at, f"not valid YAML ({getattr(exc, 'problem', exc)})") from None
-                if not isinstance(data, dict):
-                    raise PlaybookError(file, block_index, start + 1, f"{tags[0]} block must be a YAML mapping")
-                data["source"] = SourceRef(file=file, section=current_heading, anchor=current_anchor, line=start + 1)
-                try:
-                    item = model.model_validate(data)
-                except ValidationError as exc:
-                    raise PlaybookError(file, block_index, start + 1, f"{tags[0]}: {_format_validation(exc)}") from None
-                if isinstance(item, Rule) and item.check and item.check not in CHECKS:
-                    raise PlaybookError(file, block_index, start + 1,
-                                        f"rule {item.id!r} names unknown check {item.check!r} (see agent/checks.py)")
-                if item.id in seen_ids:
-                    raise PlaybookError(file, block_index, start + 1, f"duplicate id {item.id!r}")
-                seen_ids.add(item.id)
-                if isinstance(item, Rule):
-                    playbook.rules.append(item)
-                elif isinstance(item, KnownFailure):
-                    playbook.failures.append(item)
-                else:
-                    playbook.next_steps.append(item)
-            i = j + 1
-            continue
-        heading = _HEADING.match(line)
-        if heading:
-            close_section()
-            level, text_ = len(heading.group(1)), heading.group(2)
-            if level == 1 and playbook.title == file:
-                playbook.title = text_
-            anchor = slugify(text_)
-            n = used_anchors.get(anchor, 0)
-            used_anchors[anchor] = n + 1
-            current_heading, current_anchor = text_, anchor if n == 0 else f"{anchor}-{n}"
-            current_level, current_line = level, i + 1
-            section_lines = []
-        else:
-            section_lines.append(line)
-        i += 1
-    close_section()
-    playbook.sections = sections
-    return playbook
+    return _Parser(text, file).parse()
 
 
 def default_playbooks_dir() -> Path:

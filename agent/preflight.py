@@ -10,7 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent.checks import CHECKS, Hit, condition_holds
+from agent.check_registry import Hit
+from agent.checks import CHECKS, condition_holds
 from agent.context import MISSING, StageContext, get_path, set_path
 from agent.facts import EnvFacts
 from agent.playbook_models import Rule
@@ -143,32 +144,9 @@ def preflight(
             hit = evaluate_rule(rule, ctx)
             if hit is None:
                 continue
-            values = {**ctx.target(), "base": ctx.pipeline.get("base_model"), "stage": ctx.name,
-                      "backend": ctx.backend_kind, "family": ctx.family, **hit.details}
-            autofixed, error = False, None
-            wanted = (rule.autofix.set if rule.autofix and rule.autofix.set else
-                      hit.suggested if rule.autofix and rule.autofix.suggested else None)
-            if apply_autofix and wanted:
-                candidate = copy.deepcopy(data)
-                for path, value in wanted.items():
-                    set_path(candidate["stages"][index], path, copy.deepcopy(value))
-                if evaluate_rule(rule, _context(candidate, index, facts)) is None:
-                    for path, value in wanted.items():
-                        old = get_path(ctx.stage, path)
-                        changes.append(Change(rule_id=rule.id, stage=ctx.name, path=path,
-                                              old=None if old is MISSING else old, new=value))
-                    data, autofixed = candidate, True
-                else:
-                    error = "autofix did not clear the finding"
-            findings.append(
-                Finding(
-                    rule_id=rule.id, title=rule.title, severity=rule.severity, stage=ctx.name,
-                    message=redact(render(rule.message, values)), fix=redact(render(rule.fix, values)),
-                    rationale=rule.rationale, playbook=rule.source.cite if rule.source else None,
-                    section=rule.source.section if rule.source else None,
-                    autofixed=autofixed, autofix_error=error,
-                )
-            )
+            data, fixed_here, error = _autofix(rule, hit, ctx, data, index, facts, apply_autofix)
+            changes += fixed_here
+            findings.append(_finding(rule, hit, ctx, autofixed=bool(fixed_here), error=error))
     fixed = config
     if changes:
         try:
@@ -183,6 +161,39 @@ def preflight(
     ok = not any(f.blocking for f in findings)
     return PreflightReport(ok=ok, findings=findings, changes=changes, config=fixed,
                            facts_summary=_facts_summary(facts))
+
+
+def _autofix(rule: Rule, hit: Hit, ctx: StageContext, data: dict[str, Any], index: int, facts: EnvFacts,
+             apply: bool) -> tuple[dict[str, Any], list[Change], str | None]:
+    """(the config data, the changes made, why the autofix failed): a fix is kept only when
+    the rule no longer fires on the fixed copy."""
+    wanted = (rule.autofix.set if rule.autofix and rule.autofix.set else
+              hit.suggested if rule.autofix and rule.autofix.suggested else None)
+    if not (apply and wanted):
+        return data, [], None
+    candidate = copy.deepcopy(data)
+    for path, value in wanted.items():
+        set_path(candidate["stages"][index], path, copy.deepcopy(value))
+    if evaluate_rule(rule, _context(candidate, index, facts)) is not None:
+        return data, [], "autofix did not clear the finding"
+    changes = []
+    for path, value in wanted.items():
+        old = get_path(ctx.stage, path)
+        changes.append(Change(rule_id=rule.id, stage=ctx.name, path=path, old=None if old is MISSING else old,
+                              new=value))
+    return candidate, changes, None
+
+
+def _finding(rule: Rule, hit: Hit, ctx: StageContext, *, autofixed: bool, error: str | None) -> Finding:
+    values = {**ctx.target(), "base": ctx.pipeline.get("base_model"), "stage": ctx.name,
+              "backend": ctx.backend_kind, "family": ctx.family, **hit.details}
+    return Finding(
+        rule_id=rule.id, title=rule.title, severity=rule.severity, stage=ctx.name,
+        message=redact(render(rule.message, values)), fix=redact(render(rule.fix, values)),
+        rationale=rule.rationale, playbook=rule.source.cite if rule.source else None,
+        section=rule.source.section if rule.source else None,
+        autofixed=autofixed, autofix_error=error,
+    )
 
 
 def _merge_across_stages(findings: list[Finding]) -> list[Finding]:

@@ -9,17 +9,11 @@ from typing import Any
 
 from agent.context import MISSING, get_path, normalize_gpu, set_path
 from agent.diagnose import Diagnosis
+from agent.registry import Registry
 
 RemedyFn = Callable[[dict[str, Any], dict[str, Any]], tuple[dict[str, Any], str] | None]
-_REMEDIES: dict[str, RemedyFn] = {}
-
-
-def _remedy(name: str) -> Callable[[RemedyFn], RemedyFn]:
-    def register(fn: RemedyFn) -> RemedyFn:
-        _REMEDIES[name] = fn
-        return fn
-
-    return register
+_REMEDIES = Registry()
+_remedy = _REMEDIES.add
 
 
 @_remedy("halve_batch")

@@ -336,6 +336,68 @@ def _preflight(path: str | None, book: PlaybookSet) -> dict[str, Any] | None:
          "changes": [c.line() for c in report.changes if c.rule_id == f.rule_id]} for f in report.findings]}
 
 
+def _failure_steps(why: dict[str, Any], status: dict[str, Any], current: str) -> list[dict[str, Any]]:
+    """A failed or interrupted run: what went wrong and its fix (or the previous run's)."""
+    if current == "interrupted":
+        steps = [{"kind": "interrupted", **(status.get("interrupted") or {}), "run_name": status.get("run_name")}]
+        prev = why.get("previous_failure")
+        if prev and prev.get("stage"):
+            steps.append({"kind": "previous_failure", "stage": prev["stage"]["stage"], "failure_kind": prev.get("kind"),
+                          "fix": (prev.get("diagnosis") or {}).get("fix") or prev.get("playbook_fix"),
+                          "cite": prev.get("playbook_cite")})
+        return steps
+    d = why.get("diagnosis") or {}
+    return [{"kind": "fix_failure", "stage": (why.get("stage") or {}).get("stage"),
+             "failure_kind": why.get("kind"), "fix": d.get("fix") or why.get("playbook_fix"),
+             "cite": why.get("playbook_cite"), "remedy": (why.get("remedy_applied") or {}).get("description")}]
+
+
+def _state_step(status: dict[str, Any], current: str, stages: list[dict[str, Any]],
+                finished: list[str]) -> dict[str, Any]:
+    """The one step a run that did not fail calls for (gate, candidate, partial, running...)."""
+    if current == "gate_rejected":
+        last = [s for s in stages if s["stage"] in finished][-1]
+        return {"kind": "gate_rejected", "stage": last["stage"], "row": _primary_row(last)}
+    if current == "candidate":
+        last = [s for s in stages if s["stage"] in finished][-1]
+        return {"kind": "candidate", "stage": last["stage"], "output_name": last.get("output_name"),
+                "row": _primary_row(last)}
+    if current == "partial":
+        return {"kind": "partial", "done": finished, "planned": status.get("planned_stages"),
+                "file": status.get("pipeline_file")}
+    if current == "running":
+        running = next((s for s in stages if s["status"] == "running"), None)
+        return {"kind": "running", "stage": running["stage"] if running else None,
+                "progress": (running or {}).get("progress", {})}
+    if current == "succeeded":
+        last = stages[-1] if stages else {}
+        return {"kind": "succeeded", "stage": last.get("stage"), "output_name": last.get("output_name"),
+                "row": _primary_row(last) if last else None}
+    return {"kind": "launch", "file": status.get("pipeline_file"), "pipeline": status.get("pipeline")}
+
+
+def _add_preflight(steps: list[dict[str, Any]], status: dict[str, Any], book: PlaybookSet,
+                   current: str) -> list[dict[str, str]]:
+    """Insert the preflight's findings on the pipeline file (after the failure's own fix, before
+    the relaunch: what would block the next run); returns their playbook sources."""
+    check = _preflight(status.get("pipeline_file"), book)
+    if check is None:
+        return []
+    findings = check["findings"]
+    wanted = [f for f in findings if f["blocking"]]
+    if current == "no_runs":  # before a first run, everything the preflight would say
+        wanted += [f for f in findings if not f["blocking"] and not f["autofixed"]]
+        wanted += [f for f in findings if f["autofixed"]]
+    if not check.get("ok", True) and check.get("error"):
+        steps.insert(0, {"kind": "invalid_config", "error": check["error"], "file": status.get("pipeline_file")})
+        wanted = []
+    at = next((i for i, s in enumerate(steps) if s["kind"] in ("relaunch", "launch", "partial", "succeeded",
+                                                                "candidate", "gate_rejected")), len(steps))
+    for f in reversed(wanted[:5]):
+        steps.insert(at, {"kind": "preflight", **f})
+    return [_src("playbook", f["playbook"], f["rule_id"]) for f in wanted[:5] if f.get("playbook")]
+
+
 def next_steps(state: LiveState, book: PlaybookSet, pipeline: str | None = None,
                family: str | None = None) -> dict[str, Any]:
     """What to do next, computed from the pipeline's state: the failure's fix, the interrupted
@@ -346,7 +408,6 @@ def next_steps(state: LiveState, book: PlaybookSet, pipeline: str | None = None,
     stages = status.get("stages") or []
     if family is None:
         family = next((st["family"] for st in stages if st.get("family")), None)
-    steps: list[dict[str, Any]] = []
     notes = list(status.get("notes", []))
     sources = list(status.get("sources", [])[:1])
     if not status.get("ok") and status.get("error"):
@@ -355,56 +416,12 @@ def next_steps(state: LiveState, book: PlaybookSet, pipeline: str | None = None,
     if current in ("failed", "interrupted"):
         why = explain_failure(state, book, status.get("pipeline"))
         sources += [s for s in why.get("sources", []) if s not in sources]
-        if current == "interrupted":
-            steps.append({"kind": "interrupted", **(status.get("interrupted") or {}), "run_name": status.get("run_name")})
-            prev = why.get("previous_failure")
-            if prev and prev.get("stage"):
-                steps.append({"kind": "previous_failure", "stage": prev["stage"]["stage"], "failure_kind": prev.get("kind"),
-                              "fix": (prev.get("diagnosis") or {}).get("fix") or prev.get("playbook_fix"),
-                              "cite": prev.get("playbook_cite")})
-        else:
-            d = why.get("diagnosis") or {}
-            steps.append({"kind": "fix_failure", "stage": (why.get("stage") or {}).get("stage"),
-                          "failure_kind": why.get("kind"), "fix": d.get("fix") or why.get("playbook_fix"),
-                          "cite": why.get("playbook_cite"), "remedy": (why.get("remedy_applied") or {}).get("description")})
+        steps = _failure_steps(why, status, current)
         steps.append({"kind": "relaunch", "reused": finished, "file": status.get("pipeline_file")})
-    elif current == "gate_rejected":
-        last = [s for s in stages if s["stage"] in finished][-1]
-        steps.append({"kind": "gate_rejected", "stage": last["stage"], "row": _primary_row(last)})
-    elif current == "candidate":
-        last = [s for s in stages if s["stage"] in finished][-1]
-        steps.append({"kind": "candidate", "stage": last["stage"], "output_name": last.get("output_name"),
-                      "row": _primary_row(last)})
-    elif current == "partial":
-        steps.append({"kind": "partial", "done": finished, "planned": status.get("planned_stages"),
-                      "file": status.get("pipeline_file")})
-    elif current == "running":
-        running = next((s for s in stages if s["status"] == "running"), None)
-        steps.append({"kind": "running", "stage": running["stage"] if running else None,
-                      "progress": (running or {}).get("progress", {})})
-    elif current == "succeeded":
-        last = stages[-1] if stages else {}
-        steps.append({"kind": "succeeded", "stage": last.get("stage"), "output_name": last.get("output_name"),
-                      "row": _primary_row(last) if last else None})
     else:
-        steps.append({"kind": "launch", "file": status.get("pipeline_file"), "pipeline": status.get("pipeline")})
+        steps = [_state_step(status, current, stages, finished)]
     if current != "running":
-        check = _preflight(status.get("pipeline_file"), book)
-        if check is not None:
-            findings = check["findings"]
-            wanted = [f for f in findings if f["blocking"]]
-            if current == "no_runs":  # before a first run, everything the preflight would say
-                wanted += [f for f in findings if not f["blocking"] and not f["autofixed"]]
-                wanted += [f for f in findings if f["autofixed"]]
-            if not check.get("ok", True) and check.get("error"):
-                steps.insert(0, {"kind": "invalid_config", "error": check["error"], "file": status.get("pipeline_file")})
-                wanted = []
-            # After the failure's own fix, before the relaunch: what would block the next run.
-            at = next((i for i, s in enumerate(steps) if s["kind"] in ("relaunch", "launch", "partial", "succeeded",
-                                                                        "candidate", "gate_rejected")), len(steps))
-            for f in reversed(wanted[:5]):
-                steps.insert(at, {"kind": "preflight", **f})
-            sources += [_src("playbook", f["playbook"], f["rule_id"]) for f in wanted[:5] if f.get("playbook")]
+        sources += _add_preflight(steps, status, book, current)
     lookup = "failed" if current == "interrupted" else current
     entries = [n for n in book.next_steps if n.state == lookup]
     chosen = [n for n in entries if "*" not in n.families and (family is None or family in n.families)]

@@ -149,9 +149,9 @@ def generate_training_file(document: Path, output: Path, method: str = "rule-bas
     _title, sections = parse_document(document)
     llm = None
     if method == "llm-based":
-        from core.qa.llm import LlmClient
+        from core.qa.llm import generation_client
 
-        llm = LlmClient.from_settings(llm_base_url, llm_model)
+        llm = generation_client(llm_base_url, llm_model)
     examples, report = generate_training(sections, method, count or None, seed, language, system=system, llm=llm)
     written: dict[str, Any] = {"report": report.as_dict(), "files": {}}
     if split:
@@ -260,22 +260,22 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(42),
         language: str = typer.Option("fr", help="question templates: fr | en"),
         system: str = typer.Option(None, help="system prompt of every example"),
-        llm_base_url: str = typer.Option(None, help="OpenAI-compatible endpoint (llm-based; or PALIER_LLM_BASE_URL)"),
+        llm_base_url: str = typer.Option(None, help="OpenAI-compatible endpoint (llm-based; or OPENAI_BASE_URL)"),
         llm_model: str = typer.Option(None, help="model name at that endpoint (or PALIER_LLM_MODEL)"),
     ) -> None:
         """Generate chat training examples from a document (seed 004's generate-training)."""
         from core.formats.jsonl import DatasetError
-        from core.qa.llm import LlmConfigError, LlmGenerationError
+        from core.llm import LlmError
 
         try:
             result = generate_training_file(document, output, method, count, split, seed, language, system,
                                             llm_base_url, llm_model)
-        except (DatasetError, LlmConfigError, ValueError) as exc:
+        except (DatasetError, ValueError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(EXIT_USAGE) from None
-        except LlmGenerationError as exc:
+        except LlmError as exc:
             typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
+            raise typer.Exit(EXIT_USAGE if exc.misconfigured else 1) from None
         for warning in result["report"]["warnings"]:
             typer.echo(f"warning: {warning}", err=True)
         for part, (path, n) in result["files"].items():

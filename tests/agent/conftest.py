@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from core.config.pipeline import deep_merge
+
 from agent.context import StageContext
 from agent.facts import EnvFacts
 from agent.playbooks import load_playbooks
@@ -47,16 +49,6 @@ def make_facts(**overrides: Any) -> EnvFacts:
     }
     base.update(overrides)
     return EnvFacts(**base)
-
-
-def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 BASE_RAW = {
@@ -131,7 +123,8 @@ def facts():
 @pytest.fixture(autouse=True)
 def _no_llm_env(monkeypatch):
     # Tests opt in to an LLM explicitly; a developer's own keys must never leak into a test.
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "PALIER_LLM_MODEL", "PREFECT_API_URL", "MLFLOW_TRACKING_URI"):
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "PALIER_LLM_MODEL", "PALIER_LLM_BASE_URL", "PALIER_LLM_API_KEY",
+                 "PREFECT_API_URL", "MLFLOW_TRACKING_URI"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -229,6 +222,10 @@ class ScriptedLLM:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 outer.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
                 reply = outer.replies.pop(0) if outer.replies else {"content": "no more scripted replies"}
+                if reply.get("status"):  # a failing endpoint; its message echoes the key it was sent
+                    self._send(reply["status"], {"error": {"message": f"rejected {self.headers.get('Authorization')}",
+                                                           "type": "invalid_request_error"}})
+                    return
                 message: dict[str, Any] = {"role": "assistant", "content": reply.get("content")}
                 if reply.get("tool_calls"):
                     message["tool_calls"] = [
@@ -241,8 +238,11 @@ class ScriptedLLM:
                            "choices": [{"index": 0, "message": message,
                                         "finish_reason": "tool_calls" if reply.get("tool_calls") else "stop"}],
                            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+                self._send(200, payload)
+
+            def _send(self, status: int, payload: dict[str, Any]) -> None:
                 data = json.dumps(payload).encode()
-                self.send_response(200)
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

@@ -6,7 +6,9 @@ import socket
 
 import pytest
 
-from agent.chat import ask, detect_intent, detect_language, stage_reference
+from agent.chat import ask
+from agent.chat_language import detect_language
+from agent.chat_question import detect_intent, stage_reference
 from agent.state import LiveState, MlflowState, PrefectState
 
 

@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from core.llm import LlmClient, LlmError
+
 from agent.chat import ask
 from agent.diagnose import diagnose
 from agent.state import LiveState
@@ -73,6 +75,15 @@ def test_llm_down_falls_back_to_offline(live, book, monkeypatch):
     assert "LLM unavailable" in answer.text
 
 
+def test_a_retired_llm_variable_is_said_not_ignored(live, book, log, monkeypatch):
+    monkeypatch.setenv("PALIER_LLM_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("PALIER_LLM_MODEL", "m")
+    answer = ask("où en est fr ?", state=live, playbooks=book)
+    assert answer.source == "offline" and "PALIER_LLM_BASE_URL is no longer read: set OPENAI_BASE_URL" in answer.text
+    result = diagnose(log("unknown_keyerror.log"), playbooks=book)
+    assert result.source == "rules" and "LLM not asked: PALIER_LLM_BASE_URL is no longer read" in result.fix
+
+
 def test_no_llm_flag_stays_offline(live, book, scripted_llm):
     server = scripted_llm([{"content": "should not be asked"}])
     assert ask("où en est fr ?", state=live, playbooks=book, use_llm=False).source == "offline"
@@ -105,3 +116,21 @@ def test_known_failures_never_ask_the_llm(book, log, scripted_llm):
     server = scripted_llm([{"content": "{}"}])
     assert diagnose(log("cuda_oom_old_format.log"), playbooks=book).source == "rules"
     assert server.requests == []
+
+
+def test_endpoint_errors_never_carry_the_key(scripted_llm):
+    key = "sk-unit-0123456789abcdefghijkl"
+    server = scripted_llm([{"status": 401}], api_key=key)
+    client = LlmClient("m", server.base_url, api_key=key, timeout_s=5, max_retries=0)
+    with pytest.raises(LlmError, match="AuthenticationError") as err:
+        client.chat("system", "user")
+    assert not err.value.misconfigured
+    assert key not in str(err.value) and "[REDACTED]" in str(err.value)
+    assert len(server.requests) == 1
+
+
+def test_retries_are_the_openai_clients_own(scripted_llm):
+    server = scripted_llm([{"status": 503}, {"status": 503}, {"content": "never reached"}])
+    with pytest.raises(LlmError, match="InternalServerError"):
+        LlmClient("m", server.base_url, timeout_s=5, max_retries=1).chat("s", "u")
+    assert len(server.requests) == 2  # the first try and one retry

@@ -10,7 +10,8 @@ import pytest
 from core.formats.messages import load_messages
 from core.formats.token_cls import load_examples
 from core.qa import generate_training, pairs_for, parse_document
-from core.qa.llm import LlmClient, LlmConfigError, LlmGenerationError, parse_pairs
+from core.llm import LlmClient, LlmError
+from core.qa.llm import generation_client, parse_pairs
 from tiny_families import DOCUMENT, ScriptedChat
 
 
@@ -82,7 +83,7 @@ def test_llm_based_generation_through_the_openai_client(document):
         'Voici: [{"question": "Glossaire ?", "answer": "Un terme."}, {"oops": 1}]',
     ]
     with ScriptedChat(replies) as server:
-        llm = LlmClient.from_settings(server.base_url, "scripted-model", api_key="k", timeout_s=10)
+        llm = LlmClient.from_env(server.base_url, "scripted-model", api_key="k", timeout_s=10)
         examples, report = generate_training(sections, "llm-based", count=6, llm=llm)
     assert [(e.question, e.answer) for e in examples] == [
         ("Que gère ORCHIS ?", "Les congés."), ("Qui est responsable d'ORCHIS ?", "Claire Moreau"),
@@ -99,21 +100,30 @@ def test_llm_based_generation_through_the_openai_client(document):
 def test_llm_based_fails_clearly_when_nothing_usable_or_unreachable(document):
     _t, sections = parse_document(document)
     with ScriptedChat(["no json"] * 3) as server:
-        with pytest.raises(LlmGenerationError, match="no usable question/answer pair"):
-            generate_training(sections, "llm-based", llm=LlmClient(server.base_url, "m", timeout_s=5))
-    with pytest.raises(LlmGenerationError, match="failed"):
+        with pytest.raises(LlmError, match="no usable question/answer pair"):
+            generate_training(sections, "llm-based", llm=LlmClient("m", server.base_url, timeout_s=5))
+    with pytest.raises(LlmError, match="failed") as failed:
         generate_training(sections, "llm-based",
-                          llm=LlmClient("http://127.0.0.1:9/v1", "m", timeout_s=2, max_retries=0))
+                          llm=LlmClient("m", "http://127.0.0.1:9/v1", api_key="sk-secret-key-0123", timeout_s=2,
+                                        max_retries=0))
+    assert not failed.value.misconfigured and "sk-secret-key-0123" not in str(failed.value)
 
 
 def test_llm_config_error_says_what_to_set(monkeypatch):
-    for var in ("PALIER_LLM_BASE_URL", "PALIER_LLM_MODEL", "OPENAI_BASE_URL"):
+    for var in ("PALIER_LLM_BASE_URL", "PALIER_LLM_API_KEY", "PALIER_LLM_MODEL", "OPENAI_BASE_URL", "OPENAI_API_KEY"):
         monkeypatch.delenv(var, raising=False)
-    with pytest.raises(LlmConfigError, match="PALIER_LLM_BASE_URL"):
-        LlmClient.from_settings()
-    monkeypatch.setenv("PALIER_LLM_BASE_URL", "http://127.0.0.1:1/v1")
+    with pytest.raises(LlmError, match="OPENAI_BASE_URL.*--llm-base-url") as missing:
+        generation_client()
+    assert missing.value.misconfigured
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:1/v1")
     monkeypatch.setenv("PALIER_LLM_MODEL", "m")
-    assert LlmClient.from_settings().model == "m"
+    client = generation_client()
+    assert (client.model, client.base_url) == ("m", "http://127.0.0.1:1/v1")
+    assert generation_client("http://127.0.0.1:2/v1", "other").base_url == "http://127.0.0.1:2/v1"  # options win
+    # The retired name is refused, not ignored: it says what to set instead.
+    monkeypatch.setenv("PALIER_LLM_BASE_URL", "http://127.0.0.1:3/v1")
+    with pytest.raises(LlmError, match="PALIER_LLM_BASE_URL is no longer read: set OPENAI_BASE_URL instead"):
+        generation_client()
 
 
 def test_parse_pairs_tolerates_prose_and_rejects_garbage():

@@ -136,7 +136,7 @@ def test_generate_training_and_check_dataset_commands(cli, tmp_path):
     assert "line 2: not valid JSON" in result.output and "line 3: messages[0].role is 'bot'" in result.output
 
     result = cli("generate-training", doc, "--output", tmp_path / "x.jsonl", "--method", "llm-based")
-    assert result.exit_code == 2 and "PALIER_LLM_BASE_URL" in result.output
+    assert result.exit_code == 2 and "OPENAI_BASE_URL" in result.output
 
 
 def test_generate_training_llm_based_cli_against_scripted_server(cli, tmp_path):

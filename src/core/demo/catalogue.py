@@ -76,9 +76,9 @@ def sft_catalogue(
     title, sections = parse_document(document)
     llm = None
     if method == "llm-based":
-        from core.qa.llm import LlmClient
+        from core.qa.llm import generation_client
 
-        llm = LlmClient.from_settings(llm_base_url or None, llm_model or None)
+        llm = generation_client(llm_base_url or None, llm_model or None)
     examples, report = generate_training(sections, method, count or None, seed, language,
                                          system=system or None, llm=llm)
     chosen = examples if part == "all" else split_examples(examples, seed)[part]

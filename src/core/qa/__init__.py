@@ -1,4 +1,4 @@
-"""Training-set generation from a document (seed 004's ``generate-training``), pure Python.
+"""Training-set generation from a document (``palier generate-training``), pure Python.
 
 ``parse_document`` reads markdown or JSON Lines into sections (a name, a definition, key facts);
 ``generate_training`` turns them into chat examples with one of three methods:
@@ -8,7 +8,7 @@
 - ``llm-based``: an OpenAI-compatible chat endpoint writes the pairs (``core.qa.llm``).
 """
 
-from core.qa.document import Section, parse_document
-from core.qa.generate import METHODS, GenerationReport, QAPair, generate_training, pairs_for
+from core.qa.document import QAPair, Section, parse_document
+from core.qa.generate import METHODS, GenerationReport, generate_training, pairs_for
 
 __all__ = ["METHODS", "GenerationReport", "QAPair", "Section", "generate_training", "pairs_for", "parse_document"]

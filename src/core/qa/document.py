@@ -29,6 +29,17 @@ _GLOSSARY = re.compile(r"^\s*\*\*(?P<term>[^*]+?)\*\*\s*:\s*(?P<v>.+?)\s*$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-ZÀ-Ý«\"])")
 
 
+@dataclass(frozen=True)
+class QAPair:
+    """A question/answer pair drawn from one section (``kind``: definition | fact | llm)."""
+
+    question: str
+    answer: str
+    section: str
+    kind: str
+    key: str = ""
+
+
 @dataclass
 class Section:
     name: str

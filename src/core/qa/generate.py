@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from core.formats.messages import ChatExample, example_id
-from core.qa.document import Section
+from core.qa.document import QAPair, Section
 
 Method = Literal["rule-based", "augmented", "llm-based"]
 METHODS: tuple[str, ...] = ("rule-based", "augmented", "llm-based")
@@ -76,15 +76,6 @@ def _key(text: str) -> str:
     return KEY_ALIASES.get(stripped, stripped)
 
 
-@dataclass(frozen=True)
-class QAPair:
-    question: str
-    answer: str
-    section: str
-    kind: str  # definition | fact | llm
-    key: str = ""
-
-
 @dataclass
 class GenerationReport:
     method: str
@@ -142,7 +133,7 @@ def generate_training(
 
     ``count`` None or 0 keeps every pair; a smaller count samples with ``seed``; a larger one
     keeps them all and says so in the report (rule-based has one pair per fact: use augmented
-    for more). ``llm`` is an ``core.qa.llm.LlmClient`` for ``llm-based``.
+    for more). ``llm`` is a ``core.llm.LlmClient`` for ``llm-based``.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
@@ -151,7 +142,7 @@ def generate_training(
         from core.qa.llm import llm_pairs
 
         if llm is None:
-            raise ValueError("method llm-based needs an OpenAI-compatible endpoint (core.qa.llm.LlmClient)")
+            raise ValueError("method llm-based needs an OpenAI-compatible endpoint (core.llm.LlmClient)")
         per_section = max(1, -(-count // len(sections))) if count else 5
         pairs, llm_warnings = llm_pairs(llm, sections, per_section, language)
         warnings += llm_warnings

@@ -1,10 +1,7 @@
-"""``llm-based`` generation through any OpenAI-compatible Chat Completions endpoint.
+"""``llm-based`` generation: an OpenAI-compatible Chat Completions endpoint writes the pairs.
 
-Configuration (arguments win over the environment):
-
-    PALIER_LLM_BASE_URL   e.g. http://127.0.0.1:8000/v1 (vLLM, Ollama, transformers serve, OpenAI)
-    PALIER_LLM_MODEL      the model name the endpoint expects
-    PALIER_LLM_API_KEY    optional (local servers accept anything; OPENAI_API_KEY is read too)
+The endpoint is ``core.llm.LlmClient`` (``OPENAI_BASE_URL``, ``OPENAI_API_KEY``,
+``PALIER_LLM_MODEL``; ``--llm-base-url`` / ``--llm-model`` win over them).
 
 For each section the model receives the section's text and must answer with a JSON array of
 ``{"question": ..., "answer": ...}`` objects (a fenced ```json block is accepted). Sections whose
@@ -15,12 +12,10 @@ with the replies' problems.
 from __future__ import annotations
 
 import json
-import os
 import re
-from dataclasses import dataclass
-from typing import Any
 
-from core.qa.document import Section
+from core.llm import LlmClient, LlmError
+from core.qa.document import QAPair, Section
 
 PROMPTS = {
     "fr": ("Tu écris des données d'entraînement. À partir du texte fourni, écris exactement {n} paires "
@@ -30,53 +25,15 @@ PROMPTS = {
            "whose answers are short and taken from the text. Reply with a JSON array of "
            "{{\"question\": ..., \"answer\": ...}} objects only."),
 }
+TEMPERATURE = 0.7  # varied phrasings are the point of generated training data
 
 
-class LlmConfigError(ValueError):
-    pass
-
-
-class LlmGenerationError(RuntimeError):
-    pass
-
-
-@dataclass(frozen=True)
-class LlmClient:
-    base_url: str
-    model: str
-    api_key: str = "not-needed"
-    temperature: float = 0.7
-    timeout_s: float = 60.0
-    max_retries: int = 1
-
-    @classmethod
-    def from_settings(cls, base_url: str | None = None, model: str | None = None, api_key: str | None = None,
-                      **kwargs: Any) -> LlmClient:
-        base_url = base_url or os.environ.get("PALIER_LLM_BASE_URL") or os.environ.get("OPENAI_BASE_URL")
-        model = model or os.environ.get("PALIER_LLM_MODEL")
-        api_key = api_key or os.environ.get("PALIER_LLM_API_KEY") or os.environ.get("OPENAI_API_KEY") or "not-needed"
-        missing = [name for name, value in (("base URL", base_url), ("model", model)) if not value]
-        if missing:
-            raise LlmConfigError(
-                f"llm-based generation needs an OpenAI-compatible endpoint: missing {' and '.join(missing)}. "
-                "Set PALIER_LLM_BASE_URL (e.g. http://127.0.0.1:8000/v1) and PALIER_LLM_MODEL, or pass "
-                "--llm-base-url/--llm-model (params llm_base_url/llm_model in a pipeline); "
-                "rule-based and augmented need no endpoint")
-        return cls(base_url=base_url, model=model, api_key=api_key, **kwargs)
-
-    def chat(self, system: str, user: str) -> str:
-        from openai import OpenAI, OpenAIError
-
-        client = OpenAI(base_url=self.base_url, api_key=self.api_key, timeout=self.timeout_s, max_retries=self.max_retries)
-        try:
-            response = client.chat.completions.create(
-                model=self.model, temperature=self.temperature,
-                messages=[{"role": "system", "content": system}, {"role": "user", "content": user}])
-        except OpenAIError as exc:
-            raise LlmGenerationError(f"the endpoint {self.base_url} (model {self.model}) failed: "
-                                     f"{type(exc).__name__}: {exc}") from None
-        content = response.choices[0].message.content if response.choices else None
-        return content or ""
+def generation_client(base_url: str | None = None, model: str | None = None) -> LlmClient:
+    """The endpoint for ``llm-based`` generation; none configured: ``LlmError`` saying what to set."""
+    return LlmClient.required(
+        base_url, model, purpose="llm-based generation",
+        hint=", or pass --llm-base-url/--llm-model (params llm_base_url/llm_model in a pipeline); "
+             "rule-based and augmented need no endpoint")
 
 
 def parse_pairs(reply: str) -> list[dict[str, str]]:
@@ -100,15 +57,14 @@ def parse_pairs(reply: str) -> list[dict[str, str]]:
     return pairs
 
 
-def llm_pairs(llm: LlmClient, sections: list[Section], per_section: int, language: str = "fr"):
-    from core.qa.generate import QAPair
-
+def llm_pairs(llm: LlmClient, sections: list[Section], per_section: int,
+              language: str = "fr") -> tuple[list[QAPair], list[str]]:
     system = PROMPTS.get(language, PROMPTS["en"]).format(n=per_section)
     pairs: list[QAPair] = []
     warnings: list[str] = []
     for section in sections:
         text = section.body or "\n".join(filter(None, [section.definition] + [f"{k}: {v}" for k, v in section.facts]))
-        reply = llm.chat(system, f"# {section.name}\n{text}")
+        reply = llm.chat(system, f"# {section.name}\n{text}", temperature=TEMPERATURE)
         try:
             found = parse_pairs(reply)
         except (ValueError, json.JSONDecodeError) as exc:
@@ -116,5 +72,5 @@ def llm_pairs(llm: LlmClient, sections: list[Section], per_section: int, languag
             continue
         pairs += [QAPair(p["question"], p["answer"], section.name, "llm") for p in found[:per_section]]
     if not pairs:
-        raise LlmGenerationError("the endpoint returned no usable question/answer pair:\n  " + "\n  ".join(warnings))
+        raise LlmError("the endpoint returned no usable question/answer pair:\n  " + "\n  ".join(warnings))
     return pairs, warnings
