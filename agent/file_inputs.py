@@ -1,11 +1,14 @@
-"""The agent's work on files a user names: preflight a pipeline file, diagnose a log file (and
-its heartbeat events). Problems with the files themselves raise InputFileError naming the file.
+"""The agent's inputs from files a user names: a pipeline file to preflight, a run's log (and its
+heartbeat events) to diagnose. Problems with the files themselves raise InputFileError naming
+the file.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 class InputFileError(ValueError):
@@ -46,8 +49,20 @@ def check_pipeline_file(pipeline: Path, playbooks, apply_autofix: bool = True): 
     return preflight(config, facts, playbooks=playbooks, apply_autofix=apply_autofix)
 
 
-def _log_and_heartbeat(logfile: Path, events: Path | None):  # noqa: ANN202
-    """The log text to classify and the heartbeat facts, from a log or an events.jsonl (or both)."""
+@dataclass
+class RunLog:
+    """What a diagnosis reads from a run: the log text, heartbeat facts, and the log's age."""
+
+    text: str
+    heartbeat: Any = None  # agent.heartbeat.HeartbeatFacts, from events
+    age_s: float | None = None  # seconds since the log was last written; None when events tell
+
+
+def read_run_log(logfile: Path, events: Path | None = None, log_age_s: float | None = None,
+                 use_file_age: bool = True) -> RunLog:
+    """The log to classify, from a log or an events.jsonl (or both). Without heartbeat events,
+    the log's age (given, or the file's modification time unless ``use_file_age`` is off) is
+    what tells a stalled run from a live one."""
     from agent.heartbeat import heartbeat_from_events, log_text_from_events, read_events
 
     text = read_text(logfile, "log file")
@@ -65,17 +80,7 @@ def _log_and_heartbeat(logfile: Path, events: Path | None):  # noqa: ANN202
         heartbeat = heartbeat_from_events(records)
         extra = log_text_from_events(records)
         text = f"{text}\n{extra}" if extra and extra not in text else text
-    return text, heartbeat
-
-
-def diagnose_log_file(logfile: Path, playbooks, events: Path | None = None, use_llm: bool | None = None,  # noqa: ANN001
-                      log_age_s: float | None = None, use_file_age: bool = True):  # noqa: ANN201
-    """The Diagnosis of a run from its log. Without heartbeat events, the log's age (given, or
-    the file's modification time unless ``use_file_age`` is off) tells a stalled run from a live one."""
-    from agent.diagnose import diagnose
-
-    text, heartbeat = _log_and_heartbeat(logfile, events)
     age = None
     if heartbeat is None and use_file_age:
         age = log_age_s if log_age_s is not None else max(0.0, time.time() - logfile.stat().st_mtime)
-    return diagnose(text, heartbeat, playbooks=playbooks, use_llm=use_llm, log_age_s=age)
+    return RunLog(text, heartbeat, age)

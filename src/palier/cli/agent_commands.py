@@ -86,12 +86,13 @@ def diagnose(
 ) -> None:
     """Classify a failed or stalled run from its log (and heartbeat events). Without events, the
     log file's age tells a stalled run (no write for 10 min or more) from one still writing."""
-    from agent.file_inputs import InputFileError, diagnose_log_file
+    from agent.diagnose import diagnose as classify
+    from agent.file_inputs import InputFileError, read_run_log
 
-    book = _playbooks()
     with failing_on(InputFileError):
-        result = diagnose_log_file(logfile, book, events, use_llm=False if no_llm else None, log_age_s=log_age,
-                                   use_file_age=not no_log_age)
+        run_log = read_run_log(logfile, events, log_age_s=log_age, use_file_age=not no_log_age)
+    result = classify(run_log.text, run_log.heartbeat, playbooks=_playbooks(), use_llm=False if no_llm else None,
+                      log_age_s=run_log.age_s)
     if as_json:
         typer.echo(result.to_json())
         return
