@@ -1,29 +1,22 @@
-"""The CLI commands through Typer, as ``palier`` will expose them after ``register(app)``."""
+"""The agent's commands (check, diagnose, playbook, ask, chat) through palier's Typer app."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-import typer
 import yaml
 from typer.testing import CliRunner
 
-from agent.cli import register
+from palier.cli import app
 
 LOGS = "tests/agent/logs"
 
 
 @pytest.fixture
 def run(monkeypatch, tmp_path):
-    app = typer.Typer()
-    register(app)
-
-    @app.callback()
-    def main() -> None:  # a group, as in palier's CLI
-        pass
-
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no real credentials
+    monkeypatch.setenv("PALIER_HOME", str(tmp_path / "palier-home"))  # no running services' addresses
     for name in ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "HF_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     runner = CliRunner()
@@ -162,7 +155,7 @@ def test_importing_the_agent_stays_light():
     import subprocess
     import sys
 
-    code = ("import sys, agent, agent.cli, agent.chat, agent.tools, agent.state, agent.llm; "
+    code = ("import sys, agent, palier.cli, agent.file_inputs, agent.chat, agent.tools, agent.state, agent.llm; "
             "heavy = [m for m in ('torch', 'transformers', 'mlflow', 'prefect', 'openai', 'trl') if m in sys.modules]; "
             "assert not heavy, heavy")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -1,11 +1,10 @@
-"""The optional last step of a stage (``export:`` in the pipeline file), and ``palier export-ct2``."""
+"""The optional last step of a stage (``export:`` in the pipeline file), and ``palier export --to ct2``."""
 
 import json
 import subprocess
 import sys
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from core.config import load_pipeline
@@ -45,23 +44,16 @@ def test_a_stage_without_export_exports_nothing(tmp_path, tiny_whisper):
 
 
 def test_cli_exports_and_verifies(tmp_path, tiny_whisper, french_audio):
-    from core.export_cli import register
-
-    app = typer.Typer()
-    register(app)
-
-    @app.command("noop")  # a second command, so typer keeps the command name on the line
-    def noop() -> None:
-        pass
+    from palier.cli import app
 
     out = tmp_path / "exported"
-    result = CliRunner().invoke(app, ["export-ct2", str(tiny_whisper), "--out", str(out), "--quantization", "int8",
+    result = CliRunner().invoke(app, ["export", str(tiny_whisper), "--to", "ct2", "--out", str(out), "--quantization", "int8",
                                       "--verify", french_audio[0], "--verify", french_audio[1]])
     assert result.exit_code == 0, result.output
     assert "verified on 2 utterances" in result.output and "multilingual=True" in result.output
     report = json.loads((out / "palier_verification.json").read_text())
     assert report["samples"] == 2 and report["ct2_decoded_languages"] == ["fr"]
 
-    bad = CliRunner().invoke(app, ["export-ct2", str(tiny_whisper), "--out", str(tmp_path / "x"),
+    bad = CliRunner().invoke(app, ["export", str(tiny_whisper), "--to", "ct2", "--out", str(tmp_path / "x"),
                                    "--quantization", "int4"])
     assert bad.exit_code == 2

@@ -1,5 +1,5 @@
 """SFT through the real stage runner on a tiny Llama (TRL SFTTrainer + LoRA, one step per
-stage), then the query / export / generate-training / check-dataset commands."""
+stage), then the query / export --to merged|gguf / generate-training / check-dataset commands."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ import json
 
 import pytest
 import torch
-import typer
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from core.families_cli import register
+from palier.cli import app
 from tiny_families import CHAT_ROWS, DOCUMENT, ScriptedChat, run_pipeline_stages, sft_pipeline, write_jsonl
 
 pytestmark = pytest.mark.integration
@@ -30,8 +29,6 @@ def sft_run(tmp_path_factory, tiny_chat, families_cache):
 
 @pytest.fixture
 def cli():
-    app = typer.Typer()
-    register(app)
     runner = CliRunner()
     return lambda *args, **kw: runner.invoke(app, [str(a) for a in args], catch_exceptions=False, **kw)
 
@@ -95,7 +92,7 @@ def test_query_one_question_and_interactive(sft_run, cli):
 def test_export_merge_and_gguf(sft_run, cli, tmp_path, monkeypatch):
     out, _ = sft_run
     target = tmp_path / "merged"
-    result = cli("export", out / "facts" / "adapter", "--merge", "--out", target)
+    result = cli("export", out / "facts" / "adapter", "--to", "merged", "--out", target)
     assert result.exit_code == 0, result.output
     merged = load_file(str(target / "model.safetensors"))
     stage = load_file(str(out / "facts" / "model" / "model.safetensors"))
@@ -103,7 +100,7 @@ def test_export_merge_and_gguf(sft_run, cli, tmp_path, monkeypatch):
 
     monkeypatch.delenv("LLAMA_CPP_DIR", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
-    result = cli("export", out / "facts" / "model", "--gguf")
+    result = cli("export", out / "facts" / "model", "--to", "gguf")
     assert result.exit_code == 2 and "convert_hf_to_gguf.py" in result.output and "LLAMA_CPP_DIR" in result.output
 
     fake = tmp_path / "llama.cpp"
@@ -111,7 +108,7 @@ def test_export_merge_and_gguf(sft_run, cli, tmp_path, monkeypatch):
     (fake / "convert_hf_to_gguf.py").write_text(
         "import sys\nargs = sys.argv\nopen(args[args.index('--outfile') + 1], 'wb').write(b'GGUF')\n", encoding="utf-8")
     monkeypatch.setenv("LLAMA_CPP_DIR", str(fake))
-    result = cli("export", out / "facts" / "model", "--gguf", "--out", tmp_path / "g")
+    result = cli("export", out / "facts" / "model", "--to", "gguf", "--out", tmp_path / "g")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "g" / "model-f16.gguf").read_bytes() == b"GGUF"
     assert cli("export", out / "facts" / "model").exit_code == 2

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 from audio_files import GOOD, write_audio_zoo
 from core.stage.audio import AudioError, load_audio
 from palier.cli import app
-from palier.data_check import check_manifest
+from core.training_data import check_manifest
 
 
 @pytest.fixture(scope="module")

@@ -102,7 +102,7 @@ def evaluate(request: EvaluateRequest, work_dir: Path) -> dict[str, Any]:
     from core.stage.asr import AsrRecipe
     from core.stage.asr_data import DROP_TOO_LONG_AUDIO
     from core.stage.recipe import RecipeContext
-    from core.stage.runner import pick_device
+    from core.stage.device import pick_torch_device
 
     model_path = Path(request.model).expanduser()
     ct2 = model_path.is_dir() and is_ct2_folder(model_path)
@@ -115,7 +115,7 @@ def evaluate(request: EvaluateRequest, work_dir: Path) -> dict[str, Any]:
     spec = StageSpec(pipeline="evaluate", index=0, name="evaluate", family="asr", language=request.language,
                      task=request.task, base_model=ref, upstream_stage=None, stage=stage, key="evaluate")
     events = EventLog(work_dir / "events.jsonl")
-    device = pick_device(request.device)
+    device = pick_torch_device(request.device)
     ctx = RecipeContext(spec=spec, out_dir=work_dir, cache_dir=paths.cache_dir(), events=events, device=device,
                         checkpoint_dir=work_dir / "checkpoints")
     recipe = AsrRecipe(ctx)

@@ -19,19 +19,8 @@ from typing import Any
 from core.contracts import EvalResult, StageResult, StageSpec
 from core.events import EventLog
 from core.stage.cancel import check_cancel
+from core.stage.device import pick_torch_device
 from core.stage.recipe import EvalOutcome, RecipeContext, load_recipe
-
-
-def pick_device(requested: str) -> str:
-    import torch
-
-    if requested == "cpu":
-        return "cpu"
-    if torch.cuda.is_available():
-        return "cuda"
-    if requested == "cuda":
-        raise RuntimeError("backend.device is 'cuda' but no CUDA device is visible to the stage runner")
-    return "cpu"
 
 
 def default_cache_dir(out_dir: Path) -> Path:
@@ -100,7 +89,7 @@ def _run_stage(spec: StageSpec, out_dir: Path, cache_dir: Path | None, rank: int
             out_dir=out_dir,
             cache_dir=cache_dir or default_cache_dir(out_dir),
             events=events,
-            device=pick_device(spec.stage.backend.device),
+            device=pick_torch_device(spec.stage.backend.device),
             checkpoint_dir=out_dir / "checkpoints",
         )
         events.log(f"stage {spec.name} ({spec.family}) on {ctx.device}, starting from {spec.base_model}")

