@@ -19,7 +19,8 @@ from typing import Any
 from core.contracts import EvalResult, StageResult, StageSpec
 from core.events import EventLog
 from core.stage.cancel import check_cancel
-from core.stage.recipe import EvalOutcome, RecipeContext, load_recipe
+from core.stage.recipe import EvalOutcome, RecipeContext
+from core.stage.registry import load_recipe
 
 
 def pick_device(requested: str) -> str:
