@@ -25,24 +25,13 @@ from core.metrics.asr import asr_metrics
 from core.packaged_models import is_packaged_ref, resolve_base_model
 from core.stage.asr_data import PreparedSet, SpeechCollator, SpeechDataset, prepare_speech
 from core.stage.cancel import check_cancel
-from core.stage.family_common import load_error_hint, set_cpu_threads
+from core.stage.family_common import load_pretrained, set_cpu_threads
 from core.stage.recipe import EvalOutcome, RecipeContext
 from core.stage.sources import resolve_path, speech_records
 from core.stage.trainer_args import EXPLICIT_COLUMNS, EventsCallback, run_trainer, shared_arguments
 from core.stage.whisper_greedy import greedy_transcribe_ids, prompt_ids
 
 REAL_WHISPER_MAX_TARGET = 448
-
-
-class ModelLoadError(RuntimeError):
-    pass
-
-
-def _load_pretrained(cls, ref: str, **kwargs):
-    try:
-        return cls.from_pretrained(ref, **kwargs)
-    except OSError as exc:
-        raise ModelLoadError(load_error_hint(ref, exc, what=cls.__name__)) from None
 
 
 def score_predictions(prepared: PreparedSet, predictions: list[str], lexicon: list[str],
@@ -120,8 +109,8 @@ class AsrRecipe:
         ref = self._resolve_ref(ref)
         # Feature extractor and tokenizer loaded on their own, then combined: the tokenizer's
         # language/task prefix must be set before the processor copies it.
-        fe = _load_pretrained(WhisperFeatureExtractor, ref)
-        tok = _load_pretrained(WhisperTokenizer, ref)
+        fe = load_pretrained(WhisperFeatureExtractor, ref)
+        tok = load_pretrained(WhisperTokenizer, ref)
         tok.set_prefix_tokens(language=self.ctx.spec.language, task=self.ctx.spec.task, predict_timestamps=False)
         wanted = self.stage.whisper.chunk_length
         if fe.chunk_length != wanted:
@@ -131,7 +120,7 @@ class AsrRecipe:
         self.processor = WhisperProcessor(feature_extractor=fe, tokenizer=tok)
         from transformers import WhisperConfig
 
-        self._base_max_target = _load_pretrained(WhisperConfig, ref).max_target_positions
+        self._base_max_target = load_pretrained(WhisperConfig, ref).max_target_positions
 
     def _resolve_ref(self, ref: str) -> str:
         if is_packaged_ref(ref):  # normally resolved by the orchestrator already
@@ -150,7 +139,7 @@ class AsrRecipe:
             from transformers import BitsAndBytesConfig
 
             kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.float16)
-        model = _load_pretrained(WhisperForConditionalGeneration, ref, **kwargs)
+        model = load_pretrained(WhisperForConditionalGeneration, ref, **kwargs)
         self._fit_window(model)
         gen = model.generation_config
         gen.language, gen.task = self.ctx.spec.language, self.ctx.spec.task

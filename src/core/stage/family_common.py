@@ -51,13 +51,16 @@ def portable_ref(ref: str, base_dir: Path | None) -> str:
     return str(local.resolve()) if local.exists() else ref
 
 
-def load_error_hint(ref: str, exc: Exception, what: str | None = None) -> str:
-    """The error text for a model that ``from_pretrained`` could not load (``what``: the class)."""
-    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-    hint = ("HF_HUB_OFFLINE=1 and the model is not in the local HF cache: download it once with network"
-            if offline else "check the model id or path (pipeline base_model), your network, and HF_TOKEN for gated models")
-    subject = f"{what} from {ref!r}" if what else repr(ref)
-    return f"cannot load {subject}: {exc}. {hint}"
+def load_pretrained(cls, ref: str, **kwargs):
+    """``cls.from_pretrained(ref, **kwargs)``; a missing or unreadable model raises
+    ``ModelRefError`` that says what to check (offline cache, id or path, token)."""
+    try:
+        return cls.from_pretrained(ref, **kwargs)
+    except OSError as exc:
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        hint = ("HF_HUB_OFFLINE=1 and the model is not in the local HF cache: download it once with network"
+                if offline else "check the model id or path (pipeline base_model), your network, and HF_TOKEN for gated models")
+        raise ModelRefError(f"cannot load {cls.__name__} from {ref!r}: {exc}. {hint}") from None
 
 
 def parameter_counts(*modules) -> tuple[int, int]:

@@ -29,14 +29,7 @@ from core.config.sft import SftStage
 from core.formats.messages import ChatExample, load_messages
 from core.metrics.sft import answer_metrics, exact_match, token_f1
 from core.stage.cancel import check_cancel
-from core.stage.family_common import (
-    ModelRefError,
-    load_error_hint,
-    parameter_counts,
-    portable_ref,
-    resolve_model_ref,
-    set_cpu_threads,
-)
+from core.stage.family_common import load_pretrained, parameter_counts, portable_ref, resolve_model_ref, set_cpu_threads
 from core.stage.recipe import EvalOutcome, RecipeContext
 from core.stage.sft_infer import answer, load_tokenizer
 from core.stage.sources import jsonl_file, resolve_path
@@ -120,10 +113,7 @@ class SftRecipe:
         ref = resolve_model_ref(model_ref, self.base_dir)
         if (self.training.fp16 or self.training.bf16) and self.ctx.device != "cuda":
             self.ctx.events.log("fp16/bf16 apply on GPU only: training in float32 on CPU", "warning")
-        try:
-            model = AutoModelForCausalLM.from_pretrained(ref, dtype=self._dtype())
-        except OSError as exc:
-            raise ModelRefError(load_error_hint(ref, exc)) from None
+        model = load_pretrained(AutoModelForCausalLM, ref, dtype=self._dtype())
         if model.generation_config.pad_token_id is None:
             model.generation_config.pad_token_id = self.tokenizer.pad_token_id
         self.model = model.to(self.ctx.device)

@@ -29,14 +29,8 @@ from core.config.token_cls import TokenClsStage
 from core.formats.token_cls import TokenExample, bio_labels, label_counts, load_examples, normalise_label_list
 from core.metrics.token_cls import entity_metrics, entity_type
 from core.stage.cancel import check_cancel
-from core.stage.family_common import (
-    ModelRefError,
-    load_error_hint,
-    parameter_counts,
-    portable_ref,
-    resolve_model_ref,
-    set_cpu_threads,
-)
+from core.stage.family_common import (ModelRefError, load_pretrained, parameter_counts, portable_ref,
+                                      resolve_model_ref, set_cpu_threads)
 from core.stage.recipe import EvalOutcome, RecipeContext
 from core.stage.sources import jsonl_file
 from core.stage.token_cls_artifacts import prediction_rows, write_eval_artifacts
@@ -93,10 +87,7 @@ class TokenClsRecipe:
 
     def _load_tokenizer(self, location: str, tokenizer_dir: str | None = None):
         source = tokenizer_dir or location
-        try:
-            tok = AutoTokenizer.from_pretrained(source)
-        except OSError as exc:
-            raise ModelRefError(load_error_hint(source, exc)) from None
+        tok = load_pretrained(AutoTokenizer, source)
         if not getattr(tok, "is_fast", False):
             raise RuntimeError(f"{source}: token classification needs a fast tokenizer (word_ids) for label alignment")
         try:
@@ -168,10 +159,7 @@ class TokenClsRecipe:
         dtype = torch.float16 if (t.fp16 and on_gpu) else torch.bfloat16 if (t.bf16 and on_gpu) else torch.float32
         if (t.fp16 or t.bf16) and not on_gpu:
             self.ctx.events.log("fp16/bf16 apply on GPU only: the backbone runs in float32 on CPU", "warning")
-        try:
-            backbone = AutoModel.from_pretrained(location, dtype=dtype)
-        except OSError as exc:
-            raise ModelRefError(load_error_hint(location, exc)) from None
+        backbone = load_pretrained(AutoModel, location, dtype=dtype)
         frozen = self.settings.freeze_backbone
         backbone.requires_grad_(not frozen)
         if frozen:
