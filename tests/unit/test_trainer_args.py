@@ -32,6 +32,9 @@ SAVE_RULES = [
 
 FAMILIES = {"asr": AsrStage, "token_cls": TokenClsStage, "sft": SftStage}
 
+# Builds the real arguments classes: imports torch, transformers and TRL (~45 s on a busy CPU).
+training_stack = pytest.mark.integration
+
 
 def _recipe(family: str, training: dict, tmp_path):
     from core.stage.recipe import RecipeContext
@@ -60,6 +63,7 @@ def test_every_family_training_config_is_a_trainer_schedule():
         assert issubclass(stage_class.model_fields["training"].annotation, TrainerSchedule)
 
 
+@training_stack
 @pytest.mark.parametrize("save_rule", SAVE_RULES, ids=lambda r: "-".join(f"{k}={v}" for k, v in r[0].items()))
 def test_same_schedule_same_shared_arguments_in_every_family(tmp_path, save_rule):
     from core.stage.trainer_args import shared_arguments
@@ -84,6 +88,7 @@ def test_same_schedule_same_shared_arguments_in_every_family(tmp_path, save_rule
     assert (asr.fp16, asr.bf16, asr.use_cpu, asr.report_to) == (False, False, True, [])
 
 
+@training_stack
 def test_frozen_token_classifier_does_not_ask_the_trainer_for_checkpointing(tmp_path):
     from core.stage.recipe import RecipeContext
     from core.stage.token_cls import TokenClsRecipe
@@ -95,6 +100,7 @@ def test_frozen_token_classifier_does_not_ask_the_trainer_for_checkpointing(tmp_
     assert frozen.training_arguments().activation_checkpointing is False
 
 
+@training_stack
 def test_every_recipe_trains_through_run_trainer():
     from core.stage import asr, sft, token_cls
 
