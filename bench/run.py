@@ -56,13 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from transformers.utils import logging as hf_logging
 
-    from bench import eval_bench, export_bench, flow_bench, prep_bench, report, workload
+    from bench import report
     from core.paths import home
 
     torch.set_num_threads(args.threads)
     hf_logging.set_verbosity_error()
     work = (args.work or home() / "bench" / ("" if args.model == "demo" else Path(args.model).name)).resolve()
-    cache = work / "cache"
     started = time.time()
     context = {"started": time.strftime("%Y-%m-%d %H:%M", time.gmtime(started)), "machine": report.machine(),
                "torch_threads": args.threads, "argv": sys.argv[1:]}
@@ -70,6 +69,19 @@ def main(argv: list[str] | None = None) -> int:
     def say(message: str) -> None:
         print(f"[bench {time.time() - started:5.0f}s] {message}", flush=True)
 
+    rows = model_rows(args, set(selected), work, context, say)
+    context["minutes"] = round((time.time() - started) / 60, 1)
+    path = report.write(rows, context, args.name)
+    print(report.markdown(rows, context))
+    say(f"written {path} and {path.with_suffix('.json')}")
+    return 0
+
+
+def model_rows(args: argparse.Namespace, selected: set[str], work: Path, context: dict, say) -> list[dict]:
+    """The rows of every selected benchmark that runs the speech model (all but diagnosis)."""
+    from bench import eval_bench, export_bench, flow_bench, prep_bench, workload
+
+    cache = work / "cache"
     model = workload.bench_model(work, args.model)
     context["model"] = model.describe()
     say(f"model {model.describe()}; generating speech")
@@ -78,11 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
 
     recipe = None
-    if {"eval", "prep"} & set(selected):
+    if {"eval", "prep"} & selected:
         spec = workload.stage_spec(work, model, train_manifest, eval_manifest)
         recipe = workload.asr_recipe(spec, work, cache)
     ct2_dirs: dict[str, Path] = {}
-    if {"eval", "export"} & set(selected):
+    if {"eval", "export"} & selected:
         say("exporting to CTranslate2")
         ct2_dirs, export_seconds = export_bench.export_models(model, work, ("int8", "float32"))
     if "eval" in selected:
@@ -100,12 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     if "flow" in selected:
         say("orchestration overhead (starts private Prefect and MLflow servers)")
         rows.append(flow_bench.flow_overhead(work, model, train_manifest, eval_manifest, args.flow_rounds))
-
-    context["minutes"] = round((time.time() - started) / 60, 1)
-    path = report.write(rows, context, args.name)
-    print(report.markdown(rows, context))
-    say(f"written {path} and {path.with_suffix('.json')}")
-    return 0
+    return rows
 
 
 if __name__ == "__main__":

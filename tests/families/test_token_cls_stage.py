@@ -95,7 +95,8 @@ def test_unfrozen_backbone_is_saved_and_reloaded_new_labels_extend_the_head(tmp_
 
 def test_first_subtoken_alignment_and_viterbi():
     from core.formats.token_cls import TokenExample
-    from core.stage.token_cls import bio_transitions, bio_viterbi, encode
+    from core.stage.token_cls_data import encode
+    from core.stage.token_cls_model import bio_transitions, bio_viterbi
 
     class FakeEncoding(dict):
         def __init__(self, words):

@@ -1,12 +1,12 @@
-"""Whisper ASR stages (seeds 000, 001, 003): full fine-tune, LoRA or QLoRA."""
+"""Whisper ASR stages: full fine-tune, LoRA or QLoRA."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from core.config.common import GateConfig, StageBase, Strict
+from core.config.common import GateConfig, StageBase, Strict, TrainerSchedule
 
 
 class LoraSettings(Strict):
@@ -33,32 +33,19 @@ class WhisperSettings(Strict):
     )
 
 
-class AsrTraining(Strict):
+class AsrTraining(TrainerSchedule):
     """Seq2SeqTrainingArguments that palier sets (current transformers names)."""
+
+    eval_steps_required: ClassVar[bool] = False
 
     method: Literal["full", "lora", "qlora"] = "full"
     lora: LoraSettings = Field(default_factory=LoraSettings)
-    max_steps: int | None = Field(default=None, gt=0)
-    num_train_epochs: float = Field(default=1.0, gt=0)
-    per_device_train_batch_size: int = Field(default=16, gt=0)
     per_device_eval_batch_size: int | None = Field(default=None, gt=0, description="default: chosen from free memory")
-    gradient_accumulation_steps: int = Field(default=1, gt=0)
-    learning_rate: float = Field(default=1e-5, gt=0)
-    warmup_steps: int = Field(default=0, ge=0)
-    lr_scheduler_type: str = "linear"
-    weight_decay: float = Field(default=0.0, ge=0)
-    max_grad_norm: float = Field(default=1.0, gt=0)
-    fp16: bool = False
-    bf16: bool = False
-    gradient_checkpointing: bool = False
     group_by_length: bool = False
     eval_strategy: Literal["no", "steps", "epoch"] = "steps"
-    eval_steps: int | None = Field(default=None, gt=0)
     eval_sample: int | None = Field(
         default=None, gt=0, description="evaluate this many utterances during training; the full set at stage end"
     )
-    save_steps: int | None = Field(default=None, gt=0)
-    save_total_limit: int = Field(default=2, gt=0)
     logging_steps: int = Field(default=25, gt=0)
     load_best_model_at_end: bool = False
     metric_for_best_model: str = "wer"
@@ -67,17 +54,9 @@ class AsrTraining(Strict):
     preprocessing_num_workers: int | None = Field(
         default=None, gt=0, description="None: single process for small sets, spawn pool otherwise"
     )
-    seed: int = 42
-    cpu_threads: int | None = Field(
-        default=None, gt=0,
-        description="torch threads on CPU (None: torch's default). On a machine shared with other jobs "
-        "fewer threads can be faster: waiting threads spin",
-    )
 
     @model_validator(mode="after")
-    def _consistent(self) -> AsrTraining:
-        if self.fp16 and self.bf16:
-            raise ValueError("fp16 and bf16 are both true: choose one (seed 000 uses fp16)")
+    def _best_model_needs_evaluations(self) -> AsrTraining:
         if self.load_best_model_at_end and self.eval_strategy == "no":
             raise ValueError("load_best_model_at_end needs eval_strategy 'steps' or 'epoch'")
         return self

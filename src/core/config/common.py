@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -27,7 +27,8 @@ class HubData(Strict):
 
 
 class CsvData(Strict):
-    """Seed 001's CSV manifest: columns ``audio,sentence``; audio paths relative to the file."""
+    """A CSV manifest: one utterance a row (columns ``audio,sentence`` by default); audio paths
+    relative to the file."""
 
     kind: Literal["csv"] = "csv"
     path: str = Field(min_length=1)
@@ -37,7 +38,8 @@ class CsvData(Strict):
 
 
 class FolderData(Strict):
-    """Seed 001's folder layout: ``audio/N.wav`` + ``rapports/N.txt``, split 80/20 (seeded)."""
+    """A folder of recordings and their transcripts, ``audio/N.wav`` + ``rapports/N.txt``, split
+    into train and test by a seeded draw (80/20 by default)."""
 
     kind: Literal["folder"] = "folder"
     path: str = Field(min_length=1)
@@ -63,7 +65,7 @@ class GeneratedData(Strict):
     generator: str
     params: dict[str, str | int | float | bool] = Field(default_factory=dict)
     part: Literal["train", "test"] | None = Field(
-        default=None, description="for a generator that writes seed 001's folder layout: which side of the "
+        default=None, description="for a generator that writes the folder layout of kind: folder: which side of the "
         "folder's seeded 80/20 split (as kind: folder reads it)")
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
 
@@ -85,7 +87,8 @@ class EvalSet(Strict):
 
     ``role: primary`` drives the gate and model selection (exactly one per stage);
     ``role: guard`` must not regress by more than ``max_regression`` (absolute, in the
-    metric's unit, e.g. 0.02 = 2 WER points) — seed 000's "multilingue préservé".
+    metric's unit, e.g. 0.02 = 2 WER points): what the base model already did well (e.g. other
+    languages) is kept.
     ``role: report`` is only measured.
     """
 
@@ -122,14 +125,33 @@ class BackendConfig(Strict):
 
 
 class TrainerSchedule(Strict):
-    """Evaluation/checkpoint/logging schedule and precision flags shared by the Trainer-based
-    families (token classification, SFT). Subclasses declare fp16/bf16 with their own docs."""
+    """Optimiser, schedule, precision and checkpoint settings every Trainer-based family shares,
+    each named as the ``TrainingArguments`` field it sets. A family's subclass lists only its own
+    fields, and overrides a default where the family needs another one."""
 
-    fp16: bool = False
-    bf16: bool = False
+    # eval_strategy "steps" without eval_steps is refused (False: the Trainer then evaluates
+    # every logging_steps, which the ASR family has always accepted).
+    eval_steps_required: ClassVar[bool] = True
+
+    max_steps: int | None = Field(default=None, gt=0, description="None: num_train_epochs decides")
+    num_train_epochs: float = Field(default=1.0, gt=0)
+    per_device_train_batch_size: int = Field(default=16, gt=0)
+    per_device_eval_batch_size: int | None = Field(default=None, gt=0)
+    gradient_accumulation_steps: int = Field(default=1, gt=0)
+    learning_rate: float = Field(default=1e-5, gt=0)
+    warmup_steps: int = Field(default=0, ge=0)
+    lr_scheduler_type: str = "linear"
+    weight_decay: float = Field(default=0.0, ge=0)
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    fp16: bool = Field(default=False, description="GPU only")
+    bf16: bool = Field(default=False, description="GPU only (TRL would default it to true: palier sets it explicitly)")
+    gradient_checkpointing: bool = Field(default=False, description="TRL defaults to true; palier to false (small models)")
     eval_strategy: Literal["no", "steps", "epoch"] = "no"
     eval_steps: int | None = Field(default=None, gt=0)
-    save_steps: int | None = Field(default=None, gt=0)
+    save_steps: int | None = Field(
+        default=None, gt=0,
+        description="null: a checkpoint at each evaluation (eval_strategy steps), else one per epoch",
+    )
     save_total_limit: int = Field(default=2, gt=0)
     logging_steps: int = Field(default=10, gt=0)
     seed: int = 42
@@ -143,7 +165,7 @@ class TrainerSchedule(Strict):
     def _consistent_schedule(self):
         if self.fp16 and self.bf16:
             raise ValueError("fp16 and bf16 are both true: choose one")
-        if self.eval_strategy == "steps" and not self.eval_steps:
+        if self.eval_steps_required and self.eval_strategy == "steps" and not self.eval_steps:
             raise ValueError("eval_strategy 'steps' needs eval_steps")
         return self
 

@@ -1,4 +1,4 @@
-"""Supervised fine-tuning stages (seed 004, DYAG): a causal LM learns question/answer pairs
+"""Supervised fine-tuning stages: a causal LM learns question/answer pairs
 with TRL's SFTTrainer, LoRA by default.
 
 Data is ``messages`` JSON Lines (``{"messages": [{"role": "system"|"user"|"assistant",
@@ -27,8 +27,8 @@ SFT_METRICS = {"token_f1": True, "exact_match": True, "mean_token_accuracy": Tru
 
 
 class SftLora(Strict):
-    r: int = Field(default=16, gt=0, description="rank (seed 004: --lora-rank 16)")
-    alpha: int = Field(default=32, gt=0, description="scaling numerator (seed 004: --lora-alpha 32)")
+    r: int = Field(default=16, gt=0, description="adapter rank")
+    alpha: int = Field(default=32, gt=0, description="scaling numerator (the update is scaled by alpha / r)")
     dropout: float = Field(default=0.05, ge=0, lt=1)
     target_modules: list[str] | Literal["all-linear"] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
@@ -52,21 +52,12 @@ class SftTraining(TrainerSchedule):
 
     method: Literal["lora", "full"] = "lora"
     lora: SftLora = Field(default_factory=SftLora)
-    max_steps: int | None = Field(default=None, gt=0)
     num_train_epochs: float = Field(default=3.0, gt=0)
     per_device_train_batch_size: int = Field(default=4, gt=0)
     per_device_eval_batch_size: int = Field(default=8, gt=0)
-    gradient_accumulation_steps: int = Field(default=1, gt=0)
     learning_rate: float = Field(default=2e-4, gt=0)
-    warmup_steps: int = Field(default=0, ge=0)
-    lr_scheduler_type: str = "linear"
-    weight_decay: float = Field(default=0.0, ge=0)
-    max_grad_norm: float = Field(default=1.0, gt=0)
     max_length: int = Field(default=512, gt=8, description="tokens per example (SFTConfig.max_length); longer ones are truncated")
     packing: bool = False
-    fp16: bool = Field(default=False, description="GPU only")
-    bf16: bool = Field(default=False, description="GPU only (TRL would default it to true: palier sets it explicitly)")
-    gradient_checkpointing: bool = Field(default=False, description="TRL defaults to true; palier to false (small models)")
 
 
 def _sft_gate() -> GateConfig:

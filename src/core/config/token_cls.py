@@ -1,4 +1,4 @@
-"""Token classification stages (seed 002, PII detection): a frozen backbone + a linear head.
+"""Token classification stages (e.g. PII detection): a frozen backbone + a linear head.
 
 Data (``train`` and each eval set's ``data``) is JSON Lines, one sentence a line, in either of
 two shapes (see ``core.formats.token_cls`` and docs/families.md):
@@ -44,7 +44,7 @@ class TokenClsSettings(Strict):
         "(ignored by the loss and by evaluation). True: every sub-token is trained (I- tag after the first).",
     )
     freeze_backbone: bool = Field(
-        default=True, description="seed 002: only the linear head trains. False fine-tunes the backbone too."
+        default=True, description="True: only the linear head trains. False fine-tunes the backbone too."
     )
     precompute_features: bool = Field(
         default=True,
@@ -66,18 +66,11 @@ class TokenClsSettings(Strict):
 
 
 class TokenClsTraining(TrainerSchedule):
-    max_steps: int | None = Field(default=None, gt=0)
     num_train_epochs: float = Field(default=5.0, gt=0)
-    per_device_train_batch_size: int = Field(default=16, gt=0)
     per_device_eval_batch_size: int = Field(default=32, gt=0)
-    gradient_accumulation_steps: int = Field(default=1, gt=0)
     learning_rate: float = Field(
-        default=1e-3, gt=0, description="a lone linear head wants a larger rate than seed 002's 2e-5 (full model)"
+        default=1e-3, gt=0, description="a lone linear head wants a larger rate than a full fine-tune's 2e-5"
     )
-    warmup_steps: int = Field(default=0, ge=0)
-    lr_scheduler_type: str = "linear"
-    weight_decay: float = Field(default=0.0, ge=0)
-    max_grad_norm: float = Field(default=1.0, gt=0)
     fp16: bool = Field(default=False, description="GPU only: backbone weights in float16, head in float32")
     bf16: bool = Field(default=False, description="GPU only: backbone weights in bfloat16, head in float32")
     gradient_checkpointing: bool = Field(

@@ -1,4 +1,4 @@
-"""Whisper ASR recipe: seeds 000/001/003 as one stage (full fine-tune, LoRA or QLoRA)."""
+"""Whisper ASR recipe: one stage of full fine-tuning, LoRA or QLoRA."""
 
 from __future__ import annotations
 
@@ -24,30 +24,14 @@ from core.config.asr import AsrStage
 from core.metrics.asr import asr_metrics
 from core.packaged_models import is_packaged_ref, resolve_base_model
 from core.stage.asr_data import PreparedSet, SpeechCollator, SpeechDataset, prepare_speech
-from core.stage.cancel import CANCEL, Cancelled, check_cancel
-from core.stage.family_common import EventsCallback, last_checkpoint, set_cpu_threads
+from core.stage.cancel import check_cancel
+from core.stage.family_common import load_pretrained, set_cpu_threads
 from core.stage.recipe import EvalOutcome, RecipeContext
 from core.stage.sources import resolve_path, speech_records
+from core.stage.trainer_args import EXPLICIT_COLUMNS, EventsCallback, run_trainer, shared_arguments
 from core.stage.whisper_greedy import greedy_transcribe_ids, prompt_ids
 
 REAL_WHISPER_MAX_TARGET = 448
-
-
-class ModelLoadError(RuntimeError):
-    pass
-
-
-def _load_pretrained(cls, ref: str, **kwargs):
-    try:
-        return cls.from_pretrained(ref, **kwargs)
-    except OSError as exc:
-        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-        hint = (
-            "HF_HUB_OFFLINE=1 and the model is not in the local HF cache: download it once with network"
-            if offline
-            else "check the model id or path (pipeline base_model), your network, and HF_TOKEN for gated models"
-        )
-        raise ModelLoadError(f"cannot load {cls.__name__} from {ref!r}: {exc}. {hint}") from None
 
 
 def score_predictions(prepared: PreparedSet, predictions: list[str], lexicon: list[str],
@@ -123,9 +107,10 @@ class AsrRecipe:
     # -- model ----------------------------------------------------------------------------
     def _load_processor(self, ref: str) -> None:
         ref = self._resolve_ref(ref)
-        # Seed 000 rule 3: feature extractor and tokenizer loaded separately, processor after.
-        fe = _load_pretrained(WhisperFeatureExtractor, ref)
-        tok = _load_pretrained(WhisperTokenizer, ref)
+        # Feature extractor and tokenizer loaded on their own, then combined: the tokenizer's
+        # language/task prefix must be set before the processor copies it.
+        fe = load_pretrained(WhisperFeatureExtractor, ref)
+        tok = load_pretrained(WhisperTokenizer, ref)
         tok.set_prefix_tokens(language=self.ctx.spec.language, task=self.ctx.spec.task, predict_timestamps=False)
         wanted = self.stage.whisper.chunk_length
         if fe.chunk_length != wanted:
@@ -135,7 +120,7 @@ class AsrRecipe:
         self.processor = WhisperProcessor(feature_extractor=fe, tokenizer=tok)
         from transformers import WhisperConfig
 
-        self._base_max_target = _load_pretrained(WhisperConfig, ref).max_target_positions
+        self._base_max_target = load_pretrained(WhisperConfig, ref).max_target_positions
 
     def _resolve_ref(self, ref: str) -> str:
         if is_packaged_ref(ref):  # normally resolved by the orchestrator already
@@ -154,7 +139,7 @@ class AsrRecipe:
             from transformers import BitsAndBytesConfig
 
             kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.float16)
-        model = _load_pretrained(WhisperForConditionalGeneration, ref, **kwargs)
+        model = load_pretrained(WhisperForConditionalGeneration, ref, **kwargs)
         self._fit_window(model)
         gen = model.generation_config
         gen.language, gen.task = self.ctx.spec.language, self.ctx.spec.task
@@ -305,7 +290,7 @@ class AsrRecipe:
 
     # -- training -------------------------------------------------------------------------
     def _compute_metrics(self, pred) -> dict[str, float]:
-        # Seed 000 correction 4: decode with the tokenizer itself.
+        # Decode with the tokenizer itself (-100 back to padding first): what evaluate() scores too.
         tok = self.processor.tokenizer
         label_ids = np.where(pred.label_ids != -100, pred.label_ids, tok.pad_token_id)
         pred_ids = np.where(pred.predictions != -100, pred.predictions, tok.pad_token_id)
@@ -316,43 +301,18 @@ class AsrRecipe:
 
     def training_arguments(self) -> Seq2SeqTrainingArguments:
         t = self.stage.training
-        on_gpu = self.ctx.device == "cuda"
-        eval_strategy = t.eval_strategy
+        shared = shared_arguments(t, self.ctx.checkpoint_dir, self.ctx.device, eval_batch_size=self._eval_batch_size(),
+                                  activation_checkpointing=t.gradient_checkpointing)
         return Seq2SeqTrainingArguments(
-            output_dir=str(self.ctx.checkpoint_dir),
-            per_device_train_batch_size=t.per_device_train_batch_size,
-            per_device_eval_batch_size=self._eval_batch_size(),
-            gradient_accumulation_steps=t.gradient_accumulation_steps,
-            learning_rate=t.learning_rate,
-            warmup_steps=t.warmup_steps,
-            lr_scheduler_type=t.lr_scheduler_type,
-            weight_decay=t.weight_decay,
-            max_grad_norm=t.max_grad_norm,
-            max_steps=t.max_steps or -1,
-            num_train_epochs=t.num_train_epochs,
-            fp16=t.fp16 and on_gpu,
-            bf16=t.bf16 and on_gpu,
-            activation_checkpointing=t.gradient_checkpointing,
+            **shared,
+            **EXPLICIT_COLUMNS,
             train_sampling_strategy="group_by_length" if t.group_by_length else "random",
-            eval_strategy=eval_strategy,
-            eval_steps=t.eval_steps,
-            save_strategy="no" if eval_strategy == "no" and not t.save_steps else ("steps" if (t.save_steps or eval_strategy == "steps") else eval_strategy),
-            save_steps=t.save_steps or t.eval_steps or 500,
-            save_total_limit=t.save_total_limit,
-            logging_steps=t.logging_steps,
             load_best_model_at_end=t.load_best_model_at_end,
             metric_for_best_model=t.metric_for_best_model,
             greater_is_better=self.stage.gate.greater_is_better,
             predict_with_generate=True,
             generation_max_length=t.generation_max_length,
             generation_num_beams=t.generation_num_beams,
-            seed=t.seed,
-            use_cpu=not on_gpu,
-            report_to="none",  # palier's orchestrator owns the MLflow run lifecycle
-            dataloader_num_workers=0,
-            remove_unused_columns=False,
-            label_names=["labels"],
-            disable_tqdm=True,
         )
 
     def train(self) -> dict[str, float]:
@@ -372,18 +332,12 @@ class AsrRecipe:
             if t.eval_strategy != "no" else None,
             data_collator=SpeechCollator(self.model.config.decoder_start_token_id, tok.pad_token_id),
             compute_metrics=self._compute_metrics if t.eval_strategy != "no" else None,
-            processing_class=self.processor.feature_extractor,  # seed 000 rule 4
-            callbacks=[EventsCallback(self.ctx)],
+            # the feature extractor, not the tokenizer: the Trainer saves it with each checkpoint
+            processing_class=self.processor.feature_extractor,
+            callbacks=[EventsCallback(self.ctx.events)],
         )
-        resume = last_checkpoint(self.ctx.checkpoint_dir)
-        if resume:
-            self.ctx.events.log(f"resuming training from {resume.name}")
-        output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-        if CANCEL.is_set():
-            raise Cancelled(f"cancelled at step {trainer.state.global_step}; checkpoint saved for resume")
+        metrics = run_trainer(trainer, self.ctx.checkpoint_dir, self.ctx.events)
         self.model = trainer.model
-        metrics = {k: float(v) for k, v in output.metrics.items() if isinstance(v, (int, float))}
-        metrics["global_step"] = float(trainer.state.global_step)
         metrics["trainable_parameters"] = float(sum(p.numel() for p in self.model.parameters() if p.requires_grad))
         return metrics
 

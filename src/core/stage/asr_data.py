@@ -1,5 +1,5 @@
 """ASR preprocessing: decode, filter with named reasons, batched feature extraction, cached
-on disk by content hash, and the seed-001 collator."""
+on disk by content hash, and the training collator."""
 
 from __future__ import annotations
 
@@ -274,8 +274,9 @@ class SpeechDataset(torch.utils.data.Dataset):
 
 @dataclass
 class SpeechCollator:
-    """Seed 001's collator: pad labels with -100 and strip the decoder start token, which the
-    model prepends itself when it shifts the labels right (seed 000 correction 5)."""
+    """Pads labels with -100 (ignored by the loss) and strips a leading decoder start token:
+    the model prepends it itself when it shifts the labels right, so keeping it would train
+    the model to predict it twice."""
 
     decoder_start_token_id: int
     pad_token_id: int

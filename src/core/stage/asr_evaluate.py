@@ -191,11 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     except (EvaluationError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except Exception as exc:  # the source layer names the file (DataSourceError, ModelLoadError)
-        from core.stage.asr import ModelLoadError
+    except Exception as exc:  # the source layer names the file (DataSourceError, ModelRefError)
+        from core.stage.family_common import ModelRefError
         from core.stage.sources import DataSourceError
 
-        if isinstance(exc, (DataSourceError, ModelLoadError)):
+        if isinstance(exc, (DataSourceError, ModelRefError)):
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
         raise

@@ -41,14 +41,18 @@ class Audio:
         return len(self.samples) / TARGET_RATE
 
 
-def inspect_audio(path: str | Path) -> AudioInfo:
-    import soundfile as sf
-
-    p = Path(path)
+def _existing_file(p: Path) -> Path:
     if not p.exists():
         raise AudioError(f"{p}: file not found")
     if p.stat().st_size == 0:
         raise AudioError(f"{p}: file is empty (0 bytes)")
+    return p
+
+
+def inspect_audio(path: str | Path) -> AudioInfo:
+    import soundfile as sf
+
+    p = _existing_file(Path(path))
     try:
         info = sf.info(str(p))
     except Exception as exc:  # libsndfile's messages are already specific
@@ -86,12 +90,8 @@ def load_audio(path: str | Path | bytes) -> Audio:
     if isinstance(path, bytes):
         source, p = io.BytesIO(path), Path("<bytes>")
     else:
-        p = Path(path)
+        p = _existing_file(Path(path))
         source = str(p)
-        if not p.exists():
-            raise AudioError(f"{p}: file not found")
-        if p.stat().st_size == 0:
-            raise AudioError(f"{p}: file is empty (0 bytes)")
     try:
         data, rate = sf.read(source, dtype="float32", always_2d=True)
     except Exception as exc:

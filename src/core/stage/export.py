@@ -73,7 +73,7 @@ def export_ct2(model_dir: str | Path, out_dir: str | Path, quantization: str = "
     tokenizer = WhisperTokenizer.from_pretrained(model_dir)
     if (model_dir / "tokenizer.json").exists():
         shutil.copy(model_dir / "tokenizer.json", out_dir / "tokenizer.json")
-    else:  # seed 001 had to rebuild it by hand for faster-whisper
+    else:  # a slow-tokenizer save: faster-whisper needs tokenizer.json, so write it
         tokenizer.backend_tokenizer.save(str(out_dir / "tokenizer.json"))
     shutil.copy(model_dir / "preprocessor_config.json", out_dir / "preprocessor_config.json")
 

@@ -1,17 +1,12 @@
-"""Pieces the token_cls and sft recipes share: model references, the trainer callback that
-relays logs to events.jsonl and honours graceful cancellation, checkpoints, parameter counts."""
+"""Pieces the token_cls and sft recipes share: model references, load-error hints, parameter
+counts, CPU threads."""
 
 from __future__ import annotations
 
 import importlib
-import math
 import os
 from pathlib import Path
 
-from transformers import TrainerCallback
-
-from core.stage.cancel import CANCEL
-from core.stage.recipe import RecipeContext
 from core.stage.sources import resolve_path
 
 PACKAGE_PREFIX = "package:"
@@ -56,40 +51,16 @@ def portable_ref(ref: str, base_dir: Path | None) -> str:
     return str(local.resolve()) if local.exists() else ref
 
 
-def load_error_hint(ref: str, exc: Exception) -> str:
-    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-    hint = ("HF_HUB_OFFLINE=1 and the model is not in the local HF cache: download it once with network"
-            if offline else "check the model id or path (pipeline base_model), your network, and HF_TOKEN for gated models")
-    return f"cannot load {ref!r}: {exc}. {hint}"
-
-
-class EventsCallback(TrainerCallback):
-    """Relays trainer logs to events.jsonl (live curves) and honours graceful cancellation."""
-
-    def __init__(self, ctx: RecipeContext):
-        self.ctx = ctx
-        self.last_logs: dict[str, float] = {}
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs:
-            numeric = {k: float(v) for k, v in logs.items() if isinstance(v, (int, float)) and math.isfinite(v)}
-            if numeric:
-                self.last_logs.update(numeric)
-                self.ctx.events.metric(state.global_step, numeric)
-
-    def on_step_end(self, args, state, control, **kwargs):
-        self.ctx.events.progress(state.global_step, state.max_steps)
-        if CANCEL.is_set():
-            control.should_save = True
-            control.should_training_stop = True
-        return control
-
-
-def last_checkpoint(folder: Path) -> Path | None:
-    if not folder.is_dir():
-        return None
-    candidates = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
-    return max(candidates, key=lambda p: int(p.name.split("-")[-1]), default=None)
+def load_pretrained(cls, ref: str, **kwargs):
+    """``cls.from_pretrained(ref, **kwargs)``; a missing or unreadable model raises
+    ``ModelRefError`` that says what to check (offline cache, id or path, token)."""
+    try:
+        return cls.from_pretrained(ref, **kwargs)
+    except OSError as exc:
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        hint = ("HF_HUB_OFFLINE=1 and the model is not in the local HF cache: download it once with network"
+                if offline else "check the model id or path (pipeline base_model), your network, and HF_TOKEN for gated models")
+        raise ModelRefError(f"cannot load {cls.__name__} from {ref!r}: {exc}. {hint}") from None
 
 
 def parameter_counts(*modules) -> tuple[int, int]:

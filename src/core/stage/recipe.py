@@ -52,20 +52,3 @@ class StageRecipe(Protocol):
     def save(self, model_dir: Path) -> None:
         """Write a model (+ processor/tokenizer) that ``from_pretrained`` loads."""
         ...
-
-
-def load_recipe(ctx: RecipeContext) -> StageRecipe:
-    family = ctx.spec.family
-    if family == "asr":
-        from core.stage.asr import AsrRecipe
-
-        return AsrRecipe(ctx)
-    if family == "token_cls":
-        from core.stage.token_cls import TokenClsRecipe
-
-        return TokenClsRecipe(ctx)
-    if family == "sft":
-        from core.stage.sft import SftRecipe
-
-        return SftRecipe(ctx)
-    raise ValueError(f"no stage recipe for task family {family!r}")

@@ -20,7 +20,8 @@ from core.contracts import EvalResult, StageResult, StageSpec
 from core.events import EventLog
 from core.stage.cancel import check_cancel
 from core.stage.device import pick_torch_device
-from core.stage.recipe import EvalOutcome, RecipeContext, load_recipe
+from core.stage.recipe import EvalOutcome, RecipeContext, StageRecipe
+from core.stage.registry import load_recipe
 
 
 def default_cache_dir(out_dir: Path) -> Path:
@@ -66,23 +67,62 @@ def run_stage(spec: StageSpec, out_dir: Path, cache_dir: Path | None = None) -> 
     return _run_stage(spec, out_dir, cache_dir, rank, world_size)
 
 
+class _StageRun:
+    """One run of one stage on one rank: its events, meta.json and timed phases. Every rank
+    trains (data parallel); only rank 0 writes the stage's outputs and events."""
+
+    def __init__(self, spec: StageSpec, out_dir: Path, rank: int):
+        self.spec, self.out_dir, self.main = spec, out_dir, rank == 0
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.events = EventLog(out_dir / ("events.jsonl" if self.main else f"events.rank{rank}.jsonl"))
+        self.timings: dict[str, float] = {}
+        self.meta: dict[str, Any] = {
+            "status": "running",
+            "spec": spec.model_dump(mode="json"),
+            "lineage": {"base_model": spec.base_model, "upstream_stage": spec.upstream_stage},
+            "started_at": time.time(),
+            "pid": os.getpid(),
+        }
+
+    def write_json(self, path: Path, payload: Any) -> None:
+        if self.main:
+            _write_json(path, payload)
+
+    def write_predictions(self, phase: str, outcomes: dict[str, EvalOutcome]) -> None:
+        if self.main:
+            _write_predictions(self.out_dir, phase, outcomes)
+
+    def timed(self, phase: str, fn, *args):
+        check_cancel(phase)
+        self.events.set_phase(phase)
+        t0 = time.perf_counter()
+        result = fn(*args)
+        self.timings[phase] = round(time.perf_counter() - t0, 3)
+        self.events.set_phase(phase, "end")
+        return result
+
+    def baseline(self, recipe: StageRecipe) -> dict[str, EvalOutcome]:
+        """The starting model's evaluation, reused from baseline.json when the stage key matches."""
+        baseline_file = self.out_dir / "baseline.json"
+        if baseline_file.exists() and json.loads(baseline_file.read_text()).get("key") == self.spec.key:
+            self.events.log("baseline already measured for this stage key: reusing it")
+            return {k: EvalOutcome(metrics=v) for k, v in json.loads(baseline_file.read_text())["metrics"].items()}
+        # Evaluate the starting model before training: the gate compares against it.
+        baseline = self.timed("baseline", recipe.evaluate, "baseline")
+        self.write_predictions("baseline", baseline)
+        self.write_json(baseline_file, {"key": self.spec.key, "metrics": {k: v.metrics for k, v in baseline.items()}})
+        return baseline
+
+    def finish(self, status: str, **fields: Any) -> None:
+        self.meta.update(status=status, finished_at=time.time(), **fields)
+        self.write_json(self.out_dir / "meta.json", self.meta)
+
+
 def _run_stage(spec: StageSpec, out_dir: Path, cache_dir: Path | None, rank: int, world_size: int) -> StageResult:
-    main = rank == 0
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # Every rank trains (data parallel); only rank 0 writes the stage's outputs and events.
-    events = EventLog(out_dir / ("events.jsonl" if main else f"events.rank{rank}.jsonl"))
+    run = _StageRun(spec, out_dir, rank)
+    events = run.events
     events.start_heartbeat()
-    meta: dict[str, Any] = {
-        "status": "running",
-        "spec": spec.model_dump(mode="json"),
-        "lineage": {"base_model": spec.base_model, "upstream_stage": spec.upstream_stage},
-        "started_at": time.time(),
-        "pid": os.getpid(),
-    }
-    write_json = _write_json if main else (lambda path, payload: None)
-    write_predictions = _write_predictions if main else (lambda out, phase, outcomes: None)
-    write_json(out_dir / "meta.json", meta)
-    timings: dict[str, float] = {}
+    run.write_json(out_dir / "meta.json", run.meta)
     try:
         ctx = RecipeContext(
             spec=spec,
@@ -93,70 +133,49 @@ def _run_stage(spec: StageSpec, out_dir: Path, cache_dir: Path | None, rank: int
             checkpoint_dir=out_dir / "checkpoints",
         )
         events.log(f"stage {spec.name} ({spec.family}) on {ctx.device}, starting from {spec.base_model}")
-        recipe = load_recipe(ctx)
-
-        def timed(phase: str, fn, *args):
-            check_cancel(phase)
-            events.set_phase(phase)
-            t0 = time.perf_counter()
-            result = fn(*args)
-            timings[phase] = round(time.perf_counter() - t0, 3)
-            events.set_phase(phase, "end")
-            return result
-
-        with main_process_first(world_size):
-            data_report = timed("prepare", recipe.prepare)
-        timed("load", recipe.load_model, spec.base_model)
-
-        baseline_file = out_dir / "baseline.json"
-        if baseline_file.exists() and json.loads(baseline_file.read_text()).get("key") == spec.key:
-            baseline = {k: EvalOutcome(metrics=v) for k, v in json.loads(baseline_file.read_text())["metrics"].items()}
-            events.log("baseline already measured for this stage key: reusing it")
-        else:
-            # Seed 000 rule 5: evaluate the starting model before training.
-            baseline = timed("baseline", recipe.evaluate, "baseline")
-            write_predictions(out_dir, "baseline", baseline)
-            write_json(baseline_file, {"key": spec.key, "metrics": {k: v.metrics for k, v in baseline.items()}})
-
-        train_summary = timed("train", recipe.train)
-        final = timed("final", recipe.evaluate, "final")
-        write_predictions(out_dir, "final", final)
-        if main:
-            timed("save", recipe.save, out_dir / "model")
-        exported = None
-        if main and getattr(spec.stage, "export", None) is not None:
-            from core.stage.export import export_stage_output
-
-            exported = timed("export", export_stage_output, spec, out_dir / "model", out_dir / "export-ct2",
-                             ctx.cache_dir, events)
-
-        roles = {e.name: e.role for e in spec.stage.evals}
-        sizes = {name: len(o.rows) for name, o in final.items()}
-        result = StageResult(
-            stage=spec.name,
-            key=spec.key,
-            base_model=spec.base_model,
-            evals=[
-                EvalResult(name=name, role=roles.get(name, "report"), baseline=baseline[name].metrics,
-                           final=final[name].metrics, samples=sizes[name])
-                for name in final
-            ],
-            train=train_summary,
-            data=data_report,
-            timings_s=timings,
-            exported=exported,
-        )
-        write_json(out_dir / "metrics.json", result.model_dump(mode="json"))
-        meta.update(status="succeeded", finished_at=time.time(), metrics_file="metrics.json")
-        write_json(out_dir / "meta.json", meta)
+        result = _train_and_evaluate(run, ctx, load_recipe(ctx), world_size)
+        run.write_json(out_dir / "metrics.json", result.model_dump(mode="json"))
+        run.finish("succeeded", metrics_file="metrics.json")
         events.emit("done", status="succeeded")
         return result
     except BaseException as exc:
         tb = traceback.format_exc()
         events.emit("error", error=f"{type(exc).__name__}: {exc}", traceback=tb)
-        meta.update(status="cancelled" if isinstance(exc, KeyboardInterrupt) else "failed",
-                    error=f"{type(exc).__name__}: {exc}", finished_at=time.time())
-        write_json(out_dir / "meta.json", meta)
+        run.finish("cancelled" if isinstance(exc, KeyboardInterrupt) else "failed", error=f"{type(exc).__name__}: {exc}")
         raise
     finally:
         events.close()
+
+
+def _train_and_evaluate(run: _StageRun, ctx: RecipeContext, recipe: StageRecipe, world_size: int) -> StageResult:
+    spec, out_dir = run.spec, run.out_dir
+    with main_process_first(world_size):
+        data_report = run.timed("prepare", recipe.prepare)
+    run.timed("load", recipe.load_model, spec.base_model)
+    baseline = run.baseline(recipe)
+    train_summary = run.timed("train", recipe.train)
+    final = run.timed("final", recipe.evaluate, "final")
+    run.write_predictions("final", final)
+    exported = None
+    if run.main:
+        run.timed("save", recipe.save, out_dir / "model")
+        if getattr(spec.stage, "export", None) is not None:
+            from core.stage.export import export_stage_output
+
+            exported = run.timed("export", export_stage_output, spec, out_dir / "model", out_dir / "export-ct2",
+                                 ctx.cache_dir, run.events)
+    roles = {e.name: e.role for e in spec.stage.evals}
+    return StageResult(
+        stage=spec.name,
+        key=spec.key,
+        base_model=spec.base_model,
+        evals=[
+            EvalResult(name=name, role=roles.get(name, "report"), baseline=baseline[name].metrics,
+                       final=final[name].metrics, samples=len(outcome.rows))
+            for name, outcome in final.items()
+        ],
+        train=train_summary,
+        data=data_report,
+        timings_s=run.timings,
+        exported=exported,
+    )

@@ -1,4 +1,4 @@
-"""SFT recipe (seed 004): TRL ``SFTTrainer`` + PEFT LoRA on chat examples (current APIs:
+"""SFT recipe: TRL ``SFTTrainer`` + PEFT LoRA on chat examples (current APIs:
 ``SFTConfig(max_length=...)``, ``processing_class=``, ``peft_config=``).
 
 Each example's last assistant message is the completion; the prompt (system + earlier turns)
@@ -28,20 +28,12 @@ from transformers import AutoModelForCausalLM
 from core.config.sft import SftStage
 from core.formats.messages import ChatExample, load_messages
 from core.metrics.sft import answer_metrics, exact_match, token_f1
-from core.stage.cancel import CANCEL, Cancelled, check_cancel
-from core.stage.family_common import (
-    EventsCallback,
-    ModelRefError,
-    last_checkpoint,
-    load_error_hint,
-    parameter_counts,
-    portable_ref,
-    resolve_model_ref,
-    set_cpu_threads,
-)
+from core.stage.cancel import check_cancel
+from core.stage.family_common import load_pretrained, parameter_counts, portable_ref, resolve_model_ref, set_cpu_threads
 from core.stage.recipe import EvalOutcome, RecipeContext
 from core.stage.sft_infer import answer, load_tokenizer
 from core.stage.sources import jsonl_file, resolve_path
+from core.stage.trainer_args import EventsCallback, parameter_summary, run_trainer, shared_arguments
 
 META_FILE = "palier_sft.json"
 
@@ -121,10 +113,7 @@ class SftRecipe:
         ref = resolve_model_ref(model_ref, self.base_dir)
         if (self.training.fp16 or self.training.bf16) and self.ctx.device != "cuda":
             self.ctx.events.log("fp16/bf16 apply on GPU only: training in float32 on CPU", "warning")
-        try:
-            model = AutoModelForCausalLM.from_pretrained(ref, dtype=self._dtype())
-        except OSError as exc:
-            raise ModelRefError(load_error_hint(ref, exc)) from None
+        model = load_pretrained(AutoModelForCausalLM, ref, dtype=self._dtype())
         if model.generation_config.pad_token_id is None:
             model.generation_config.pad_token_id = self.tokenizer.pad_token_id
         self.model = model.to(self.ctx.device)
@@ -191,41 +180,10 @@ class SftRecipe:
         from trl import SFTConfig
 
         t = self.training
-        on_gpu = self.ctx.device == "cuda"
-        if t.save_steps:
-            save = {"save_strategy": "steps", "save_steps": t.save_steps}
-        else:
-            save = {"save_strategy": "epoch"}
-        return SFTConfig(
-            output_dir=str(self.ctx.checkpoint_dir),
-            max_length=t.max_length,
-            packing=t.packing,
-            completion_only_loss=True,
-            per_device_train_batch_size=t.per_device_train_batch_size,
-            per_device_eval_batch_size=t.per_device_eval_batch_size,
-            gradient_accumulation_steps=t.gradient_accumulation_steps,
-            learning_rate=t.learning_rate,
-            warmup_steps=t.warmup_steps,
-            lr_scheduler_type=t.lr_scheduler_type,
-            weight_decay=t.weight_decay,
-            max_grad_norm=t.max_grad_norm,
-            max_steps=t.max_steps or -1,
-            num_train_epochs=t.num_train_epochs,
-            # TRL defaults bf16 to true and gradient checkpointing to true: palier sets both.
-            fp16=t.fp16 and on_gpu,
-            bf16=t.bf16 and on_gpu,
-            activation_checkpointing=t.gradient_checkpointing,
-            eval_strategy=t.eval_strategy,
-            eval_steps=t.eval_steps,
-            save_total_limit=t.save_total_limit,
-            logging_steps=t.logging_steps,
-            seed=t.seed,
-            use_cpu=not on_gpu,
-            report_to="none",  # palier's orchestrator owns the MLflow run lifecycle
-            dataloader_num_workers=0,
-            disable_tqdm=True,
-            **save,
-        )
+        shared = shared_arguments(t, self.ctx.checkpoint_dir, self.ctx.device,
+                                  eval_batch_size=t.per_device_eval_batch_size,
+                                  activation_checkpointing=t.gradient_checkpointing)
+        return SFTConfig(**shared, max_length=t.max_length, packing=t.packing, completion_only_loss=True)
 
     def lora_config(self):
         from peft import LoraConfig
@@ -246,7 +204,7 @@ class SftRecipe:
 
         t = self.training
         primary = self.eval_examples[self.stage.primary_eval.name]
-        callback = EventsCallback(self.ctx)
+        callback = EventsCallback(self.ctx.events)
         peft_config = self.lora_config() if t.method == "lora" else None
         trainer = SFTTrainer(
             model=self.model,
@@ -261,19 +219,10 @@ class SftRecipe:
         total, trainable = parameter_counts(trainer.model)
         self._params = (total, trainable)
         self.ctx.events.log(f"{t.method}: {trainable:,} trainable parameters of {total:,} ({trainable / total:.2%})")
-        resume = last_checkpoint(self.ctx.checkpoint_dir)
-        if resume:
-            self.ctx.events.log(f"resuming training from {resume.name}")
-        output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-        if CANCEL.is_set():
-            raise Cancelled(f"cancelled at step {trainer.state.global_step}; checkpoint saved for resume")
+        summary = run_trainer(trainer, self.ctx.checkpoint_dir, self.ctx.events)
         self.model = trainer.model
-        summary = {k: float(v) for k, v in output.metrics.items() if isinstance(v, (int, float))}
-        summary.update(global_step=float(trainer.state.global_step), total_parameters=float(total),
-                       trainable_parameters=float(trainable), trainable_share=trainable / total)
-        for key in ("mean_token_accuracy", "loss", "entropy"):
-            if key in callback.last_logs:
-                summary[f"last_logged_{key}"] = callback.last_logs[key]
+        summary.update(parameter_summary(total, trainable))
+        summary.update(callback.last_logged(("mean_token_accuracy", "loss", "entropy")))
         if "last_logged_mean_token_accuracy" in summary:
             summary["mean_token_accuracy"] = summary["last_logged_mean_token_accuracy"]
         return summary

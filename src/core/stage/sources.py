@@ -39,7 +39,7 @@ def speech_records(source, base_dir: Path | None, cache_dir: Path) -> list[Speec
         from core.demo.datasets import generate
 
         produced = generate(source.generator, dict(source.params), cache_dir)
-        if produced.is_dir():  # seed 001's folder layout, read and split as kind: folder
+        if produced.is_dir():  # the audio/ + rapports/ layout, read and split as kind: folder
             return _from_folder(FolderData(path=str(produced), part=source.part or "train",
                                            test_fraction=source.test_fraction), None)
         if source.part:
@@ -98,7 +98,7 @@ def _from_csv(source: CsvData, base_dir: Path | None) -> list[SpeechRecord]:
         if missing:
             raise DataSourceError(
                 f"{path}: missing column(s) {sorted(missing)}; found {reader.fieldnames}. "
-                f"Expected a header like 'audio,sentence' (seed 001 layout)"
+                f"Expected a header like 'audio,sentence' (or set audio_column/text_column)"
             )
         records = []
         for line, row in enumerate(reader, start=2):
@@ -111,7 +111,7 @@ def _from_folder(source: FolderData, base_dir: Path | None) -> list[SpeechRecord
     root = resolve_path(source.path, base_dir)
     audio_dir, text_dir = root / "audio", root / "rapports"
     if not audio_dir.is_dir() or not text_dir.is_dir():
-        raise DataSourceError(f"{root}: expected sub-folders audio/ (N.wav) and rapports/ (N.txt) as in seed 001")
+        raise DataSourceError(f"{root}: expected sub-folders audio/ (N.wav) and rapports/ (N.txt), one transcript per recording")
     records = []
     for audio in sorted(audio_dir.iterdir()):
         if audio.suffix.lower() not in {".wav", ".flac", ".ogg", ".opus", ".mp3"}:
@@ -119,7 +119,7 @@ def _from_folder(source: FolderData, base_dir: Path | None) -> list[SpeechRecord
         text_file = text_dir / f"{audio.stem}.txt"
         text = text_file.read_text(encoding="utf-8").strip() if text_file.exists() else ""
         records.append(SpeechRecord(id=f"{root.name}/{audio.name}", audio=str(audio), text=text))
-    # Seeded 80/20 split, as seed 001's train_test_split(test_size=0.2, random_state=42).
+    # A seeded shuffle, then a cut (80/20, seed 42 by default): every run gets the same two sides.
     order = list(range(len(records)))
     random.Random(source.seed).shuffle(order)
     n_test = round(len(records) * source.test_fraction)

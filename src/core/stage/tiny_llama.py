@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from core.stage.random_models import seeded, with_defaults
+
 EOT = "<|endoftext|>"
 IM_START = "<|im_start|>"
 IM_END = "<|im_end|>"
@@ -50,32 +52,19 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int = 1024) -> PreTrainedT
     return wrapped
 
 
-def build_model(
-    tokenizer: PreTrainedTokenizerFast,
-    hidden: int = 128,
-    layers: int = 4,
-    heads: int = 4,
-    intermediate: int = 352,
-    max_positions: int = 256,
-    seed: int = 0,
-) -> LlamaForCausalLM:
-    import torch
+# The demo model's size; the tests pass smaller values.
+DEFAULT_SIZE = {"hidden": 128, "layers": 4, "heads": 4, "intermediate": 352, "max_positions": 256}
 
-    torch.manual_seed(seed)
+
+def build_model(tokenizer: PreTrainedTokenizerFast, seed: int = 0, **size: int) -> LlamaForCausalLM:
+    """A random-weight Llama (weights drawn after ``torch.manual_seed(seed)``); ``size``
+    overrides any of ``DEFAULT_SIZE``."""
+    size = with_defaults(DEFAULT_SIZE, size)
     eos, pad = tokenizer.convert_tokens_to_ids(IM_END), tokenizer.convert_tokens_to_ids(PAD)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden,
-        intermediate_size=intermediate,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=heads,
-        max_position_embeddings=max_positions,
-        tie_word_embeddings=True,
-        bos_token_id=None,
-        eos_token_id=eos,
-        pad_token_id=pad,
-    )
-    model = LlamaForCausalLM(config)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=size["hidden"], intermediate_size=size["intermediate"],
+                         num_hidden_layers=size["layers"], num_attention_heads=size["heads"],
+                         num_key_value_heads=size["heads"], max_position_embeddings=size["max_positions"],
+                         tie_word_embeddings=True, bos_token_id=None, eos_token_id=eos, pad_token_id=pad)
+    model = seeded(seed, LlamaForCausalLM, config)
     model.generation_config = GenerationConfig(eos_token_id=eos, pad_token_id=pad, bos_token_id=None, do_sample=False)
     return model

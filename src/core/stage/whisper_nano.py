@@ -21,6 +21,8 @@ from transformers import (
 )
 from transformers.models.whisper.tokenization_whisper import LANGUAGES
 
+from core.stage.random_models import seeded, with_defaults
+
 FRENCH_LETTERS = "àâäçéèêëîïôöùûüÿœæÀÂÄÇÉÈÊËÎÏÔÖÙÛÜŸŒÆ’«»"
 SAMPLING_RATE = 16_000
 HOP_LENGTH = 160
@@ -108,41 +110,23 @@ def generation_config_for(tokenizer: WhisperTokenizer, max_length: int) -> Gener
     return config
 
 
-def build_model(
-    tokenizer: WhisperTokenizer,
-    chunk_length: int = 6,
-    d_model: int = 192,
-    layers: int = 3,
-    heads: int = 4,
-    ffn: int = 768,
-    max_target_positions: int = 160,
-    seed: int = 0,
-) -> WhisperForConditionalGeneration:
-    import torch
+# The demo model's size; the tests pass smaller values.
+DEFAULT_SIZE = {"chunk_length": 6, "d_model": 192, "layers": 3, "heads": 4, "ffn": 768, "max_target_positions": 160}
 
-    torch.manual_seed(seed)
+
+def build_model(tokenizer: WhisperTokenizer, seed: int = 0, **size: int) -> WhisperForConditionalGeneration:
+    """A random-weight Whisper; ``size`` overrides any of ``DEFAULT_SIZE``."""
+    size = with_defaults(DEFAULT_SIZE, size)
     ids = tokenizer.convert_tokens_to_ids
     eos = ids("<|endoftext|>")
-    frames = chunk_length * SAMPLING_RATE // HOP_LENGTH
-    config = WhisperConfig(
-        vocab_size=len(tokenizer),
-        num_mel_bins=80,
-        d_model=d_model,
-        encoder_layers=layers,
-        decoder_layers=layers,
-        encoder_attention_heads=heads,
-        decoder_attention_heads=heads,
-        encoder_ffn_dim=ffn,
-        decoder_ffn_dim=ffn,
-        max_source_positions=frames // 2,
-        max_target_positions=max_target_positions,
-        decoder_start_token_id=ids("<|startoftranscript|>"),
-        pad_token_id=eos,
-        bos_token_id=eos,
-        eos_token_id=eos,
-        suppress_tokens=[],
-        begin_suppress_tokens=[eos],
-    )
-    model = WhisperForConditionalGeneration(config)
-    model.generation_config = generation_config_for(tokenizer, max_target_positions)
+    frames = size["chunk_length"] * SAMPLING_RATE // HOP_LENGTH
+    layers, heads, ffn = size["layers"], size["heads"], size["ffn"]
+    config = WhisperConfig(vocab_size=len(tokenizer), num_mel_bins=80, d_model=size["d_model"],
+                           encoder_layers=layers, decoder_layers=layers, encoder_attention_heads=heads,
+                           decoder_attention_heads=heads, encoder_ffn_dim=ffn, decoder_ffn_dim=ffn,
+                           max_source_positions=frames // 2, max_target_positions=size["max_target_positions"],
+                           decoder_start_token_id=ids("<|startoftranscript|>"), pad_token_id=eos, bos_token_id=eos,
+                           eos_token_id=eos, suppress_tokens=[], begin_suppress_tokens=[eos])
+    model = seeded(seed, WhisperForConditionalGeneration, config)
+    model.generation_config = generation_config_for(tokenizer, size["max_target_positions"])
     return model
