@@ -66,7 +66,7 @@ def _window_seconds(model_ref: str) -> int:
 
 def _ct2_window_seconds(folder: Path) -> int:
     config = folder / "preprocessor_config.json"
-    if config.exists():  # palier export-ct2 writes it; faster-whisper's own folders assume 30 s
+    if config.exists():  # `palier export --to ct2` writes it; faster-whisper's own folders assume 30 s
         return int(json.loads(config.read_text(encoding="utf-8")).get("chunk_length", 30))
     return 30
 
