@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from backend_fakes import FakeKaggleTransport, FakeModalTransport
 
-from core.backends.base import Backend, get_backend
+from core.backends.base import Backend
+from core.backends.registry import get_backend
 from core.backends.kaggle_backend import KaggleBackend
 from core.backends.local import LocalBackend
 from core.backends.modal_backend import ModalBackend
