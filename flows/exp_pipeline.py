@@ -28,9 +28,9 @@ from core.versioning import code_version, data_digest
 from flows.stale_runs import sweep
 from flows.stopping import close_run
 from tasks.artifacts import publish_artifacts
-from tasks.preflight import PreflightBlocked, preflight
+from tasks.preflight import PreflightBlocked, preflight_task
 from tasks.results import gate_and_register, log_results, summarize, summary_rows
-from tasks.stage import StageFailed, run_stage
+from tasks.stage import StageFailed, run_stage_task
 
 
 def plan_pipeline(pipeline_file: str) -> tuple:
@@ -68,7 +68,7 @@ def exp_pipeline(pipeline: str = "pipelines/demo.yaml", tracking_uri: str | None
     logger.info(f"pipeline {config.name}: {len(specs)} stage(s); MLflow experiment {config.experiment_name!r}, "
                 f"parent run {parent}")
     try:
-        report = preflight(config, str(Path(pipeline).resolve()))
+        report = preflight_task(config, str(Path(pipeline).resolve()))
     except BaseException:
         tracker.end_run(parent, "failed")
         raise
@@ -104,7 +104,7 @@ def exp_pipeline(pipeline: str = "pipelines/demo.yaml", tracking_uri: str | None
             else:
                 run_id = tracker.start_stage_run(config.experiment_name, parent, spec, attempt=1)
                 try:
-                    result = run_stage(spec, run_id, uri)
+                    result = run_stage_task(spec, run_id, uri)
                 except BaseException as exc:
                     close_run(tracker, run_id, exc)
                     raise

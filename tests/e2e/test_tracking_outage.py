@@ -96,7 +96,7 @@ def test_stage_survives_mlflow_restart_and_replays_every_metric(tmp_path, tiny_w
     from core.plan import plan
     from core.tracking import schema as S
     from tasks.results import log_results
-    from tasks.stage import run_stage
+    from tasks.stage import run_stage_task
 
     t0 = time.time()
     marks: list[str] = []
@@ -116,7 +116,7 @@ def test_stage_survives_mlflow_restart_and_replays_every_metric(tmp_path, tiny_w
     def stage() -> None:
         try:
             with disable_run_logger():
-                result = run_stage.fn(spec, run_id, server.url)
+                result = run_stage_task.fn(spec, run_id, server.url)
                 mark("stage returned")
                 log_results.fn(spec, result, None, run_id, out_dir, server.url)
                 mark("results logged")
