@@ -66,12 +66,12 @@ def test_killed_orchestrator_local_stage_is_resumed_not_resubmitted(tracker, mak
     child_env.update(STUB_STEPS="10", STUB_STEP_S="0.5")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([child_env["PYTHONPATH"], str(ROOT)]),
            "STUB_CHILD_ENV": json.dumps(child_env)}
-    orchestrator = subprocess.Popen([sys.executable, "-m", "orchestrator", tracker.c.tracking_uri, first_run,
+    orchestrator = subprocess.Popen([sys.executable, "-m", "orchestrator", tracker.tracking_uri, first_run,
                                      str(tmp_path / "spec.json"), str(out)], env=env)
     try:
         wait_for(lambda: (out / "events.jsonl").exists() and any(e["type"] == "metric" for e in events_of(out)),
                  what="the stage's first metric")
-        recorded = JobHandle.model_validate_json(tracker.c.get_run(first_run).data.tags[S.TAG_JOB_HANDLE])
+        recorded = JobHandle.model_validate_json(tracker.get_run(first_run).data.tags[S.TAG_JOB_HANDLE])
         orchestrator.send_signal(signal.SIGKILL)  # the orchestrator dies mid-stage
         orchestrator.wait(timeout=30)
     finally:
@@ -84,7 +84,7 @@ def test_killed_orchestrator_local_stage_is_resumed_not_resubmitted(tracker, mak
     backend = LocalBackend(runner_module="stub_stage", extra_env=child_env)  # a new process knows nothing
     handle, offset = start_job(backend, spec, out, tracker, rerun, 1, LOG)
     assert handle.job_id == recorded.job_id and offset == 0
-    tags = tracker.c.get_run(rerun).data.tags
+    tags = tracker.get_run(rerun).data.tags
     assert tags[S.TAG_REATTACHED] == recorded.job_id and json.loads(tags[S.TAG_JOB_HANDLE])["job_id"] == recorded.job_id
     relayed = []
     outcome = watch_job(backend, handle, LIMITS, relayed.append, lambda p, s: None)
@@ -97,7 +97,7 @@ def test_killed_orchestrator_local_stage_is_resumed_not_resubmitted(tracker, mak
     # a finished job is not resumed: the next rerun submits a new one
     again = new_stage_run(tracker, spec, "reattach-local")
     fresh, _ = start_job(backend, spec, out, tracker, again, 1, LOG)
-    assert fresh.job_id != recorded.job_id and S.TAG_REATTACHED not in tracker.c.get_run(again).data.tags
+    assert fresh.job_id != recorded.job_id and S.TAG_REATTACHED not in tracker.get_run(again).data.tags
     assert watch_job(backend, fresh, LIMITS, lambda e: None, lambda p, s: None).state == "succeeded"
     # a recycled pid is not the stage: same pid, another start time
     impostor = recorded.model_copy(update={"out_dir": str(tmp_path / "elsewhere"),
@@ -129,7 +129,7 @@ def test_restarted_orchestrator_reattaches_to_the_remote_job(kind, tracker, make
     second = make()
     resumed, _ = start_job(second, spec, out, tracker, rerun, 1, LOG)
     assert resumed == handle and submitted() == 1
-    assert tracker.c.get_run(rerun).data.tags[S.TAG_REATTACHED] == handle.job_id
+    assert tracker.get_run(rerun).data.tags[S.TAG_REATTACHED] == handle.job_id
     assert watch_job(second, resumed, LIMITS, lambda e: None, lambda p, s: None).state == "succeeded"
     second.fetch(resumed)
     assert json.loads((out / "metrics.json").read_text())["key"] == spec.key
