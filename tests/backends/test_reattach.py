@@ -16,11 +16,9 @@ import time
 from pathlib import Path
 
 import pytest
-from backend_fakes import FakeKaggleTransport, FakeModalTransport
+from backend_fakes import fake_service, read_events, stub_backend
 
-from core.backends.kaggle_backend import KaggleBackend
 from core.backends.local import LocalBackend, process_start_ticks
-from core.backends.modal_backend import ModalBackend
 from core.backends.resume import live_job
 from core.backends.watch import WatchLimits, watch_job
 from core.contracts import JobHandle
@@ -45,10 +43,6 @@ def new_stage_run(tracker, spec, experiment):
     return tracker.start_stage_run(experiment, parent, spec, attempt=1)
 
 
-def events_of(out):
-    return [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
-
-
 def wait_for(predicate, timeout_s=90.0, what="condition"):
     deadline = time.time() + timeout_s
     while time.time() < deadline:
@@ -69,7 +63,7 @@ def test_killed_orchestrator_local_stage_is_resumed_not_resubmitted(tracker, mak
     orchestrator = subprocess.Popen([sys.executable, "-m", "orchestrator", tracker.tracking_uri, first_run,
                                      str(tmp_path / "spec.json"), str(out)], env=env)
     try:
-        wait_for(lambda: (out / "events.jsonl").exists() and any(e["type"] == "metric" for e in events_of(out)),
+        wait_for(lambda: (out / "events.jsonl").exists() and any(e["type"] == "metric" for e in read_events(out)),
                  what="the stage's first metric")
         recorded = JobHandle.model_validate_json(tracker.get_run(first_run).data.tags[S.TAG_JOB_HANDLE])
         orchestrator.send_signal(signal.SIGKILL)  # the orchestrator dies mid-stage
@@ -90,7 +84,7 @@ def test_killed_orchestrator_local_stage_is_resumed_not_resubmitted(tracker, mak
     outcome = watch_job(backend, handle, LIMITS, relayed.append, lambda p, s: None)
     assert outcome.state == "succeeded"
     assert [e["step"] for e in relayed if e["type"] == "metric"] == list(range(1, 11))  # replayed into the rerun
-    starts = [e for e in events_of(out) if e["type"] == "log" and e["message"].startswith("stub stage")]
+    starts = [e for e in read_events(out) if e["type"] == "log" and e["message"].startswith("stub stage")]
     assert len(starts) == 1, "the stage ran once"
     assert json.loads((out / "metrics.json").read_text())["key"] == spec.key
 
@@ -110,23 +104,20 @@ def test_killed_orchestrator_local_stage_is_resumed_not_resubmitted(tracker, mak
 @pytest.mark.parametrize("kind", ["modal", "kaggle"])
 def test_restarted_orchestrator_reattaches_to_the_remote_job(kind, tracker, make_spec, tmp_path, child_env):
     child_env.update(STUB_STEPS="4", STUB_STEP_S="0.3")
+    fake = fake_service(kind, tmp_path, child_env)
     if kind == "modal":
-        fake = FakeModalTransport(tmp_path / "volume", child_env)
-        make = lambda: ModalBackend(transport=fake, runner_module="stub_stage", log_sync_every_s=0)  # noqa: E731
         spec, submitted = make_spec(), lambda: len(fake.launches)
     else:
-        fake = FakeKaggleTransport(tmp_path / "kaggle", child_env)
-        make = lambda: KaggleBackend(transport=fake, runner_module="stub_stage", poll_dataset_every_s=0)  # noqa: E731
         spec, submitted = make_spec(backend={"kind": "kaggle", "device": "cpu"}), lambda: len(fake.pushes)
     out = tmp_path / "stage"
     first_run = new_stage_run(tracker, spec, f"reattach-{kind}")
-    first = make()
+    first = stub_backend(fake)
     handle, _ = start_job(first, spec, out, tracker, first_run, 1, LOG)
     wait_for(lambda: first.poll(handle).state == "running", what="the job to run")
     del first  # the orchestrator is gone; the service keeps the job running
 
     rerun = new_stage_run(tracker, spec, f"reattach-{kind}")
-    second = make()
+    second = stub_backend(fake)
     resumed, _ = start_job(second, spec, out, tracker, rerun, 1, LOG)
     assert resumed == handle and submitted() == 1
     assert tracker.get_run(rerun).data.tags[S.TAG_REATTACHED] == handle.job_id
@@ -135,5 +126,5 @@ def test_restarted_orchestrator_reattaches_to_the_remote_job(kind, tracker, make
     assert json.loads((out / "metrics.json").read_text())["key"] == spec.key
 
     # the recorded job has finished: a rerun would submit (the local test above does it for real)
-    assert live_job(make(), recorded_handles(tracker, new_stage_run(tracker, spec, f"reattach-{kind}"),
+    assert live_job(stub_backend(fake), recorded_handles(tracker, new_stage_run(tracker, spec, f"reattach-{kind}"),
                                              spec.key, out)) is None
