@@ -28,7 +28,7 @@ def child_env() -> dict[str, str]:
 
 @pytest.fixture
 def local_data(tmp_path) -> Path:
-    """A seed-001 CSV manifest whose audio sits partly beside it and partly elsewhere."""
+    """A CSV manifest (audio path, sentence) whose audio sits partly beside it and partly elsewhere."""
     data = tmp_path / "data"
     (data / "clips").mkdir(parents=True)
     outside = tmp_path / "elsewhere"
