@@ -22,6 +22,12 @@ def latest_pipeline_summary(experiment: str, tracking_uri: str | None = None) ->
     return pipeline_run_summary(c, exp, parents[0])
 
 
+def pipeline_summary(experiment: str, parent_run_id: str, tracking_uri: str | None = None) -> dict:
+    """The summary of one pipeline run, by its experiment name and parent run id."""
+    c = client(tracking_uri)
+    return pipeline_run_summary(c, c.get_experiment_by_name(experiment), c.get_run(parent_run_id))
+
+
 def pipeline_run_summary(c, exp, parent) -> dict:
     """``exp``/``parent``: the MLflow experiment and the pipeline's parent run."""
     experiment = exp.name
