@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -219,22 +217,8 @@ class Tracker:
         return float(value) if value is not None else None
 
 
-def write_temp_json(payload: Any, name: str) -> Path:
-    folder = Path(tempfile.mkdtemp(prefix="palier-"))
-    path = folder / name
-    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False))
-    return path
-
-
 def rows_from_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
-
-def iter_metric_items(result) -> Iterable[tuple[str, str, str, float]]:
-    """(phase, set, metric, value) for every number in a StageResult."""
-    for ev in result.evals:
-        for phase, values in (("baseline", ev.baseline), ("final", ev.final)):
-            for metric, value in values.items():
-                yield phase, ev.name, metric, float(value)
