@@ -56,7 +56,7 @@ def _run_dict(run: Any) -> dict[str, Any]:
         "status": tags.get(S.TAG_STATUS) or run.info.status.lower(),
         "start_time": run.info.start_time,
         "end_time": run.info.end_time,
-        "tags": {k: v for k, v in tags.items() if k.startswith("palier.") or k == "mlflow.parentRunId"},
+        "tags": {k: v for k, v in tags.items() if k.startswith(S.TAG_PREFIX) or k == S.TAG_PARENT_RUN},
         "metrics": dict(run.data.metrics),
         "params": dict(run.data.params),
     }

@@ -12,6 +12,7 @@ owns every MLflow run; the stage runner never calls MLflow.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import flow, get_run_logger
@@ -28,9 +29,9 @@ from core.versioning import code_version, data_digest
 from flows.stale_runs import sweep
 from flows.stopping import close_run
 from tasks.artifacts import publish_artifacts
-from tasks.preflight import PreflightBlocked, preflight
+from tasks.preflight import PreflightBlocked, preflight_task
 from tasks.results import gate_and_register, log_results, summarize, summary_rows
-from tasks.stage import StageFailed, run_stage
+from tasks.stage import StageFailed, run_stage_task
 
 
 def plan_pipeline(pipeline_file: str) -> tuple:
@@ -55,68 +56,17 @@ def exp_pipeline(pipeline: str = "pipelines/demo.yaml", tracking_uri: str | None
     (their upstream outputs must already exist)."""
     logger = get_run_logger()
     uri = _tracking_uri(tracking_uri)
+    pipeline_file = str(Path(pipeline).resolve())
     config, specs = plan_pipeline(pipeline)
     tracker = Tracker(uri)
     for line in sweep(uri).lines():  # runs a dead process left open
         logger.warning(line)
-    parent = tracker.start_pipeline_run(
-        config.experiment_name, config.name, str(Path(pipeline).resolve()),
-        {"pipeline": config.name, "family": config.family, "base_model": config.base_model,
-         "language": config.language, "task": config.task, "stages": " -> ".join(s.name for s in specs)},
-        flow_run.get_id(),
-    )
+    parent = _open_pipeline_run(tracker, config, specs, pipeline_file)
     logger.info(f"pipeline {config.name}: {len(specs)} stage(s); MLflow experiment {config.experiment_name!r}, "
                 f"parent run {parent}")
+    config, specs = _preflight(tracker, parent, config, specs, pipeline_file)
     try:
-        report = preflight(config, str(Path(pipeline).resolve()))
-    except BaseException:
-        tracker.end_run(parent, "failed")
-        raise
-    tracker.c.log_text(parent, report.to_json(), S.ARTIFACT_PREFLIGHT)
-    if not report.ok:
-        tracker.set_tags(parent, {"palier.preflight": "blocked"})
-        tracker.end_run(parent, "failed")
-        raise PreflightBlocked("preflight blocked the pipeline:\n" + "\n".join(report.lines()))
-    if report.changes:
-        config = report.config
-        specs = plan(config, code_version(), lambda src: data_digest(src, Path(pipeline).resolve().parent),
-                     pipeline_file=str(Path(pipeline).resolve()))
-    done: list[tuple[StageSpec, StageResult]] = []
-    outputs: dict[str, tuple[Path, str, str | None]] = {}  # stage -> (model dir, run id, model version)
-    previous: StageResult | None = None
-    try:
-        for spec in specs:
-            upstream = upstream_of(spec.base_model)
-            if upstream is not None:
-                model_dir, up_run, _ = outputs[upstream]
-                spec = spec.with_base_model(str(model_dir))
-            elif is_packaged_ref(spec.base_model):  # pypi:whisper-base -> the cached imported folder
-                spec = spec.with_base_model(resolve_base_model(spec.base_model, cache_dir(), logger.info))
-            out_dir = stage_dir(spec.pipeline, spec.name, spec.key)
-            if only and spec.name not in only:
-                result = _reuse(tracker, config.experiment_name, spec, out_dir, parent, logger, quiet=True)
-                if result is None:
-                    raise StageFailed(f"stage {spec.name} is not selected and has no finished output to start from")
-            else:
-                result = _reuse(tracker, config.experiment_name, spec, out_dir, parent, logger)
-            if result is not None:
-                run_id, version, result = result
-            else:
-                run_id = tracker.start_stage_run(config.experiment_name, parent, spec, attempt=1)
-                try:
-                    result = run_stage(spec, run_id, uri)
-                except BaseException as exc:
-                    close_run(tracker, run_id, exc)
-                    raise
-                log_results(spec, result, previous, run_id, out_dir, uri)
-                up_run = outputs[upstream][1] if upstream else None
-                up_version = outputs[upstream][2] if upstream else None
-                decision = gate_and_register(spec, result, run_id, up_run, up_version, out_dir, uri)
-                version = decision["version"]
-                tracker.end_run(run_id, "succeeded")
-            outputs[spec.name] = (out_dir / "model", run_id, version)
-            done.append((spec, result))
-            previous = result
+        done = _run_stages(tracker, uri, config, specs, parent, only, logger)
         rows = summary_rows(done)
         summarize(parent, rows, uri)
         try:
@@ -130,6 +80,90 @@ def exp_pipeline(pipeline: str = "pipelines/demo.yaml", tracking_uri: str | None
         raise
 
 
+def _open_pipeline_run(tracker: Tracker, config, specs: list[StageSpec], pipeline_file: str) -> str:
+    params = {"pipeline": config.name, "family": config.family, "base_model": config.base_model,
+              "language": config.language, "task": config.task, "stages": " -> ".join(s.name for s in specs)}
+    return tracker.start_pipeline_run(config.experiment_name, config.name, pipeline_file, params, flow_run.get_id())
+
+
+def _preflight(tracker: Tracker, parent: str, config, specs: list[StageSpec], pipeline_file: str) -> tuple:
+    """The agent's rules before any stage; a blocked pipeline ends its run as failed. Returns the
+    config and plan to run (replanned when the preflight applied autofixes)."""
+    try:
+        report = preflight_task(config, pipeline_file)
+    except BaseException:
+        tracker.end_run(parent, "failed")
+        raise
+    tracker.log_text(parent, report.to_json(), S.ARTIFACT_PREFLIGHT)
+    if not report.ok:
+        tracker.set_tags(parent, {S.TAG_PREFLIGHT: "blocked"})
+        tracker.end_run(parent, "failed")
+        raise PreflightBlocked("preflight blocked the pipeline:\n" + "\n".join(report.lines()))
+    if not report.changes:
+        return config, specs
+    config = report.config
+    return config, plan(config, code_version(), lambda src: data_digest(src, Path(pipeline_file).parent),
+                        pipeline_file=pipeline_file)
+
+
+@dataclass(frozen=True)
+class StageOutput:
+    model_dir: Path
+    run_id: str
+    model_version: str | None
+
+
+def _run_stages(tracker: Tracker, uri: str, config, specs: list[StageSpec], parent: str, only: list[str] | None,
+                logger) -> list[tuple[StageSpec, StageResult]]:
+    """Each stage from the previous one's output, reusing a finished run with the same key."""
+    done: list[tuple[StageSpec, StageResult]] = []
+    outputs: dict[str, StageOutput] = {}
+    previous: StageResult | None = None
+    for spec in specs:
+        upstream_name = upstream_of(spec.base_model)
+        upstream = outputs[upstream_name] if upstream_name is not None else None
+        spec = _with_base_model(spec, upstream, logger)
+        out_dir = stage_dir(spec.pipeline, spec.name, spec.key)
+        selected = not only or spec.name in only
+        reused = _reuse(tracker, config.experiment_name, spec, out_dir, parent, logger, quiet=not selected)
+        if reused is None and not selected:
+            raise StageFailed(f"stage {spec.name} is not selected and has no finished output to start from")
+        if reused is not None:
+            run_id, version, result = reused
+        else:
+            run_id, version, result = _run_one(tracker, uri, config.experiment_name, spec, parent, previous,
+                                               upstream, out_dir)
+        outputs[spec.name] = StageOutput(out_dir / "model", run_id, version)
+        done.append((spec, result))
+        previous = result
+    return done
+
+
+def _with_base_model(spec: StageSpec, upstream: StageOutput | None, logger) -> StageSpec:
+    """``stage:<name>`` -> that stage's model folder; ``pypi:whisper-base`` -> the cached imported folder."""
+    if upstream is not None:
+        return spec.with_base_model(str(upstream.model_dir))
+    if is_packaged_ref(spec.base_model):
+        return spec.with_base_model(resolve_base_model(spec.base_model, cache_dir(), logger.info))
+    return spec
+
+
+def _run_one(tracker: Tracker, uri: str, experiment: str, spec: StageSpec, parent: str,
+             previous: StageResult | None, upstream: StageOutput | None, out_dir: Path):
+    """A new stage run: run the stage on its backend, log it, gate it, register its model."""
+    run_id = tracker.start_stage_run(experiment, parent, spec, attempt=1)
+    try:
+        result = run_stage_task(spec, run_id, uri)
+    except BaseException as exc:
+        close_run(tracker, run_id, exc)
+        raise
+    log_results(spec, result, previous, run_id, out_dir, uri)
+    decision = gate_and_register(spec, result, run_id, upstream.run_id if upstream else None,
+                                 upstream.model_version if upstream else None, out_dir, uri)
+    tracker.end_run(run_id, "succeeded")
+    return run_id, decision["version"], result
+
+
 def _reuse(tracker: Tracker, experiment: str, spec: StageSpec, out_dir: Path, parent: str, logger, quiet=False):
     """A finished run with the same stage key whose outputs are still here: link, don't redo."""
     finished = tracker.finished_stage_run(experiment, spec.key)
@@ -139,11 +173,11 @@ def _reuse(tracker: Tracker, experiment: str, spec: StageSpec, out_dir: Path, pa
     result = StageResult.model_validate_json(metrics_file.read_text(encoding="utf-8"))
     run_id = tracker.start_stage_run(experiment, parent, spec, attempt=0)
     tracker.set_tags(run_id, {S.TAG_REUSED_FROM: finished.info.run_id,
-                              "palier.model_version": finished.data.tags.get("palier.model_version", ""),
+                              S.TAG_MODEL_VERSION: finished.data.tags.get(S.TAG_MODEL_VERSION, ""),
                               S.TAG_GATE: finished.data.tags.get(S.TAG_GATE, "")})
     tracker.log_metrics(run_id, {k: v for k, v in finished.data.metrics.items()
-                                 if k.split("/")[0] in ("baseline", "final", "delta", "delta_prev")})
+                                 if k.split("/")[0] in S.RESULT_METRIC_PREFIXES})
     tracker.end_run(run_id, "skipped")
     if not quiet:
         logger.info(f"[{spec.name}] already done with the same key {spec.key} (run {finished.info.run_id}): skipped")
-    return run_id, finished.data.tags.get("palier.model_version"), result
+    return run_id, finished.data.tags.get(S.TAG_MODEL_VERSION), result

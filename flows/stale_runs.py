@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from core.tracking import schema as S
 from core.tracking.mlflow_store import client
-from core.tracking.stale_runs import StaleRun, close_stale_runs
+from core.tracking.stale_runs import StaleRun, close_stale_runs, flow_run_death
 
 FLOW_NAME = "exp-pipeline"
 
@@ -59,25 +58,8 @@ def crash_orphaned_flow_runs(c, prefect_api: str | None = None) -> list[tuple[st
             flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING]))),
             limit=200)
         for flow_run in running:
-            message = _death_of(c, str(flow_run.id))
+            message = flow_run_death(c, str(flow_run.id))
             if message:
                 prefect.set_flow_run_state(flow_run.id, Crashed(message=message), force=True)
                 crashed.append((str(flow_run.id), message))
     return crashed
-
-
-def _death_of(c, flow_run_id: str) -> str | None:
-    """The reason the process that ran ``flow_run_id`` is known dead, from its MLflow pipeline run."""
-    from mlflow.entities import ViewType
-
-    experiments = [e.experiment_id for e in c.search_experiments(view_type=ViewType.ACTIVE_ONLY)]
-    for i in range(0, len(experiments), 100):
-        runs = c.search_runs(experiments[i:i + 100],
-                             filter_string=f"tags.`{S.TAG_FLOW_RUN_ID}` = '{flow_run_id}' "
-                                           f"and tags.`{S.TAG_KIND}` = 'pipeline'", max_results=1)
-        if runs:
-            reason = runs[0].data.tags.get(S.TAG_KILLED_REASON)
-            if runs[0].info.status == "KILLED" and reason:
-                return f"the process running this flow died: {reason} (MLflow run {runs[0].info.run_id} closed as KILLED)"
-            return None
-    return None

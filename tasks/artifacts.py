@@ -12,8 +12,7 @@ import re
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from core.tracking import links
-from core.tracking.mlflow_store import client
-from core.tracking.summary import pipeline_run_summary
+from core.tracking.summary import pipeline_summary
 
 
 def artifact_key(pipeline: str, what: str) -> str:
@@ -69,8 +68,7 @@ def links_markdown(summary: dict, mlflow_url: str | None) -> str:
 
 def publish_artifacts(pipeline: str, experiment: str, parent_run_id: str, tracking_uri: str) -> dict:
     """Called from the flow itself (not a task), so the artifacts belong to the flow run."""
-    c = client(tracking_uri)
-    summary = pipeline_run_summary(c, c.get_experiment_by_name(experiment), c.get_run(parent_run_id))
+    summary = pipeline_summary(experiment, parent_run_id, tracking_uri)
     table_id = create_table_artifact(
         table=table_rows(summary), key=artifact_key(pipeline, "results"),
         description=f"{pipeline}: baseline vs final per stage and eval set, gate decision, registered version")

@@ -1,4 +1,5 @@
-"""Preflight: the agent's playbook rules, before any compute is paid for."""
+"""preflight_task: the Prefect task that runs the agent's playbook rules (``agent.preflight``)
+before any compute is paid for."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ class PreflightBlocked(RuntimeError):
 
 
 @task(name="preflight", task_run_name="preflight: playbook rules")
-def preflight(config: PipelineConfig, pipeline_file: str):
+def preflight_task(config: PipelineConfig, pipeline_file: str):
     """Returns the agent's report; its ``config`` carries the autofixes. Raises when a
     blocking rule fails, with the rule ids, playbook sections and fixes."""
     from agent import collect_env_facts

@@ -19,10 +19,10 @@ def after_failure(spec: StageSpec, outcome, log_text: str, out_dir: Path, attemp
 
     alive = None if outcome.state in ("stalled", "pending_timeout") else False
     diagnosis = diagnose_run_dir(out_dir, alive=alive, stall_limit_s=spec.stage.backend.heartbeat_stall_s)
-    tracker.c.log_text(stage_run_id, diagnosis.to_json(), f"diagnosis/attempt-{attempt}.json")
-    tracker.c.log_text(stage_run_id, diagnosis.to_json(), S.ARTIFACT_DIAGNOSIS)
+    tracker.log_text(stage_run_id, diagnosis.to_json(), S.diagnosis_attempt(attempt))
+    tracker.log_text(stage_run_id, diagnosis.to_json(), S.ARTIFACT_DIAGNOSIS)
     tracker.set_tags(stage_run_id, {S.TAG_DIAGNOSIS_KIND: diagnosis.kind,
-                                    "palier.diagnosis.failure_id": diagnosis.failure_id or ""})
+                                    S.TAG_DIAGNOSIS_FAILURE: diagnosis.failure_id or ""})
     origin = " (LLM, unverified)" if diagnosis.source == "llm" else ""
     logger.error(f"[{spec.name}] attempt {attempt} {outcome.state}: {outcome.message}")
     logger.error(f"[{spec.name}] diagnosis{origin}: {diagnosis.kind} / {diagnosis.failure_id or '-'} "
@@ -41,7 +41,7 @@ def after_failure(spec: StageSpec, outcome, log_text: str, out_dir: Path, attemp
     tracker.log_json(stage_run_id, {"attempt": attempt, "diagnosis": diagnosis.model_dump(mode="json"),
                                     "description": description,
                                     "new_stage": new_stage.model_dump(mode="json")}, S.ARTIFACT_REMEDY)
-    tracker.set_tags(stage_run_id, {"palier.remedy": description[:250]})
+    tracker.set_tags(stage_run_id, {S.TAG_REMEDY: description[:250]})
     logger.warning(f"[{spec.name}] safe remedy applied, retrying once: {description}")
     # Same key and folder: the retry resumes from the checkpoints of the failed attempt.
     return spec.model_copy(update={"stage": new_stage})

@@ -26,9 +26,9 @@ def stage_metrics(result: StageResult, previous: StageResult | None) -> dict[str
             if name in prev_final.get(ev.name, {}):
                 metrics[S.delta_prev_key(ev.name, name)] = value - prev_final[ev.name][name]
     for name, value in result.train.items():
-        metrics[f"train_summary/{name}"] = value
+        metrics[S.train_summary_key(name)] = value
     for phase, seconds in result.timings_s.items():
-        metrics[f"timing_s/{phase}"] = seconds
+        metrics[S.timing_key(phase)] = seconds
     return metrics
 
 
@@ -41,16 +41,16 @@ def log_results(spec: StageSpec, result: StageResult, previous: StageResult | No
         for ev in result.evals:
             rows = rows_from_jsonl(out_dir / "predictions" / f"{phase}_{ev.name}.jsonl")
             tracker.log_table(stage_run_id, rows, S.predictions_table(phase, ev.name))
-    tracker.log_json(stage_run_id, result.model_dump(mode="json"), "results/metrics.json")
-    tracker.log_json(stage_run_id, result.data, "results/data_report.json")
+    tracker.log_json(stage_run_id, result.model_dump(mode="json"), S.ARTIFACT_RESULTS)
+    tracker.log_json(stage_run_id, result.data, S.ARTIFACT_DATA_REPORT)
     figure = training_curves(list(read_all(out_dir / "events.jsonl")))
     if figure is not None:
         tracker.log_figure(stage_run_id, figure, S.ARTIFACT_CURVES_CHART)
     extra = out_dir / "artifacts"
     if extra.is_dir() and any(extra.iterdir()):
-        tracker.log_artifacts(stage_run_id, extra, "artifacts")
+        tracker.log_artifacts(stage_run_id, extra, S.DIR_STAGE_ARTIFACTS)
     if (out_dir / "stage.log").exists():
-        tracker.c.log_artifact(stage_run_id, str(out_dir / "stage.log"), "logs")
+        tracker.log_artifact(stage_run_id, out_dir / "stage.log", S.DIR_LOGS)
 
 
 @task(name="gate-and-register", task_run_name="{spec.name}: gate and register")
@@ -66,19 +66,19 @@ def gate_and_register(spec: StageSpec, result: StageResult, stage_run_id: str, u
     for reason in decision.reasons:
         logger.info(f"[{spec.name}] gate: {reason}")
     tags = {
-        "palier.stage": spec.name,
-        "palier.stage_key": spec.key,
-        "palier.base_model": spec.base_model,
-        "palier.upstream_stage": spec.upstream_stage or "",
-        "palier.upstream_run_id": upstream_run_id or "",
-        "palier.upstream_model_version": upstream_version or "",
-        "palier.gate": decision.alias,
+        S.TAG_STAGE: spec.name,
+        S.TAG_STAGE_KEY: spec.key,
+        S.TAG_BASE_MODEL: spec.base_model,
+        S.TAG_UPSTREAM_STAGE: spec.upstream_stage or "",
+        S.TAG_UPSTREAM_RUN: upstream_run_id or "",
+        S.TAG_UPSTREAM_MODEL_VERSION: upstream_version or "",
+        S.TAG_GATE: decision.alias,
     }
     version = tracker.register(stage_run_id, stage.output_name, out_dir / "model", tags, decision.alias,
                                description=stage.description)
-    tracker.set_tags(stage_run_id, {S.TAG_GATE: decision.alias, "palier.model_version": version})
+    tracker.set_tags(stage_run_id, {S.TAG_GATE: decision.alias, S.TAG_MODEL_VERSION: version})
     tracker.log_json(stage_run_id, {"alias": decision.alias, "improved": decision.improved,
-                                    "reasons": decision.reasons, "version": version}, "results/gate.json")
+                                    "reasons": decision.reasons, "version": version}, S.ARTIFACT_GATE)
     logger.info(f"[{spec.name}] registered {stage.output_name} v{version} as {decision.alias}")
     return {"alias": decision.alias, "version": version, "improved": decision.improved}
 
@@ -97,10 +97,10 @@ def summary_rows(specs_results: list[tuple[StageSpec, StageResult]]) -> list[dic
 @task(name="summarize", task_run_name="pipeline summary")
 def summarize(parent_run_id: str, rows: list[dict], tracking_uri: str) -> None:
     tracker = Tracker(tracking_uri)
-    tracker.log_json(parent_run_id, rows, "results/summary.json")
+    tracker.log_json(parent_run_id, rows, S.ARTIFACT_SUMMARY)
     figure = baseline_vs_final(rows)
     if figure is not None:
         tracker.log_figure(parent_run_id, figure, S.ARTIFACT_SUMMARY_CHART)
-    metrics = {f"{r['stage']}/{r['set']}/{r['metric']}/{phase}": r[phase]
+    metrics = {S.pipeline_metric_key(r["stage"], r["set"], r["metric"], phase): r[phase]
                for r in rows for phase in ("baseline", "final")}
     tracker.log_metrics(parent_run_id, metrics)

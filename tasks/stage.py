@@ -1,5 +1,7 @@
-"""run_stage: submit a stage to its backend (or reattach to its live job), watch it, relay its
-events, fetch its outputs. How the watching works is core.backends.watch."""
+"""run_stage_task: the Prefect task that runs one stage on its backend. It submits the stage (or
+reattaches to its live job), watches it, relays its events and fetches its outputs; a failed
+attempt goes to tasks.remediation. How the watching works is core.backends.watch. (The stage
+runner's own entry point, inside the job, is core.stage.runner.run_stage.)"""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from pathlib import Path
 
 from prefect import get_run_logger, task
 
-from core.backends import get_backend
+from core.backends.registry import get_backend
 from core.backends.errors import ServiceUnavailable
 from core.backends.watch import PHASE_TEXT, WatchLimits, WatchOutcome, watch_job
 from core.contracts import JobHandle, StageResult, StageSpec
@@ -19,7 +21,7 @@ from tasks.jobs import StageFailed, start_job
 
 PROGRESS_LOG_EVERY = 0.25  # log to Prefect at each quarter of a phase
 
-__all__ = ["StageFailed", "WatchOutcome", "run_stage", "watch"]
+__all__ = ["StageFailed", "WatchOutcome", "run_stage_task", "watch"]
 
 
 def _progress_line(spec: StageSpec, phase: str, done: int, total: int) -> str:
@@ -92,8 +94,9 @@ def log_tail(out_dir: Path, max_bytes: int = 200_000) -> str:
         return fh.read().decode("utf-8", errors="replace")
 
 
+# "run-stage" is what the Prefect UI lists; the function name says the layer, the task name what it does.
 @task(name="run-stage", task_run_name="{spec.name}: baseline, train, evaluate")
-def run_stage(spec: StageSpec, stage_run_id: str, tracking_uri: str) -> StageResult:
+def run_stage_task(spec: StageSpec, stage_run_id: str, tracking_uri: str) -> StageResult:
     from tasks.remediation import after_failure
 
     logger = get_run_logger()

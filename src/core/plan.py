@@ -19,7 +19,7 @@ def plan(
     pipeline_file: str | None = None,
 ) -> list[StageSpec]:
     """Stage 1 starts from ``config.base_model``; stage N from stage N-1's output, never the
-    original (seed 000, rule 7). ``base_model`` of a later stage is ``stage:<name>`` until the
+    original: each stage refines what the previous one learned. ``base_model`` of a later stage is ``stage:<name>`` until the
     orchestrator resolves it to the upstream output's location."""
     specs: list[StageSpec] = []
     upstream_key: str | None = None

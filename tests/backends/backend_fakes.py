@@ -18,8 +18,10 @@ import threading
 import time
 from pathlib import Path
 
+from core.backends.kaggle_backend import KaggleBackend
 from core.backends.kaggle_client import KernelVersion, PushResult
 from core.backends.kaggle_status import push_error
+from core.backends.modal_backend import ModalBackend
 from core.backends.modal_client import CallState, call_state_from_result
 from core.backends.modal_plan import MOUNT, ModalLaunch
 from core.backends.shipping import PayloadFile
@@ -212,6 +214,24 @@ class FakeKaggleTransport:
             if done:
                 return
             time.sleep(0.05)
+
+
+def fake_service(kind: str, root: Path, env: dict[str, str]):
+    """A fresh fake Modal ("modal") or Kaggle ("kaggle") keeping its files under ``root``."""
+    if kind == "modal":
+        return FakeModalTransport(root / "volume", env)
+    return FakeKaggleTransport(root / "kaggle", env)
+
+
+def stub_backend(service):
+    """The real backend for a fake service, running the stub stage runner and polling without waits."""
+    if isinstance(service, FakeKaggleTransport):
+        return KaggleBackend(transport=service, runner_module="stub_stage", poll_dataset_every_s=0)
+    return ModalBackend(transport=service, runner_module="stub_stage", log_sync_every_s=0)
+
+
+def read_events(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
 
 
 def wait_finished(backend, handle, timeout_s: float = 90.0):

@@ -13,7 +13,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # backend_fakes
 
-from backend_fakes import wait_finished  # noqa: E402 - needs the path above
+from backend_fakes import fake_service, stub_backend, wait_finished  # noqa: E402 - needs the path above
 
 SUPPORT = HERE / "support"
 SRC = HERE.parents[1] / "src"
@@ -28,7 +28,7 @@ def child_env() -> dict[str, str]:
 
 @pytest.fixture
 def local_data(tmp_path) -> Path:
-    """A seed-001 CSV manifest whose audio sits partly beside it and partly elsewhere."""
+    """A CSV manifest (audio path, sentence) whose audio sits partly beside it and partly elsewhere."""
     data = tmp_path / "data"
     (data / "clips").mkdir(parents=True)
     outside = tmp_path / "elsewhere"
@@ -85,3 +85,14 @@ def no_credentials(tmp_path, monkeypatch):
 @pytest.fixture
 def wait():
     return wait_finished
+
+
+@pytest.fixture
+def fake(request, tmp_path, child_env):
+    """The fake service named by the test module's ``SERVICE`` ("modal" or "kaggle")."""
+    return fake_service(request.module.SERVICE, tmp_path, child_env)
+
+
+@pytest.fixture
+def backend(fake):
+    return stub_backend(fake)

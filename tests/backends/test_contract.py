@@ -7,12 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
-from backend_fakes import FakeKaggleTransport, FakeModalTransport
+from backend_fakes import fake_service, stub_backend
 
-from core.backends.base import Backend, get_backend
+from core.backends.base import Backend
 from core.backends.kaggle_backend import KaggleBackend
 from core.backends.local import LocalBackend
 from core.backends.modal_backend import ModalBackend
+from core.backends.registry import get_backend
 from core.contracts import JobHandle
 
 
@@ -20,10 +21,8 @@ def build(kind, tmp_path, env):
     if kind == "local":
         return LocalBackend(runner_module="stub_stage", extra_env=env), {"kind": "local", "device": "cpu"}
     if kind == "modal":
-        return ModalBackend(transport=FakeModalTransport(tmp_path / "v", env), runner_module="stub_stage",
-                            log_sync_every_s=0), {"kind": "modal"}
-    return KaggleBackend(transport=FakeKaggleTransport(tmp_path / "k", env), runner_module="stub_stage",
-                         poll_dataset_every_s=0), {"kind": "kaggle", "device": "cpu"}
+        return stub_backend(fake_service(kind, tmp_path, env)), {"kind": "modal"}
+    return stub_backend(fake_service(kind, tmp_path, env)), {"kind": "kaggle", "device": "cpu"}
 
 
 @pytest.mark.parametrize("kind", ["local", "modal", "kaggle"])

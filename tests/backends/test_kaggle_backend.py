@@ -5,27 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from backend_fakes import FakeKaggleTransport
+from backend_fakes import read_events as events
+from backend_fakes import stub_backend
 
 from core.backends.errors import CredentialsMissing, QuotaExceeded, RemoteOutputInvalid
 from core.backends.kaggle_backend import KaggleBackend
 from core.contracts import JobHandle
 
 ERROR_PAGE = "<!DOCTYPE html><html><head><title>Error 500 (Server Error)</title></head><body></body></html>"
-
-
-@pytest.fixture
-def fake(tmp_path, child_env):
-    return FakeKaggleTransport(tmp_path / "kaggle", child_env)
-
-
-@pytest.fixture
-def backend(fake):
-    return KaggleBackend(transport=fake, runner_module="stub_stage", poll_dataset_every_s=0)
-
-
-def events(out):
-    return [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+SERVICE = "kaggle"  # the conftest's `fake` and `backend`
 
 
 def test_push_run_relay_and_fetch_through_the_generated_script(backend, fake, make_spec, tmp_path, wait):
@@ -83,7 +71,7 @@ def test_session_limit_is_a_clear_quota_error(backend, fake, make_spec, tmp_path
 
 def test_reattach_from_a_recorded_handle(backend, fake, make_spec, tmp_path, wait):
     recorded = backend.submit(make_spec(backend={"kind": "kaggle", "device": "cpu"}), tmp_path / "out").model_dump_json()
-    restarted = KaggleBackend(transport=fake, runner_module="stub_stage")
+    restarted = stub_backend(fake)
     handle = JobHandle.model_validate_json(recorded)
     assert restarted.reattach(handle) and wait(restarted, handle).state == "succeeded"
     assert not restarted.reattach(handle.model_copy(update={"job_id": "tester/never-pushed"}))

@@ -58,22 +58,6 @@ def test_p100_needs_a_torch_with_sm60_kernels_and_admin_pools_are_refused(make_s
     assert not any(r.startswith("torch==2.13") for r in config["requirements"])
 
 
-def test_the_kernel_refuses_a_gpu_its_torch_has_no_kernels_for():
-    from core.backends.kaggle_kernel import _SCRIPT_BODY
-
-    namespace: dict = {"__name__": "not_main"}
-    exec("import json, os, subprocess, sys\nfrom pathlib import Path\nCONFIG = {}\nSOURCE = ''\n" + _SCRIPT_BODY,
-         namespace)
-    unsupported = namespace["unsupported_gpus"]
-    cu128 = ["sm_70", "sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]  # kaggle-cli#1151's arch list
-    p100 = {"name": "Tesla P100-PCIE-16GB", "arch": "sm_60", "cc": 60}
-    t4 = {"name": "Tesla T4", "arch": "sm_75", "cc": 75}
-    assert unsupported({"devices": [p100], "archs": cu128}) == [p100]
-    assert unsupported({"devices": [t4, t4], "archs": cu128}) == []
-    assert unsupported({"devices": [p100], "archs": ["sm_50", "sm_60", "sm_70"]}) == []
-    assert unsupported({"devices": [p100], "archs": ["sm_70", "compute_50"]}) == []  # PTX JIT-compiles upward
-
-
 def test_slugs_stay_within_kaggle_limits():
     slug = bounded_slug("palier", "a-very-long-pipeline-name-for-french-medical-speech", "stage_with_Under_scores")
     assert len(slug) <= 50 and slug == slug.lower() and "_" not in slug

@@ -6,23 +6,14 @@ import json
 import time
 
 import pytest
-from backend_fakes import FakeKaggleTransport, FakeModalTransport
-
-from core.backends.kaggle_backend import KaggleBackend
-from core.backends.modal_backend import ModalBackend
+from backend_fakes import fake_service, stub_backend
 
 
 @pytest.mark.parametrize("kind", ["modal", "kaggle"])
 def test_metrics_arrive_before_the_job_ends(kind, make_spec, tmp_path, child_env, wait):
     child_env["STUB_STEP_S"] = "1.0"
-    if kind == "modal":
-        backend = ModalBackend(transport=FakeModalTransport(tmp_path / "v", child_env), runner_module="stub_stage",
-                               log_sync_every_s=0)
-        spec = make_spec()
-    else:
-        backend = KaggleBackend(transport=FakeKaggleTransport(tmp_path / "k", child_env), runner_module="stub_stage",
-                                poll_dataset_every_s=0)
-        spec = make_spec(backend={"kind": "kaggle", "device": "cpu"})
+    backend = stub_backend(fake_service(kind, tmp_path, child_env))
+    spec = make_spec() if kind == "modal" else make_spec(backend={"kind": "kaggle", "device": "cpu"})
     out = tmp_path / "out"
     handle = backend.submit(spec, out)
     seen_while_running = []

@@ -6,25 +6,13 @@ import json
 import time
 
 import pytest
-from backend_fakes import FakeModalTransport
+from backend_fakes import read_events as events
+from backend_fakes import stub_backend
 
 from core.backends.errors import CredentialsMissing
 from core.backends.modal_backend import ModalBackend
 from core.contracts import JobHandle
-
-
-@pytest.fixture
-def fake(tmp_path, child_env):
-    return FakeModalTransport(tmp_path / "volume", child_env)
-
-
-@pytest.fixture
-def backend(fake):
-    return ModalBackend(transport=fake, runner_module="stub_stage", log_sync_every_s=0)
-
-
-def events(out):
-    return [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+SERVICE = "modal"  # the conftest's `fake` and `backend`
 
 
 def test_submit_relay_fetch(backend, fake, make_spec, tmp_path, wait):
@@ -72,7 +60,7 @@ def test_a_restarted_flow_reattaches_from_the_recorded_handle(backend, fake, mak
     recorded = backend.submit(make_spec(), out).model_dump_json()
     # the orchestrator process dies here; a new one reads the handle back
     handle = JobHandle.model_validate_json(recorded)
-    restarted = ModalBackend(transport=fake, runner_module="stub_stage", log_sync_every_s=0)
+    restarted = stub_backend(fake)
     assert restarted.reattach(handle)
     assert wait(restarted, handle).state == "succeeded"
     assert sum(1 for e in events(out) if e["type"] == "done") == 1  # no duplicated events
@@ -83,7 +71,7 @@ def test_a_restarted_flow_reattaches_from_the_recorded_handle(backend, fake, mak
 
 def test_cancel_stops_the_runner_gracefully(fake, make_spec, tmp_path, wait):
     fake.env["STUB_MODE"] = "slow"
-    backend = ModalBackend(transport=fake, runner_module="stub_stage", log_sync_every_s=0)
+    backend = stub_backend(fake)
     out = tmp_path / "out"
     handle = backend.submit(make_spec(), out)
     deadline = time.time() + 30
@@ -97,7 +85,7 @@ def test_cancel_stops_the_runner_gracefully(fake, make_spec, tmp_path, wait):
 
 def test_retry_resumes_from_the_checkpoints_on_the_volume(fake, make_spec, tmp_path, wait):
     fake.env["STUB_MODE"] = "fail"
-    backend = ModalBackend(transport=fake, runner_module="stub_stage", log_sync_every_s=0)
+    backend = stub_backend(fake)
     first = backend.submit(make_spec(), tmp_path / "attempt1")
     failed = wait(backend, first)
     assert failed.state == "failed" and "exited with code 1" in failed.message

@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 import yaml
-from backend_fakes import FakeKaggleTransport, FakeModalTransport
+from backend_fakes import fake_service
 
 from core.backends.kaggle_backend import KaggleBackend
 from core.backends.local import LocalBackend
@@ -81,12 +81,18 @@ def manifest(speech_cache, pool, count):
     return generate("french_speech", {"pool": pool, "count": count, "voices": "stage"}, speech_cache)
 
 
+def shipped_stage(kind, tmp_path, tiny_whisper, speech_cache, child_env):
+    """A CPU stage on CSV manifests of real audio and a local base model (all shipped), and the
+    fake service that will run the real stage runner for it."""
+    train, test = manifest(speech_cache, "stage", 8), manifest(speech_cache, "test", 4)
+    spec = stage_spec(tmp_path, f"shipped-{kind}", tiny_whisper, {"kind": kind, "device": "cpu", "options": {"hf_secret": ""}},
+                      train={"kind": "csv", "path": str(train)}, evals={"kind": "csv", "path": str(test)})
+    return spec, fake_service(kind, tmp_path, {**child_env, "HF_HUB_OFFLINE": "1"})
+
+
 def test_real_runner_on_the_modal_fake_with_shipped_csv_audio_and_base_model(tmp_path, tiny_whisper, speech_cache,
                                                                              child_env, wait):
-    train, test = manifest(speech_cache, "stage", 8), manifest(speech_cache, "test", 4)
-    spec = stage_spec(tmp_path, "shipped", tiny_whisper, {"kind": "modal", "device": "cpu", "options": {"hf_secret": ""}},
-                      train={"kind": "csv", "path": str(train)}, evals={"kind": "csv", "path": str(test)})
-    fake = FakeModalTransport(tmp_path / "volume", {**child_env, "HF_HUB_OFFLINE": "1"})
+    spec, fake = shipped_stage("modal", tmp_path, tiny_whisper, speech_cache, child_env)
     backend = ModalBackend(transport=fake, log_sync_every_s=0)
     out = tmp_path / "out"
     handle = backend.submit(spec, out)
@@ -103,10 +109,7 @@ def test_real_runner_on_the_modal_fake_with_shipped_csv_audio_and_base_model(tmp
 
 
 def test_real_runner_through_the_generated_kaggle_script(tmp_path, tiny_whisper, speech_cache, child_env, wait):
-    train, test = manifest(speech_cache, "stage", 8), manifest(speech_cache, "test", 4)
-    spec = stage_spec(tmp_path, "kag", tiny_whisper, {"kind": "kaggle", "device": "cpu", "options": {"hf_secret": ""}},
-                      train={"kind": "csv", "path": str(train)}, evals={"kind": "csv", "path": str(test)})
-    fake = FakeKaggleTransport(tmp_path / "kaggle", {**child_env, "HF_HUB_OFFLINE": "1"})
+    spec, fake = shipped_stage("kaggle", tmp_path, tiny_whisper, speech_cache, child_env)
     backend = KaggleBackend(transport=fake, poll_dataset_every_s=0)
     out = tmp_path / "out"
     handle = backend.submit(spec, out)

@@ -6,11 +6,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from backend_fakes import FakeModalTransport
+from backend_fakes import FakeModalTransport, stub_backend
 
 from core.backends.errors import CredentialsMissing, ServiceUnavailable
 from core.backends.local import LocalBackend
-from core.backends.modal_backend import ModalBackend
 from core.backends.watch import WatchLimits, watch_job
 from core.config.common import BackendConfig
 
@@ -63,7 +62,7 @@ class FlakyModal(FakeModalTransport):
 
 def test_transient_errors_are_retried_with_backoff_and_counted(make_spec, tmp_path, child_env):
     fake = FlakyModal(tmp_path / "volume", child_env, failures=3)
-    backend = ModalBackend(transport=fake, runner_module="stub_stage", log_sync_every_s=0)
+    backend = stub_backend(fake)
     handle = backend.submit(make_spec(), tmp_path / "out")
     limits = WatchLimits(pending_s=60, stall_s=60, poll_min_s=0.05, poll_max_s=0.2)
     started = time.monotonic()
@@ -77,7 +76,7 @@ def test_transient_errors_are_retried_with_backoff_and_counted(make_spec, tmp_pa
 def test_a_permanent_error_stops_at_once_with_the_fix(make_spec, tmp_path, child_env):
     error = CredentialsMissing("Modal refused the token (UNAUTHENTICATED). Run `modal token new`.")
     fake = FlakyModal(tmp_path / "volume", child_env, failures=1, error=error)
-    backend = ModalBackend(transport=fake, runner_module="stub_stage", log_sync_every_s=0)
+    backend = stub_backend(fake)
     handle = backend.submit(make_spec(), tmp_path / "out")
     outcome, _, _, retries = run_watch(backend, handle, WatchLimits(60, 60, 0.05, 0.2))
     assert outcome.state == "failed" and "modal token new" in outcome.message and not retries

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from core.tracking.mlflow_store import Tracker
-from core.tracking.outage import PATIENCE_ENV, TAG_OUTAGES, TAG_REPLAYED, TrackingUnavailable, unreachable
+from core.tracking.mlflow_store import Tracker, client
+from core.tracking import schema as S
+from core.tracking.outage import PATIENCE_ENV, TrackingUnavailable, unreachable
 from core.tracking.spool import SPOOL_DIR, MetricRelay
 from tiny import tiny_asr_pipeline
 
@@ -46,14 +47,15 @@ def test_a_bad_request_is_not_retried(store):
 
     started = time.time()
     with pytest.raises(MlflowException) as info:
-        store.c.get_run("0" * 32)
+        store.get_run("0" * 32)
     assert not isinstance(info.value, TrackingUnavailable) and not unreachable(info.value)
     assert time.time() - started < 5
 
 
 def test_metrics_kept_while_down_are_replayed_to_the_run_once(tmp_path, monkeypatch, store):
     monkeypatch.setenv(PATIENCE_ENV, "1")
-    run_id = store.c.create_run(store.experiment_id("palier/spool")).info.run_id
+    reader = client(store.tracking_uri)
+    run_id = reader.create_run(store.experiment_id("palier/spool")).info.run_id
     out_dir = tmp_path / "stage"
 
     down = MetricRelay(Tracker(_dead_uri()), run_id, out_dir, flush_every_s=0)
@@ -66,13 +68,13 @@ def test_metrics_kept_while_down_are_replayed_to_the_run_once(tmp_path, monkeypa
     back = MetricRelay(store, run_id, out_dir)  # the next relay for this stage folder
     back.add(4, {"loss": 0.2})
     assert back.close() is True
-    history = store.c.get_metric_history(run_id, "train/loss")
+    history = reader.get_metric_history(run_id, "train/loss")
     assert sorted((m.step, round(m.value, 3)) for m in history) == [(1, 1.0), (2, 0.5), (3, 0.333), (4, 0.2)]
-    assert len(store.c.get_metric_history(run_id, "eval/wer")) == 3
-    tags = store.c.get_run(run_id).data.tags
-    assert tags[TAG_REPLAYED] == "7"
-    assert back.close() is True and len(store.c.get_metric_history(run_id, "train/loss")) == 4  # nothing twice
-    assert TAG_OUTAGES not in tags  # this store never went down
+    assert len(reader.get_metric_history(run_id, "eval/wer")) == 3
+    tags = store.get_run(run_id).data.tags
+    assert tags[S.TAG_REPLAYED_METRICS] == "7"
+    assert back.close() is True and len(reader.get_metric_history(run_id, "train/loss")) == 4  # nothing twice
+    assert S.TAG_TRACKING_OUTAGES not in tags  # this store never went down
 
 
 def _step_metrics(events_file: Path) -> Counter:
@@ -94,9 +96,8 @@ def test_stage_survives_mlflow_restart_and_replays_every_metric(tmp_path, tiny_w
     from core.config import load_pipeline
     from core.paths import stage_dir
     from core.plan import plan
-    from core.tracking import schema as S
     from tasks.results import log_results
-    from tasks.stage import run_stage
+    from tasks.stage import run_stage_task
 
     t0 = time.time()
     marks: list[str] = []
@@ -116,7 +117,7 @@ def test_stage_survives_mlflow_restart_and_replays_every_metric(tmp_path, tiny_w
     def stage() -> None:
         try:
             with disable_run_logger():
-                result = run_stage.fn(spec, run_id, server.url)
+                result = run_stage_task.fn(spec, run_id, server.url)
                 mark("stage returned")
                 log_results.fn(spec, result, None, run_id, out_dir, server.url)
                 mark("results logged")
@@ -159,9 +160,9 @@ def test_stage_survives_mlflow_restart_and_replays_every_metric(tmp_path, tiny_w
 
     # The run says what happened: when the server was away and how much was sent late.
     began, ended = (calendar.timegm(time.strptime(t, "%Y-%m-%d %H:%M:%S"))
-                    for t in run.data.tags[TAG_OUTAGES].split(" UTC (")[0].split(" to "))
-    assert killed_at - 1 <= began <= ended <= time.time(), run.data.tags[TAG_OUTAGES]
-    assert int(run.data.tags[TAG_REPLAYED]) > 0
+                    for t in run.data.tags[S.TAG_TRACKING_OUTAGES].split(" UTC (")[0].split(" to "))
+    assert killed_at - 1 <= began <= ended <= time.time(), run.data.tags[S.TAG_TRACKING_OUTAGES]
+    assert int(run.data.tags[S.TAG_REPLAYED_METRICS]) > 0
     state = json.loads((out_dir / SPOOL_DIR / f"{run_id}.json").read_text())
     assert state["sent"] == sum(expected.values())  # the spool is fully acknowledged
     assert len(marks) == 4, marks

@@ -10,7 +10,7 @@ import pytest
 from core.config import load_pipeline
 from core.plan import plan
 from core.tracking import schema as S
-from core.tracking.mlflow_store import Tracker
+from core.tracking.mlflow_store import Tracker, client
 from tasks.remediation import after_failure
 from tasks.stage import WatchOutcome
 from tiny import tiny_asr_pipeline
@@ -24,9 +24,11 @@ def stage(tmp_path, tiny_whisper):
                                                 training={"per_device_train_batch_size": 8,
                                                           "gradient_accumulation_steps": 2})),
                 code_version="test", pipeline_file=str(tmp_path / "p.yaml"))[0]
-    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    exp = tracker.c.create_experiment("palier/tiny", artifact_location=str(tmp_path / "artifacts"))
-    run_id = tracker.c.create_run(exp).info.run_id
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    reader = client(uri)
+    exp = reader.create_experiment("palier/tiny", artifact_location=str(tmp_path / "artifacts"))
+    run_id = reader.create_run(exp).info.run_id
+    tracker = Tracker(uri)
     return spec, tracker, run_id
 
 
@@ -45,11 +47,11 @@ def test_oom_gets_one_safe_retry_with_the_same_effective_batch(tmp_path, stage):
     assert retry is not None and retry.key == spec.key  # same folder: resumes from checkpoints
     t = retry.stage.training
     assert (t.per_device_train_batch_size, t.gradient_accumulation_steps) == (4, 4)
-    run = tracker.c.get_run(run_id)
+    run = tracker.get_run(run_id)
     assert run.data.tags[S.TAG_DIAGNOSIS_KIND] == "cuda_oom"
-    assert "per_device_train_batch_size 8 -> 4" in run.data.tags["palier.remedy"]
-    artifacts = {a.path for a in tracker.c.list_artifacts(run_id, "diagnosis")}
-    assert {S.ARTIFACT_DIAGNOSIS, S.ARTIFACT_REMEDY, "diagnosis/attempt-1.json"} <= artifacts
+    assert "per_device_train_batch_size 8 -> 4" in run.data.tags[S.TAG_REMEDY]
+    artifacts = {a.path for a in client(tracker.tracking_uri).list_artifacts(run_id, "diagnosis")}
+    assert {S.ARTIFACT_DIAGNOSIS, S.ARTIFACT_REMEDY, S.diagnosis_attempt(1)} <= artifacts
 
     # The retried attempt fails the same way: stop, never a second blind retry.
     assert after_failure(retry, failed, "", out, 2, tracker, run_id, logging.getLogger("test")) is None
@@ -60,4 +62,4 @@ def test_unsafe_failure_stops_with_the_diagnosis(tmp_path, stage):
     out = _failed_folder(tmp_path, "deprecated_evaluation_strategy.log")
     failed = WatchOutcome("failed", "stage runner exited with code 1", 1.0, "train", None)
     assert after_failure(spec, failed, "", out, 1, tracker, run_id, logging.getLogger("test")) is None
-    assert tracker.c.get_run(run_id).data.tags[S.TAG_DIAGNOSIS_KIND] == "deprecated_arg"
+    assert tracker.get_run(run_id).data.tags[S.TAG_DIAGNOSIS_KIND] == "deprecated_arg"

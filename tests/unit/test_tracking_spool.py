@@ -37,12 +37,12 @@ def test_unreachable_server_waits_the_patience_once_per_outage(monkeypatch):
     first = Tracker(uri)
     started = time.time()
     with pytest.raises(TrackingUnavailable) as info:
-        first.c.get_experiment_by_name("x")
+        first.experiment_id("x")
     assert 1.5 <= time.time() - started < 30
     assert uri in str(info.value) and PATIENCE_ENV in str(info.value)
     assert unreachable(info.value.__cause__)
     later = Tracker(uri)  # another task of the same process: the outage is already too old
     started = time.time()
     with pytest.raises(TrackingUnavailable):
-        later.c.get_experiment_by_name("x")
+        later.experiment_id("x")
     assert time.time() - started < 1.5

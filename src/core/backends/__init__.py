@@ -1,5 +1,3 @@
-"""Where a stage runs. Every backend runs the same stage runner (`python -m core.stage`)."""
+"""Where a stage runs. Every backend runs the same stage runner (`python -m core.stage`).
 
-from core.backends.base import Backend, get_backend
-
-__all__ = ["Backend", "get_backend"]
+``core.backends.base``: the contract; ``core.backends.registry.get_backend``: a backend by kind."""

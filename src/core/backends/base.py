@@ -46,18 +46,3 @@ class Backend(Protocol):
         ``poll`` then says whether it still runs."""
         ...
 
-
-def get_backend(kind: str, **options) -> Backend:
-    if kind == "local":
-        from core.backends.local import LocalBackend
-
-        return LocalBackend(**options)
-    if kind == "modal":
-        from core.backends.modal_backend import ModalBackend
-
-        return ModalBackend(**options)
-    if kind == "kaggle":
-        from core.backends.kaggle_backend import KaggleBackend
-
-        return KaggleBackend(**options)
-    raise ValueError(f"unknown backend {kind!r}: expected local, modal or kaggle")

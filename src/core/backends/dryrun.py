@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from core.backends.kaggle_kernel import INPUT_PLACEHOLDER
+from core.backends.kaggle_entry import INPUT_PLACEHOLDER
 from core.contracts import StageSpec
 
 UNKNOWN_KAGGLE_USER = "<your-kaggle-username>"

@@ -35,9 +35,9 @@ from typing import Protocol
 from core.backends.base import CancelResult
 from core.backends.errors import BackendError, RemoteOutputInvalid
 from core.backends.kaggle_client import KaggleClient, KernelVersion, PushResult
+from core.backends.kaggle_entry import INPUT_PLACEHOLDER
 from core.backends.kaggle_kernel import (
     CODE_FILE,
-    INPUT_PLACEHOLDER,
     KaggleSettings,
     dataset_metadata,
     inputs_dataset_slug,

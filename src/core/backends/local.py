@@ -1,7 +1,7 @@
 """Run the stage runner as a local subprocess (CPU or local GPUs).
 
-Seed 004's ``--device auto|cuda|cpu`` / ``--force-cpu`` become the stage's ``backend.device``:
-``auto`` picks CUDA when the runner sees one, ``cpu`` hides every GPU from the runner.
+The stage's ``backend.device`` (auto | cuda | cpu) says where it trains: ``auto`` picks CUDA
+when the runner sees one, ``cpu`` hides every GPU from the runner.
 The child gets its own process group, so cancelling stops it and any workers it forked.
 """
 

@@ -60,14 +60,14 @@ def gpu_request(config: BackendConfig, settings: ModalSettings) -> str | None:
     gpu = (config.gpu or "H100").strip()
     if gpu.upper() == "H100":
         # "H100!" is Modal's strict form: the job lands on an H100, never on another card Modal
-        # considers equivalent (seed 000: the H200 hung on its 4.4.0 kernel).
+        # considers equivalent (an H200 it substituted hung on its 4.4.0 kernel).
         gpu = "H100!"
     if ":" in gpu:
         raise ValueError(f"backend.gpu {gpu!r}: give the type only (e.g. H100) and the count in backend.gpus")
     permission = GPU_NEEDS_PERMISSION.get(gpu.upper().rstrip("!"))
     if permission and not getattr(settings, permission):
         raise ValueError(
-            f"backend.gpu {gpu} is not allowed by default (seed 000: H200 hung on Modal's 4.4.0 kernel). "
+            f"backend.gpu {gpu} is not allowed by default (a fine-tuning job on Modal's H200 hung on its 4.4.0 kernel). "
             f"Set backend.options.{permission}: true only when a playbook rule allows it."
         )
     if not 1 <= config.gpus <= MAX_GPUS:

@@ -81,6 +81,59 @@ class WatchOutcome:
         return self.state in ("stalled", "pending_timeout", "lost")
 
 
+@dataclass
+class _Seen:
+    """What one watch has seen of its job so far (times from the watch's clock)."""
+
+    clock: Callable[[], float]
+    started: float
+    phase: str = QUEUED
+    announced: str | None = None
+    first_event: float | None = None
+    last_event: float = 0.0
+    stage_phase: str | None = None
+    step: int | None = None
+    transient: int = 0
+
+    def note(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "phase":
+            self.stage_phase = event.get("phase", self.stage_phase)
+        elif kind == "progress":
+            self.step = event.get("done", self.step)
+        elif kind == "metric":
+            self.step = int(event.get("step", self.step or 0))
+
+    def advance(self, had_events: bool, service_state: str, now: float) -> bool:
+        """Update the job phase after a poll; True when it changed since last announced."""
+        if had_events:
+            self.last_event = now
+            if self.first_event is None:
+                self.first_event = now
+            self.phase = RUNNING
+        elif self.phase == QUEUED and service_state == "running":
+            self.phase = STARTING
+        if self.phase == self.announced:
+            return False
+        self.announced = self.phase
+        return True
+
+    def limit_reached(self, limits: WatchLimits, now: float) -> tuple[str, str] | None:
+        if self.first_event is None:
+            if now - self.started > limits.pending_s:
+                return ("pending_timeout",
+                        f"still {self.phase} after {now - self.started:.0f} s, no event from the stage runner "
+                        f"(limit {limits.pending_s:.0f} s, backend.options.pending_limit_s)")
+        elif now - self.last_event > limits.stall_s:
+            return "stalled", f"no event for {now - self.last_event:.0f}s (limit {limits.stall_s:.0f}s)"
+        return None
+
+    def outcome(self, state: str, message: str) -> WatchOutcome:
+        since = self.clock() - (self.last_event if self.first_event else self.started)
+        pending = None if self.first_event is None else self.first_event - self.started
+        return WatchOutcome(state, message, since, self.stage_phase, self.step, self.phase, pending, self.transient)
+
+
 def watch_job(
     backend,
     handle: JobHandle,
@@ -99,65 +152,35 @@ def watch_job(
     change of job phase; ``on_transient(error, count, delay)`` each retried service error."""
     tail = EventTail(Path(handle.out_dir) / "events.jsonl", events_offset)
     started = clock()
-    phase, announced = QUEUED, None
-    first_event: float | None = None
-    last_event = started
-    last_ok = started
-    failures = transient = 0
-    stage_phase: str | None = None
-    step: int | None = None
-
-    def outcome(state: str, message: str) -> WatchOutcome:
-        now = clock()
-        return WatchOutcome(state, message, now - (last_event if first_event else started), stage_phase, step,
-                            phase, None if first_event is None else first_event - started, transient)
-
+    seen = _Seen(clock, started, last_event=started)
+    last_ok, failures = started, 0
     while True:
         try:
             status = backend.poll(handle)
         except ServiceUnavailable as exc:
             failures += 1
-            transient += 1
+            seen.transient += 1
             if clock() - last_ok > limits.lost_after_s:
-                return outcome("lost", f"no answer from {handle.backend} for {clock() - last_ok:.0f} s "
-                                       f"({transient} failed polls; last: {exc}). The job may still be running: "
-                                       "rerun the pipeline to reattach to it")
+                return seen.outcome("lost", f"no answer from {handle.backend} for {clock() - last_ok:.0f} s "
+                                            f"({seen.transient} failed polls; last: {exc}). The job may still be "
+                                            "running: rerun the pipeline to reattach to it")
             delay = limits.retry_delay(failures)
-            on_transient(exc, transient, delay)
+            on_transient(exc, seen.transient, delay)
             sleep(delay)
             continue
         except BackendError as exc:  # auth, quota, not found: retrying will not help
-            return outcome("failed", str(exc))
-        failures = 0
-        last_ok = clock()
+            return seen.outcome("failed", str(exc))
+        failures, last_ok = 0, clock()
         new_events = tail.read_new()
         for event in new_events:
-            kind = event.get("type")
-            if kind == "phase":
-                stage_phase = event.get("phase", stage_phase)
-            elif kind == "progress":
-                step = event.get("done", step)
-            elif kind == "metric":
-                step = int(event.get("step", step or 0))
+            seen.note(event)
             on_event(event)
         now = clock()
-        if new_events:
-            last_event = now
-            if first_event is None:
-                first_event = now
-            phase = RUNNING
-        elif phase == QUEUED and status.state == "running":
-            phase = STARTING
-        if phase != announced:
-            announced = phase
-            on_phase(phase, now - started)
+        if seen.advance(bool(new_events), status.state, now):
+            on_phase(seen.phase, now - started)
         if status.finished:
-            return outcome(status.state, status.message)
-        if first_event is None:
-            if now - started > limits.pending_s:
-                return outcome("pending_timeout",
-                               f"still {phase} after {now - started:.0f} s, no event from the stage runner "
-                               f"(limit {limits.pending_s:.0f} s, backend.options.pending_limit_s)")
-        elif now - last_event > limits.stall_s:
-            return outcome("stalled", f"no event for {now - last_event:.0f}s (limit {limits.stall_s:.0f}s)")
+            return seen.outcome(status.state, status.message)
+        limit = seen.limit_reached(limits, now)
+        if limit is not None:
+            return seen.outcome(*limit)
         sleep(limits.poll_interval(now - started))

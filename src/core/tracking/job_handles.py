@@ -29,13 +29,7 @@ def record_handle(tracker, run_id: str, handle: JobHandle) -> None:
 
 def recorded_handles(tracker, run_id: str, stage_key: str, out_dir: Path) -> list[JobHandle]:
     """Handles of earlier runs of the same stage key, newest first (this run excluded)."""
-    run = tracker.c.get_run(run_id)
-    runs = tracker.c.search_runs(
-        [run.info.experiment_id],
-        filter_string=f"tags.`{S.TAG_STAGE_KEY}` = '{stage_key}'",
-        order_by=["attributes.start_time DESC"],
-        max_results=20,
-    )
+    runs = tracker.stage_key_runs(tracker.get_run(run_id).info.experiment_id, stage_key, max_results=20)
     handles: list[JobHandle] = []
     for other in runs:
         text = other.data.tags.get(S.TAG_JOB_HANDLE)

@@ -2,16 +2,16 @@
 
 Only the orchestrator calls this module. Runs are created with explicit run ids through
 ``MlflowClient`` (never ``mlflow.start_run`` global state), so a Trainer or a library cannot
-open a stray run and a resumed flow cannot re-log a param with a new value.
+open a stray run and a resumed flow cannot re-log a param with a new value. The client is the
+Tracker's own: every write outside core.tracking goes through a Tracker method, so each one
+waits out an outage the same way.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -48,16 +48,17 @@ def flatten(prefix: str, obj: Any) -> dict[str, str]:
 
 class Tracker:
     def __init__(self, tracking_uri: str | None = None):
+        self.tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
         # Every call waits out a tracking-server outage (bounded) instead of failing the stage.
-        self.c = PatientClient(client(tracking_uri), tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", ""))
+        self._client = PatientClient(client(tracking_uri), self.tracking_uri)
 
     # -- experiments and runs -----------------------------------------------------------
     def experiment_id(self, name: str) -> str:
-        exp = self.c.get_experiment_by_name(name)
+        exp = self._client.get_experiment_by_name(name)
         if exp is None:
-            return self.c.create_experiment(name, tags={S.TAG_EXPERIMENT_KIND: S.EXPERIMENT_KIND_TRAINING})
+            return self._client.create_experiment(name, tags={S.TAG_EXPERIMENT_KIND: S.EXPERIMENT_KIND_TRAINING})
         if S.TAG_EXPERIMENT_KIND not in exp.tags:  # made by an older palier
-            self.c.set_experiment_tag(exp.experiment_id, S.TAG_EXPERIMENT_KIND, S.EXPERIMENT_KIND_TRAINING)
+            self._client.set_experiment_tag(exp.experiment_id, S.TAG_EXPERIMENT_KIND, S.EXPERIMENT_KIND_TRAINING)
         return exp.experiment_id
 
     def _owned_run(self, exp_id: str, run_name: str, tags: dict[str, str]) -> str:
@@ -65,7 +66,7 @@ class Tracker:
         from core.liveness import HEARTBEAT
         from core.tracking.stale_runs import owner_tags
 
-        run_id = self.c.create_run(exp_id, run_name=run_name, tags={**tags, **owner_tags()}).info.run_id
+        run_id = self._client.create_run(exp_id, run_name=run_name, tags={**tags, **owner_tags()}).info.run_id
         HEARTBEAT.add(run_id, lambda rid: self.set_tags(rid, {S.TAG_HEARTBEAT: str(int(time.time()))}))
         return run_id
 
@@ -80,14 +81,14 @@ class Tracker:
         run_id = self._owned_run(exp_id, f"{pipeline}-{time.strftime('%Y%m%d-%H%M%S')}", tags)
         self.log_params(run_id, params)
         if pipeline_file and Path(pipeline_file).exists():
-            self.c.log_artifact(run_id, pipeline_file, "config")
+            self.log_artifact(run_id, Path(pipeline_file), S.DIR_PIPELINE_FILE)
         return run_id
 
     def start_stage_run(self, experiment: str, parent_run_id: str, spec, attempt: int) -> str:
         exp_id = self.experiment_id(experiment)
         tags = {
             S.TAG_KIND: "stage",
-            "mlflow.parentRunId": parent_run_id,
+            S.TAG_PARENT_RUN: parent_run_id,
             S.TAG_PIPELINE: spec.pipeline,
             S.TAG_STAGE: spec.name,
             S.TAG_STAGE_INDEX: str(spec.index),
@@ -111,12 +112,12 @@ class Tracker:
 
         items = [Param(k[:250], str(v)[:6000]) for k, v in params.items()]
         for i in range(0, len(items), 100):
-            self.c.log_batch(run_id, params=items[i : i + 100])
+            self._client.log_batch(run_id, params=items[i : i + 100])
 
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
 
-        self.c.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        self._client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
         from mlflow.entities import Metric
@@ -124,22 +125,35 @@ class Tracker:
         now = int(time.time() * 1000)
         items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
         for i in range(0, len(items), 1000):
-            self.c.log_batch(run_id, metrics=items[i : i + 1000])
+            self._client.log_batch(run_id, metrics=items[i : i + 1000])
+
+    def send_metrics(self, run_id: str, metrics: list, wait: bool = True) -> None:
+        """One batch of ``mlflow.entities.Metric`` (at most 1000). ``wait=False``: a single try, an
+        unreachable server raises TrackingUnavailable at once (the spool keeps them for later)."""
+        send = self._client.call if wait else self._client.attempt
+        send("log_batch", run_id, metrics=metrics)
 
     def log_json(self, run_id: str, payload: Any, artifact_file: str) -> None:
-        self.c.log_dict(run_id, payload, artifact_file)
+        self._client.log_dict(run_id, payload, artifact_file)
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        self._client.log_text(run_id, text, artifact_file)
+
+    def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
+        """One local file under ``artifact_path`` (a folder of the run's artifacts)."""
+        self._client.log_artifact(run_id, str(path), artifact_path)
 
     def log_table(self, run_id: str, rows: list[dict[str, Any]], artifact_file: str) -> None:
         if not rows:
             return
         columns = {k: [r.get(k) for r in rows] for k in rows[0]}
-        self.c.log_table(run_id, data=columns, artifact_file=artifact_file)
+        self._client.log_table(run_id, data=columns, artifact_file=artifact_file)
 
     def log_artifacts(self, run_id: str, folder: Path, artifact_path: str | None = None) -> None:
-        self.c.log_artifacts(run_id, str(folder), artifact_path)
+        self._client.log_artifacts(run_id, str(folder), artifact_path)
 
     def log_figure(self, run_id: str, figure, artifact_file: str) -> None:
-        self.c.log_figure(run_id, figure, artifact_file)
+        self._client.log_figure(run_id, figure, artifact_file)
 
     def end_run(self, run_id: str, status: str) -> None:
         from core.liveness import HEARTBEAT
@@ -148,19 +162,26 @@ class Tracker:
         mlflow_status = {"succeeded": "FINISHED", "skipped": "FINISHED", "failed": "FAILED",
                          "cancelled": "KILLED"}.get(status, "FINISHED")
         self.set_tags(run_id, {S.TAG_STATUS: status})
-        self.c.set_terminated(run_id, status=mlflow_status)
+        self._client.set_terminated(run_id, status=mlflow_status)
 
-    # -- resume -------------------------------------------------------------------------
+    # -- reading back (resume, reattach) --------------------------------------------------
+    def get_run(self, run_id: str):
+        return self._client.get_run(run_id)
+
+    def stage_key_runs(self, experiment_id: str, stage_key: str, succeeded_only: bool = False,
+                       max_results: int = 20) -> list:
+        """Runs of the experiment with this stage key, newest first."""
+        query = f"tags.`{S.TAG_STAGE_KEY}` = '{stage_key}'"
+        if succeeded_only:
+            query += f" and tags.`{S.TAG_STATUS}` = 'succeeded'"
+        return list(self._client.search_runs([experiment_id], filter_string=query,
+                                             order_by=["attributes.start_time DESC"], max_results=max_results))
+
     def finished_stage_run(self, experiment: str, stage_key: str):
-        exp = self.c.get_experiment_by_name(experiment)
+        exp = self._client.get_experiment_by_name(experiment)
         if exp is None:
             return None
-        runs = self.c.search_runs(
-            [exp.experiment_id],
-            filter_string=f"tags.`{S.TAG_STAGE_KEY}` = '{stage_key}' and tags.`{S.TAG_STATUS}` = 'succeeded'",
-            order_by=["attributes.start_time DESC"],
-            max_results=1,
-        )
+        runs = self.stage_key_runs(exp.experiment_id, stage_key, succeeded_only=True, max_results=1)
         return runs[0] if runs else None
 
     # -- registry -----------------------------------------------------------------------
@@ -169,38 +190,31 @@ class Tracker:
         """Log ``model_dir`` under the run's ``model/`` and register it as a new version."""
         from mlflow.exceptions import MlflowException
 
-        self.c.log_artifacts(run_id, str(model_dir), "model")
+        self.log_artifacts(run_id, model_dir, S.DIR_MODEL)
         try:
-            self.c.create_registered_model(name, description=description or None)
+            self._client.create_registered_model(name, description=description or None)
         except MlflowException as exc:
             if "already exists" not in str(exc).lower() and "RESOURCE_ALREADY_EXISTS" not in str(exc):
                 raise
-        source = f"{self.c.get_run(run_id).info.artifact_uri}/model"
-        version = self.c.create_model_version(name, source=source, run_id=run_id, tags=tags,
+        source = f"{self.get_run(run_id).info.artifact_uri}/{S.DIR_MODEL}"
+        version = self._client.create_model_version(name, source=source, run_id=run_id, tags=tags,
                                               description=description or None)
-        self.c.set_registered_model_alias(name, S.ALIAS_CANDIDATE, version.version)
+        self._client.set_registered_model_alias(name, S.ALIAS_CANDIDATE, version.version)
         if alias == S.ALIAS_CHAMPION:
-            self.c.set_registered_model_alias(name, S.ALIAS_CHAMPION, version.version)
+            self._client.set_registered_model_alias(name, S.ALIAS_CHAMPION, version.version)
         return str(version.version)
 
     def champion_metric(self, name: str, metric_key: str) -> float | None:
         from mlflow.exceptions import MlflowException
 
         try:
-            version = self.c.get_model_version_by_alias(name, S.ALIAS_CHAMPION)
+            version = self._client.get_model_version_by_alias(name, S.ALIAS_CHAMPION)
         except MlflowException:
             return None
         if not version.run_id:
             return None
-        value = self.c.get_run(version.run_id).data.metrics.get(metric_key)
+        value = self.get_run(version.run_id).data.metrics.get(metric_key)
         return float(value) if value is not None else None
-
-
-def write_temp_json(payload: Any, name: str) -> Path:
-    folder = Path(tempfile.mkdtemp(prefix="palier-"))
-    path = folder / name
-    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False))
-    return path
 
 
 def rows_from_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -208,10 +222,3 @@ def rows_from_jsonl(path: Path) -> list[dict[str, Any]]:
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
-
-def iter_metric_items(result) -> Iterable[tuple[str, str, str, float]]:
-    """(phase, set, metric, value) for every number in a StageResult."""
-    for ev in result.evals:
-        for phase, values in (("baseline", ev.baseline), ("final", ev.final)):
-            for metric, value in values.items():
-                yield phase, ev.name, metric, float(value)

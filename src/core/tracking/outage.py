@@ -19,14 +19,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from core.tracking.schema import TAG_TRACKING_OUTAGES
+
 PATIENCE_ENV = "PALIER_TRACKING_PATIENCE_S"
 DEFAULT_PATIENCE_S = 600.0
 MAX_BACKOFF_S = 15.0
 # One attempt per request, and a request that hangs is given up after 30 s: the waiting is ours.
 MLFLOW_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
-
-TAG_OUTAGES = "palier.tracking.outages"
-TAG_REPLAYED = "palier.tracking.replayed_metrics"
 
 # MlflowClient methods whose first argument is a run id: an outage they saw is noted on that run.
 RUN_METHODS = frozenset({
@@ -164,9 +163,9 @@ class PatientClient:
         """Append the outages not yet written to the run's tag (best effort: never fails a call)."""
         pending, self._unmarked = self._unmarked, []
         try:
-            before = self._client.get_run(run_id).data.tags.get(TAG_OUTAGES, "")
+            before = self._client.get_run(run_id).data.tags.get(TAG_TRACKING_OUTAGES, "")
             text = "; ".join([t for t in [before] if t] + [o.text() for o in pending])
-            self._client.set_tag(run_id, TAG_OUTAGES, text[:5000])
+            self._client.set_tag(run_id, TAG_TRACKING_OUTAGES, text[:5000])
         except Exception as exc:  # the server went again: keep them for the next call
             self._unmarked = pending + self._unmarked
             log.debug("could not note the outage on run %s: %s", run_id, exc)

@@ -3,6 +3,8 @@ that writes and the agent/CLI that read agree."""
 
 from __future__ import annotations
 
+TAG_PREFIX = "palier."  # every tag palier writes starts with it (readers filter on it)
+TAG_PARENT_RUN = "mlflow.parentRunId"  # MLflow's own: nests a stage run under its pipeline run
 TAG_KIND = "palier.kind"  # "pipeline" (parent run) | "stage" (child run)
 TAG_PIPELINE = "palier.pipeline"
 TAG_PIPELINE_FILE = "palier.pipeline_file"
@@ -16,6 +18,9 @@ TAG_UPSTREAM_STAGE = "palier.upstream_stage"
 TAG_UPSTREAM_RUN = "palier.upstream_run_id"
 TAG_STATUS = "palier.status"  # running | succeeded | failed | skipped | cancelled
 TAG_GATE = "palier.gate"  # champion | candidate | rejected
+TAG_MODEL_VERSION = "palier.model_version"  # the registered model version of a stage run's output
+TAG_UPSTREAM_MODEL_VERSION = "palier.upstream_model_version"  # on a model version: the version it started from
+TAG_PREFLIGHT = "palier.preflight"  # "blocked": the preflight stopped the pipeline before any stage
 TAG_BACKEND = "palier.backend"
 TAG_JOB_ID = "palier.job_id"  # backend job handle id, for reattach
 TAG_JOB_HANDLE = "palier.job_handle"  # the whole JobHandle (JSON): what poll/fetch need to reattach
@@ -25,6 +30,8 @@ TAG_REATTACHED = "palier.reattached_to"  # job id this run resumed watching inst
 TAG_TRANSIENT_ERRORS = "palier.transient_errors"  # service errors retried while watching
 TAG_ATTEMPT = "palier.attempt"
 TAG_DIAGNOSIS_KIND = "palier.diagnosis.kind"
+TAG_DIAGNOSIS_FAILURE = "palier.diagnosis.failure_id"  # the playbook's failure id ("" when unknown)
+TAG_REMEDY = "palier.remedy"  # the safe remedy applied before the retry
 TAG_REUSED_FROM = "palier.reused_from_run"  # stage skipped: finished run with the same key
 # Who runs a run (core.liveness): a later process closes it only when that owner is known dead.
 TAG_OWNER_HOST = "palier.owner.host"
@@ -35,6 +42,9 @@ TAG_HEARTBEAT = "palier.heartbeat"  # epoch seconds, refreshed by the owner whil
 TAG_KILLED_REASON = "palier.killed.reason"  # set when a dead owner's run is closed as KILLED
 TAG_KILLED_AT = "palier.killed.at"  # ISO 8601, UTC
 TAG_STOPPED_BY = "palier.stopped_by"  # SIGTERM | SIGINT: the run was stopped on purpose
+# Written by core.tracking.outage / spool: the tracking server's outages a run lived through.
+TAG_TRACKING_OUTAGES = "palier.tracking.outages"
+TAG_REPLAYED_METRICS = "palier.tracking.replayed_metrics"  # step metrics sent late from the disk spool
 # MLflow's UI shows an experiment with this tag in its model-training view, not the GenAI one.
 TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
 EXPERIMENT_KIND_TRAINING = "custom_model_development"
@@ -44,10 +54,22 @@ ALIAS_CANDIDATE = "candidate"
 
 ARTIFACT_CONFIG = "config/stage.json"
 ARTIFACT_PREFLIGHT = "preflight/report.json"
-ARTIFACT_DIAGNOSIS = "diagnosis/diagnosis.json"
+ARTIFACT_DIAGNOSIS = "diagnosis/diagnosis.json"  # the latest attempt's
 ARTIFACT_REMEDY = "diagnosis/remedy.json"
+ARTIFACT_RESULTS = "results/metrics.json"  # the stage's StageResult
+ARTIFACT_DATA_REPORT = "results/data_report.json"
+ARTIFACT_GATE = "results/gate.json"
+ARTIFACT_SUMMARY = "results/summary.json"  # on the pipeline run: baseline vs final rows
 ARTIFACT_SUMMARY_CHART = "charts/baseline_vs_final.png"
 ARTIFACT_CURVES_CHART = "charts/training_curves.png"
+# Artifact folders
+DIR_PIPELINE_FILE = "config"  # the pipeline YAML, on the pipeline run
+DIR_MODEL = "model"  # the registered model's files (a model version's source)
+DIR_STAGE_ARTIFACTS = "artifacts"  # whatever the recipe wrote under <stage folder>/artifacts
+DIR_LOGS = "logs"  # stage.log
+
+# Metric families a finished stage run carries (a skipped stage copies them from the run it reuses)
+RESULT_METRIC_PREFIXES = ("baseline", "final", "delta", "delta_prev")
 
 
 def baseline_key(eval_set: str, metric: str) -> str:
@@ -68,5 +90,24 @@ def delta_prev_key(eval_set: str, metric: str) -> str:
     return f"delta_prev/{eval_set}/{metric}"
 
 
+def train_summary_key(name: str) -> str:
+    """A number the Trainer reported at the end (``train_summary/train_loss``)."""
+    return f"train_summary/{name}"
+
+
+def timing_key(phase: str) -> str:
+    return f"timing_s/{phase}"
+
+
+def pipeline_metric_key(stage: str, eval_set: str, metric: str, phase: str) -> str:
+    """On the pipeline run: one stage's baseline or final number (``medical/medical_test/wer/final``)."""
+    return f"{stage}/{eval_set}/{metric}/{phase}"
+
+
 def predictions_table(phase: str, eval_set: str) -> str:
     return f"predictions/{phase}_{eval_set}.json"
+
+
+def diagnosis_attempt(attempt: int) -> str:
+    """Each failed attempt's diagnosis, kept beside the latest one (ARTIFACT_DIAGNOSIS)."""
+    return f"diagnosis/attempt-{attempt}.json"

@@ -16,7 +16,8 @@ import logging
 import time
 from pathlib import Path
 
-from core.tracking.outage import TAG_REPLAYED, TrackingUnavailable
+from core.tracking import schema as S
+from core.tracking.outage import TrackingUnavailable
 
 SPOOL_DIR = ".tracking-spool"
 BATCH = 1000  # MLflow's log_batch limit for metrics
@@ -111,7 +112,7 @@ class MetricRelay:
         if self._last_flush < self._next_try:
             return False
         try:
-            self._send(self.tracker.c.attempt)
+            self._send(wait=False)
         except TrackingUnavailable as exc:
             self._failures += 1
             self._held = True
@@ -127,9 +128,9 @@ class MetricRelay:
         note how many metrics were replayed. False if the server stayed away past the patience:
         the spool is kept and sent by the next relay for this stage folder."""
         try:
-            self._send(self.tracker.c.call)
+            self._send(wait=True)
             if self.replayed:
-                self.tracker.c.call("set_tag", self.run_id, TAG_REPLAYED, str(self.replayed))
+                self.tracker.set_tags(self.run_id, {S.TAG_REPLAYED_METRICS: str(self.replayed)})
         except TrackingUnavailable as exc:
             log.error("step metrics not sent to MLflow; they stay in %s: %s", self.spool.file, exc)
             return False
@@ -138,13 +139,13 @@ class MetricRelay:
     def _has_pending(self) -> bool:
         return bool(self.spool.pending(limit=1)[0])
 
-    def _send(self, send) -> None:
+    def _send(self, wait: bool) -> None:
         while True:
             metrics, offset = self.spool.pending()
             if not metrics:
                 self._held = False
                 return
-            send("log_batch", self.run_id, metrics=metrics)
+            self.tracker.send_metrics(self.run_id, metrics, wait=wait)
             self.spool.mark_sent(offset, len(metrics), len(metrics) if self._held else 0)
 
     def _send_leftovers(self) -> None:
@@ -160,7 +161,7 @@ class MetricRelay:
                     metrics, offset = spool.pending()
                     if not metrics:
                         break
-                    self.tracker.c.attempt("log_batch", file.stem, metrics=metrics)
+                    self.tracker.send_metrics(file.stem, metrics, wait=False)
                     spool.mark_sent(offset, len(metrics), len(metrics))
             except TrackingUnavailable:
                 return

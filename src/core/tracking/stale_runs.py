@@ -90,3 +90,20 @@ def close_stale_runs(c, silence_limit_s: float = liveness.SILENCE_LIMIT_S) -> li
         close(c, stale)
         closed.append(stale)
     return closed
+
+
+def flow_run_death(c, flow_run_id: str) -> str | None:
+    """The reason the process that ran ``flow_run_id`` is known dead, from its MLflow pipeline run."""
+    from mlflow.entities import ViewType
+
+    experiments = [e.experiment_id for e in c.search_experiments(view_type=ViewType.ACTIVE_ONLY)]
+    for i in range(0, len(experiments), 100):
+        runs = c.search_runs(experiments[i:i + 100],
+                             filter_string=f"tags.`{S.TAG_FLOW_RUN_ID}` = '{flow_run_id}' "
+                                           f"and tags.`{S.TAG_KIND}` = 'pipeline'", max_results=1)
+        if runs:
+            reason = runs[0].data.tags.get(S.TAG_KILLED_REASON)
+            if runs[0].info.status == "KILLED" and reason:
+                return f"the process running this flow died: {reason} (MLflow run {runs[0].info.run_id} closed as KILLED)"
+            return None
+    return None

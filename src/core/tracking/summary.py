@@ -22,11 +22,17 @@ def latest_pipeline_summary(experiment: str, tracking_uri: str | None = None) ->
     return pipeline_run_summary(c, exp, parents[0])
 
 
+def pipeline_summary(experiment: str, parent_run_id: str, tracking_uri: str | None = None) -> dict:
+    """The summary of one pipeline run, by its experiment name and parent run id."""
+    c = client(tracking_uri)
+    return pipeline_run_summary(c, c.get_experiment_by_name(experiment), c.get_run(parent_run_id))
+
+
 def pipeline_run_summary(c, exp, parent) -> dict:
     """``exp``/``parent``: the MLflow experiment and the pipeline's parent run."""
     experiment = exp.name
     children = c.search_runs([exp.experiment_id],
-                             filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'",
+                             filter_string=f"tags.`{S.TAG_PARENT_RUN}` = '{parent.info.run_id}'",
                              order_by=["attributes.start_time ASC"])
     stages = []
     for run in sorted(children, key=lambda r: int(r.data.tags.get(S.TAG_STAGE_INDEX, 0))):
@@ -41,7 +47,7 @@ def pipeline_run_summary(c, exp, parent) -> dict:
                          "final": final, "delta": m.get(S.delta_key(eval_set, metric))})
         stages.append({"stage": t.get(S.TAG_STAGE), "run_id": run.info.run_id, "status": t.get(S.TAG_STATUS),
                        "gate": t.get(S.TAG_GATE), "model_name": run.data.params.get("output_name"),
-                       "model_version": t.get("palier.model_version"),
+                       "model_version": t.get(S.TAG_MODEL_VERSION),
                        "base_model": t.get(S.TAG_BASE_MODEL), "reused_from": t.get(S.TAG_REUSED_FROM), "rows": rows})
     return {"experiment": experiment, "experiment_id": exp.experiment_id, "parent_run_id": parent.info.run_id,
             "status": parent.data.tags.get(S.TAG_STATUS), "stages": stages}
