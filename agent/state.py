@@ -9,9 +9,7 @@ used, so a service that is down costs ~2 s, not the clients' retry loops.
 from __future__ import annotations
 
 import copy
-import json
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -20,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.tracking import schema as S
+from core.tracking import queries
 
 HEALTH_TIMEOUT_S = 2.0
 
@@ -44,22 +42,6 @@ def _http_ok(url: str) -> tuple[bool, str]:
         return exc.code < 500, f"HTTP {exc.code}"
     except (urllib.error.URLError, OSError, ValueError) as exc:
         return False, str(getattr(exc, "reason", exc))
-
-
-def _run_dict(run: Any) -> dict[str, Any]:
-    tags = run.data.tags
-    return {
-        "run_id": run.info.run_id,
-        "run_name": run.info.run_name,
-        "experiment_id": run.info.experiment_id,
-        "mlflow_status": run.info.status,
-        "status": tags.get(S.TAG_STATUS) or run.info.status.lower(),
-        "start_time": run.info.start_time,
-        "end_time": run.info.end_time,
-        "tags": {k: v for k, v in tags.items() if k.startswith(S.TAG_PREFIX) or k == S.TAG_PARENT_RUN},
-        "metrics": dict(run.data.metrics),
-        "params": dict(run.data.params),
-    }
 
 
 class MlflowState:
@@ -109,60 +91,33 @@ class MlflowState:
 
     def client(self):  # noqa: ANN201 - mlflow is imported lazily
         if self._client is None:
-            from mlflow import MlflowClient
-
-            self._client = MlflowClient(tracking_uri=self.uri)
+            self._client = queries.read_client(self.uri)
         return self._client
 
     def pipelines(self) -> list[dict[str, Any]]:
         return self._cached(("pipelines",), self._pipelines)
 
     def _pipelines(self) -> list[dict[str, Any]]:
-        exps = self.client().search_experiments(filter_string="name LIKE 'palier/%'")
-        out = [{"pipeline": e.name[len("palier/"):], "experiment": e.name, "experiment_id": e.experiment_id,
-                "last_update": e.last_update_time} for e in exps]
-        return sorted(out, key=lambda e: e["last_update"] or 0, reverse=True)
+        return queries.pipeline_experiments(self.client())
 
     def pipeline_runs(self, experiment_id: str, limit: int = 5) -> list[dict[str, Any]]:
         return self._cached(("pipeline_runs", experiment_id, limit), lambda: self._pipeline_runs(experiment_id, limit))
 
     def _pipeline_runs(self, experiment_id: str, limit: int) -> list[dict[str, Any]]:
-        runs = self.client().search_runs(
-            [experiment_id], filter_string=f"tags.`{S.TAG_KIND}` = 'pipeline'",
-            order_by=["attributes.start_time DESC"], max_results=limit,
-        )
-        return [_run_dict(r) for r in runs]
+        return queries.pipeline_runs(self.client(), experiment_id, limit)
 
     def stage_runs(self, experiment_id: str, parent_run_id: str) -> list[dict[str, Any]]:
         return self._cached(("stage_runs", experiment_id, parent_run_id),
                             lambda: self._stage_runs(experiment_id, parent_run_id))
 
     def _stage_runs(self, experiment_id: str, parent_run_id: str) -> list[dict[str, Any]]:
-        runs = self.client().search_runs(
-            [experiment_id],
-            filter_string=f"tags.`{S.TAG_KIND}` = 'stage' and tags.`mlflow.parentRunId` = '{parent_run_id}'",
-            order_by=["attributes.start_time ASC"], max_results=500,
-        )
-        return [_run_dict(r) for r in runs]
+        return queries.stage_runs(self.client(), experiment_id, parent_run_id)
 
     def json_artifact(self, run_id: str, path: str) -> dict[str, Any] | None:
         return self._cached(("artifact", run_id, path), lambda: self._json_artifact(run_id, path))
 
     def _json_artifact(self, run_id: str, path: str) -> dict[str, Any] | None:
-        flag = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-        saved = os.environ.get(flag)
-        os.environ[flag] = "false"  # a progress bar per artifact would garble `palier ask`
-        try:
-            with tempfile.TemporaryDirectory() as tmp:
-                local = self.client().download_artifacts(run_id, path, tmp)
-                return json.loads(Path(local).read_text(encoding="utf-8"))
-        except Exception:  # noqa: BLE001 - an absent or unreadable artifact is simply not there
-            return None
-        finally:
-            if saved is None:
-                os.environ.pop(flag, None)
-            else:
-                os.environ[flag] = saved
+        return queries.json_artifact(self.client(), run_id, path)
 
 
 class PrefectState:

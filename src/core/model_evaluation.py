@@ -79,36 +79,15 @@ def resolve_model(model: str, cache: Path, log: Callable[[str], object] = print)
 
 def _registered_model(uri: str, cache: Path) -> str:
     """Download a registered version's files (the stage's ``model/`` folder) into the cache."""
-    if not os.environ.get("MLFLOW_TRACKING_URI"):
+    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not tracking_uri:
         raise EvaluateInputError(f"{uri}: no MLflow server to ask (run `palier up`, or set MLFLOW_TRACKING_URI)")
-    from mlflow import MlflowClient
-    from mlflow.artifacts import download_artifacts
-    from mlflow.exceptions import MlflowException
+    from core.tracking.queries import RegistryRefError, download_registered_model
 
-    ref = uri[len("models:/"):]
-    client = MlflowClient()
     try:
-        if "@" in ref:
-            name, alias = ref.split("@", 1)
-            version = client.get_model_version_by_alias(name, alias)
-        elif "/" in ref:
-            name, number = ref.rsplit("/", 1)
-            version = client.get_model_version(name, number)
-        else:
-            raise EvaluateInputError(f"{uri}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
-    except MlflowException as exc:
-        raise EvaluateInputError(f"{uri}: not in the MLflow model registry ({exc.message})") from None
-    target = cache / "registered" / f"{version.name}-v{version.version}"
-    if not (target / "config.json").exists() and not (target / "model.bin").exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-            local = Path(download_artifacts(artifact_uri=version.source, dst_path=tmp))
-            if target.exists():
-                import shutil
-
-                shutil.rmtree(target)
-            local.replace(target)
-    return str(target)
+        return str(download_registered_model(tracking_uri, uri, cache))
+    except RegistryRefError as exc:
+        raise EvaluateInputError(str(exc)) from None
 
 
 def check_engine(model: str, engine: str) -> None:

@@ -17,6 +17,7 @@ from core.events import EventTail
 from core.paths import stage_dir
 from core.tracking import schema as S
 from core.tracking.mlflow_store import client
+from core.tracking.queries import flow_run_stage_runs
 
 FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
@@ -29,18 +30,6 @@ async def _flow_state(flow_run_id: str) -> tuple[str, str]:
         return run.state.type.value if run.state else "PENDING", run.state.message or "" if run.state else ""
 
 
-def _stage_runs(mlflow, flow_run_id: str):
-    parents = mlflow.search_runs(
-        [e.experiment_id for e in mlflow.search_experiments()],
-        filter_string=f"tags.`{S.TAG_FLOW_RUN_ID}` = '{flow_run_id}'")
-    if not parents:
-        return []
-    parent = parents[0]
-    return mlflow.search_runs([parent.info.experiment_id],
-                              filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'",
-                              order_by=["attributes.start_time ASC"])
-
-
 def watch(flow_run_id: str, console: Console | None = None, poll_s: float = 2.0) -> str:
     console = console or Console()
     mlflow = client()
@@ -50,7 +39,7 @@ def watch(flow_run_id: str, console: Console | None = None, poll_s: float = 2.0)
                   console=console, transient=False) as progress:
         while True:
             state, message = asyncio.run(_flow_state(flow_run_id))
-            for run in _stage_runs(mlflow, flow_run_id):
+            for run in flow_run_stage_runs(mlflow, flow_run_id):
                 tags = run.data.tags
                 stage, key = tags.get(S.TAG_STAGE), tags.get(S.TAG_STAGE_KEY)
                 if not stage or not key:

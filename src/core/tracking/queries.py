@@ -1,0 +1,133 @@
+"""What palier reads back from MLflow: pipelines, their runs, stage runs, JSON artifacts and
+registered models. Read-only; the agent, `palier watch` and `palier evaluate` ask through here,
+so the tag names they filter on come from the schema and the raw client stays in core.tracking.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from core.tracking import schema as S
+
+PIPELINE_EXPERIMENT_PREFIX = "palier/"
+
+
+class RegistryRefError(ValueError):
+    """A ``models:/`` reference that is malformed or not in the registry."""
+
+
+def read_client(tracking_uri: str):  # noqa: ANN201 - mlflow is imported lazily
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def run_record(run: Any) -> dict[str, Any]:
+    """A run as plain data: ids, status, palier's tags, metrics and params."""
+    tags = run.data.tags
+    return {
+        "run_id": run.info.run_id,
+        "run_name": run.info.run_name,
+        "experiment_id": run.info.experiment_id,
+        "mlflow_status": run.info.status,
+        "status": tags.get(S.TAG_STATUS) or run.info.status.lower(),
+        "start_time": run.info.start_time,
+        "end_time": run.info.end_time,
+        "tags": {k: v for k, v in tags.items() if k.startswith(S.TAG_PREFIX) or k == S.TAG_PARENT_RUN},
+        "metrics": dict(run.data.metrics),
+        "params": dict(run.data.params),
+    }
+
+
+def pipeline_experiments(client: Any) -> list[dict[str, Any]]:
+    """Every pipeline's experiment, most recently updated first."""
+    exps = client.search_experiments(filter_string=f"name LIKE '{PIPELINE_EXPERIMENT_PREFIX}%'")
+    out = [{"pipeline": e.name[len(PIPELINE_EXPERIMENT_PREFIX):], "experiment": e.name,
+            "experiment_id": e.experiment_id, "last_update": e.last_update_time} for e in exps]
+    return sorted(out, key=lambda e: e["last_update"] or 0, reverse=True)
+
+
+def pipeline_runs(client: Any, experiment_id: str, limit: int) -> list[dict[str, Any]]:
+    """A pipeline's parent runs, newest first."""
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`{S.TAG_KIND}` = 'pipeline'",
+                              order_by=["attributes.start_time DESC"], max_results=limit)
+    return [run_record(r) for r in runs]
+
+
+def _children_filter(parent_run_id: str) -> str:
+    return f"tags.`{S.TAG_PARENT_RUN}` = '{parent_run_id}'"
+
+
+def stage_runs(client: Any, experiment_id: str, parent_run_id: str) -> list[dict[str, Any]]:
+    """A pipeline run's stage runs, in the order they started."""
+    runs = client.search_runs([experiment_id],
+                              filter_string=f"tags.`{S.TAG_KIND}` = 'stage' and {_children_filter(parent_run_id)}",
+                              order_by=["attributes.start_time ASC"], max_results=500)
+    return [run_record(r) for r in runs]
+
+
+def flow_run_stage_runs(client: Any, flow_run_id: str) -> list[Any]:
+    """The stage runs of the pipeline run a Prefect flow run opened (none while it has not)."""
+    parents = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                                 filter_string=f"tags.`{S.TAG_FLOW_RUN_ID}` = '{flow_run_id}'")
+    if not parents:
+        return []
+    parent = parents[0]
+    return client.search_runs([parent.info.experiment_id], filter_string=_children_filter(parent.info.run_id),
+                              order_by=["attributes.start_time ASC"])
+
+
+def json_artifact(client: Any, run_id: str, path: str) -> dict[str, Any] | None:
+    """A run's JSON artifact, or None when it is absent or unreadable."""
+    flag = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    saved = os.environ.get(flag)
+    os.environ[flag] = "false"  # a progress bar per artifact would garble a chat answer
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            local = client.download_artifacts(run_id, path, tmp)
+            return json.loads(Path(local).read_text(encoding="utf-8"))
+    except Exception:  # noqa: BLE001 - an absent or unreadable artifact is simply not there
+        return None
+    finally:
+        if saved is None:
+            os.environ.pop(flag, None)
+        else:
+            os.environ[flag] = saved
+
+
+def _model_version(client: Any, uri: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    ref = uri[len("models:/"):]
+    try:
+        if "@" in ref:
+            name, alias = ref.split("@", 1)
+            return client.get_model_version_by_alias(name, alias)
+        if "/" in ref:
+            name, number = ref.rsplit("/", 1)
+            return client.get_model_version(name, number)
+    except MlflowException as exc:
+        raise RegistryRefError(f"{uri}: not in the MLflow model registry ({exc.message})") from None
+    raise RegistryRefError(f"{uri}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
+
+
+def download_registered_model(tracking_uri: str, uri: str, cache: Path) -> Path:
+    """A registered version's files (the stage's ``model/`` folder), downloaded once into ``cache``."""
+    from mlflow.artifacts import download_artifacts
+
+    version = _model_version(read_client(tracking_uri), uri)
+    target = cache / "registered" / f"{version.name}-v{version.version}"
+    if not (target / "config.json").exists() and not (target / "model.bin").exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+            local = Path(download_artifacts(artifact_uri=version.source, dst_path=tmp,
+                                            tracking_uri=tracking_uri))
+            if target.exists():
+                shutil.rmtree(target)
+            local.replace(target)
+    return target
