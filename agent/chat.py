@@ -125,12 +125,12 @@ def ask(question: str, *, state: LiveState | None = None, playbooks: PlaybookSet
     """Answer a question. ``use_llm``: None = when configured; False = offline only."""
     state = state or LiveState.from_env()
     book = playbooks or load_playbooks()
-    from agent import chat_llm, llm
+    from agent import chat_llm, llm_assist
 
     with state.mlflow.snapshot():
         if use_llm is not False:
             try:
-                client = llm.configured_client()
+                client = llm_assist.configured_client()
                 if client is not None:
                     return chat_llm.answer_with_llm(client, question, state, book)
             except LlmError as exc:

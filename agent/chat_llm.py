@@ -8,7 +8,7 @@ from core.llm import LlmClient
 from agent import tools
 from agent.chat_answer import Answer, Source
 from agent.chat_language import detect_language
-from agent.llm import Tool, chat_with_tools
+from agent.llm_assist import Tool, chat_with_tools
 from agent.playbook_answers import answer_fact
 from agent.playbooks import PlaybookSet
 from agent.redact import redact

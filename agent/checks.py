@@ -18,7 +18,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from agent.check_registry import CHECKS, Hit, check
+from agent.check_table import CHECKS, Hit, check
 from agent.context import GPU_MEMORY_GB, MISSING, StageContext, get_path, normalize_gpu
 from agent.playbook_models import Condition
 

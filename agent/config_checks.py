@@ -10,7 +10,7 @@ import math
 import re
 from typing import Any
 
-from agent.check_registry import Hit, check
+from agent.check_table import Hit, check
 from agent.context import MISSING, StageContext, get_path
 from agent.model_refs import HUB_ID
 

@@ -404,11 +404,11 @@ def diagnose(
     result = diagnose_with_rules(log_text, heartbeat, book, log_age_s=log_age_s)
     if result.kind != "unknown" or result.failure_id is not None or use_llm is False:
         return result
-    from agent import llm
+    from agent import llm_assist
 
     try:
-        client = llm.configured_client()
-        answer = llm.diagnose_unknown(client, log_text, heartbeat, book) if client else None
+        client = llm_assist.configured_client()
+        answer = llm_assist.diagnose_unknown(client, log_text, heartbeat, book) if client else None
     except LlmError as exc:
         if exc.misconfigured:  # say so rather than silently not asking
             return result.model_copy(update={"fix": f"{result.fix} (LLM not asked: {redact(str(exc))})"})

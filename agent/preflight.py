@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent.check_registry import Hit
+from agent.check_table import Hit
 from agent.checks import CHECKS, condition_holds
 from agent.context import MISSING, StageContext, get_path, set_path
 from agent.facts import EnvFacts

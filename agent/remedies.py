@@ -9,10 +9,10 @@ from typing import Any
 
 from agent.context import MISSING, get_path, normalize_gpu, set_path
 from agent.diagnose import Diagnosis
-from agent.registry import Registry
+from agent.function_table import FunctionTable
 
 RemedyFn = Callable[[dict[str, Any], dict[str, Any]], tuple[dict[str, Any], str] | None]
-_REMEDIES = Registry()
+_REMEDIES = FunctionTable()
 _remedy = _REMEDIES.add
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from prefect import get_run_logger, task
 
-from core.backends.registry import get_backend
+from core.backends.factory import get_backend
 from core.backends.errors import ServiceUnavailable
 from core.backends.watch import PHASE_TEXT, WatchLimits, WatchOutcome, watch_job
 from core.contracts import JobHandle, StageResult, StageSpec

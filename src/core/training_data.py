@@ -29,7 +29,7 @@ def generate_training_file(document: Path, output: Path, method: str = "rule-bas
     _title, sections = parse_document(document)
     llm = None
     if method == "llm-based":
-        from core.qa.llm import generation_client
+        from core.qa.llm_generation import generation_client
 
         llm = generation_client(llm_base_url, llm_model)
     examples, report = generate_training(sections, method, count or None, seed, language, system=system, llm=llm)

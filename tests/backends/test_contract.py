@@ -13,7 +13,7 @@ from core.backends.base import Backend
 from core.backends.kaggle_backend import KaggleBackend
 from core.backends.local import LocalBackend
 from core.backends.modal_backend import ModalBackend
-from core.backends.registry import get_backend
+from core.backends.factory import get_backend
 from core.contracts import JobHandle
 
 

@@ -11,7 +11,7 @@ from core.formats.messages import load_messages
 from core.formats.token_cls import load_examples
 from core.qa import generate_training, pairs_for, parse_document
 from core.llm import LlmClient, LlmError
-from core.qa.llm import generation_client, parse_pairs
+from core.qa.llm_generation import generation_client, parse_pairs
 from tiny_families import DOCUMENT, ScriptedChat
 
 

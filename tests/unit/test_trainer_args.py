@@ -38,7 +38,7 @@ training_stack = pytest.mark.integration
 
 def _recipe(family: str, training: dict, tmp_path):
     from core.stage.recipe import RecipeContext
-    from core.stage.registry import load_recipe
+    from core.stage.recipes import load_recipe
 
     data = {"kind": "jsonl", "path": str(tmp_path / "data.jsonl")}
     raw = {"name": "s", "output_name": "m", "train": data, "evals": [{"name": "test", "role": "primary", "data": data}],

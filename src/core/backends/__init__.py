@@ -1,3 +1,3 @@
 """Where a stage runs. Every backend runs the same stage runner (`python -m core.stage`).
 
-``core.backends.base``: the contract; ``core.backends.registry.get_backend``: a backend by kind."""
+``core.backends.base``: the contract; ``core.backends.factory.get_backend``: a backend by kind."""

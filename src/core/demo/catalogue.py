@@ -76,7 +76,7 @@ def sft_catalogue(
     title, sections = parse_document(document)
     llm = None
     if method == "llm-based":
-        from core.qa.llm import generation_client
+        from core.qa.llm_generation import generation_client
 
         llm = generation_client(llm_base_url or None, llm_model or None)
     examples, report = generate_training(sections, method, count or None, seed, language,

@@ -5,7 +5,7 @@
 
 - ``rule-based``: one canonical question per definition and per key fact;
 - ``augmented``: every paraphrase template for each of them (several phrasings per fact);
-- ``llm-based``: an OpenAI-compatible chat endpoint writes the pairs (``core.qa.llm``).
+- ``llm-based``: an OpenAI-compatible chat endpoint writes the pairs (``core.qa.llm_generation``).
 """
 
 from core.qa.document import QAPair, Section, parse_document

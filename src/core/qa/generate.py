@@ -139,7 +139,7 @@ def generate_training(
         raise ValueError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
     warnings: list[str] = []
     if method == "llm-based":
-        from core.qa.llm import llm_pairs
+        from core.qa.llm_generation import llm_pairs
 
         if llm is None:
             raise ValueError("method llm-based needs an OpenAI-compatible endpoint (core.llm.LlmClient)")

@@ -21,7 +21,7 @@ from core.events import EventLog
 from core.stage.cancel import check_cancel
 from core.stage.device import pick_torch_device
 from core.stage.recipe import EvalOutcome, RecipeContext, StageRecipe
-from core.stage.registry import load_recipe
+from core.stage.recipes import load_recipe
 
 
 def default_cache_dir(out_dir: Path) -> Path:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.context import StageContext
-from agent.registry import Registry
+from agent.function_table import FunctionTable
 
 
 @dataclass
@@ -18,5 +18,5 @@ class Hit:
 
 
 CheckFn = Callable[[StageContext, dict[str, Any]], Hit | None]
-CHECKS = Registry()
+CHECKS = FunctionTable()
 check = CHECKS.add

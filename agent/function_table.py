@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class Registry(dict[str, Any]):
+class FunctionTable(dict[str, Any]):
     def add(self, name: str) -> Callable[[F], F]:
         """Decorator: register the function under ``name``."""
 
