@@ -201,7 +201,7 @@ def summary(pipeline: str = typer.Argument(..., help="pipeline name or file"),
 @command(SECTION, "watch", "Progress bars for a running flow (preprocessing, baseline, training, evaluation).")
 def watch(flow_run_id: str = typer.Argument(..., help="Prefect flow run id (printed by `prefect deployment run`)")) -> None:
     """Progress bars for a running flow (preprocessing, baseline, training, evaluation)."""
-    from palier.watch import watch as follow
+    from palier.progress import watch as follow
 
     use_running_services()
     if follow(flow_run_id, out()) != "COMPLETED":
