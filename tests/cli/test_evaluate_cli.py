@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 from core.demo.datasets import generate
 from core.metrics.asr import asr_metrics
 from palier.cli import app
+from repo_paths import ROOT
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 NANO = ROOT / "models" / "nano-whisper-fr"
 LEXICON = ROOT / "data" / "lexicons" / "medical_fr.txt"
 runner = CliRunner()

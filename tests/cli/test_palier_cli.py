@@ -4,7 +4,7 @@ from typer.testing import CliRunner
 
 from palier.cli import app
 
-ROOT = Path(__file__).resolve().parents[2]
+from repo_paths import ROOT
 runner = CliRunner()
 
 

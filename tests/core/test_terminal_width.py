@@ -16,7 +16,7 @@ from rich.console import Console
 
 from core.terminal import print_table
 
-ROOT = Path(__file__).resolve().parents[2]
+from repo_paths import ROOT
 PALIER = str(Path(sys.executable).parent / "palier")
 
 

@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from e2e_services import ROOT, deployment_run, flow_run_id
+from e2e_services import deployment_run, flow_run_id
+from repo_paths import ROOT
 from tiny import tiny_asr_pipeline
 
 

@@ -13,14 +13,14 @@ from core.tracking import schema as S
 from core.tracking.mlflow_store import Tracker
 from tasks.remediation import after_failure
 from tasks.stage import WatchOutcome
+from repo_paths import STAGE_LOGS as LOGS
 from tiny import tiny_asr_pipeline
-
-LOGS = Path(__file__).resolve().parents[1] / "agent" / "logs"
 
 
 @pytest.fixture
-def stage(tmp_path, tiny_whisper):
-    spec = plan(load_pipeline(tiny_asr_pipeline(tmp_path / "p.yaml", tiny_whisper, stages=1,
+def stage(tmp_path):
+    # The remediation reads the stage's log and config only: the base model is never loaded.
+    spec = plan(load_pipeline(tiny_asr_pipeline(tmp_path / "p.yaml", tmp_path / "base-model", stages=1,
                                                 training={"per_device_train_batch_size": 8,
                                                           "gradient_accumulation_steps": 2})),
                 code_version="test", pipeline_file=str(tmp_path / "p.yaml"))[0]

@@ -4,31 +4,25 @@ environment that lets a child process import the stub stage runner."""
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # backend_fakes
-
-from backend_fakes import wait_finished  # noqa: E402 - needs the path above
-
-SUPPORT = HERE / "support"
-SRC = HERE.parents[1] / "src"
+from backend_fakes import wait_finished
+from repo_paths import CHILD_PROCESSES, SRC
 
 
 @pytest.fixture
 def child_env() -> dict[str, str]:
-    """Lets supervised children import the stub runner (support/) and palier (src/)."""
-    path = os.pathsep.join([str(SUPPORT), str(SRC), os.environ.get("PYTHONPATH", "")])
+    """Lets supervised children import the stub runner (tests/support/child_processes/) and palier (src/)."""
+    path = os.pathsep.join([str(CHILD_PROCESSES), str(SRC), os.environ.get("PYTHONPATH", "")])
     return {"PYTHONPATH": path, "STUB_MODE": "ok"}
 
 
 @pytest.fixture
 def local_data(tmp_path) -> Path:
-    """A seed-001 CSV manifest whose audio sits partly beside it and partly elsewhere."""
+    """A CSV manifest (audio, sentence) whose audio sits partly beside it and partly elsewhere."""
     data = tmp_path / "data"
     (data / "clips").mkdir(parents=True)
     outside = tmp_path / "elsewhere"

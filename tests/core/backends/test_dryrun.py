@@ -60,7 +60,8 @@ def test_local_and_unknown_backends(make_spec):
 
 
 # -- whole shipped pipelines through the CLI ------------------------------------------------------
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+from repo_paths import ROOT  # noqa: E402 - the section that needs it starts here
+
 SHIPPED = sorted((ROOT / "pipelines").glob("*.yaml")) + [ROOT / "docs" / "live-check.yaml"]
 BACKENDS = ("local", "modal", "kaggle")
 UPSTREAM_ON = {"local": "/runs/", "modal": "/vol/runs/", "kaggle": "'s output, downloaded to"}

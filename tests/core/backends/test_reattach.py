@@ -28,9 +28,9 @@ from core.tracking import schema as S
 from core.tracking.job_handles import recorded_handles
 from core.tracking.mlflow_store import Tracker
 from tasks.jobs import start_job
+from repo_paths import ROOT
 
 LOG = logging.getLogger("test")
-ROOT = Path(__file__).resolve().parents[2]
 LIMITS = WatchLimits(60, 60, 0.1, 0.2)
 
 

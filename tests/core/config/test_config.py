@@ -5,7 +5,7 @@ import yaml
 
 from core.config import ConfigError, load_pipeline, parse_pipeline
 
-ROOT = Path(__file__).resolve().parents[2]
+from repo_paths import ROOT
 
 
 def _minimal(**over):

@@ -15,7 +15,7 @@ from core.config import ConfigError, load_pipeline
 from core.plan import plan
 from core.versioning import data_digest
 
-ROOT = Path(__file__).resolve().parents[2]
+from repo_paths import ROOT
 SHIPPED = sorted((ROOT / "pipelines").glob("*.yaml"))
 PER_FILE = 25
 BAD_VALUES = [float("nan"), "NaN", "", 10**15, -1, ["a", "list"], {"a": "mapping"}, "xxxxxxxxxxxxxxxxxxxx" * 5, True]

@@ -11,7 +11,7 @@ from core.plan import plan
 from palier.cli import app
 from tests_helpers import minimal_pipeline
 
-ROOT = Path(__file__).resolve().parents[2]
+from repo_paths import ROOT
 PIPELINE = ROOT / "pipelines" / "medical-base.yaml"
 
 

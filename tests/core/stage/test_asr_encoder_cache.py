@@ -12,9 +12,9 @@ from core.config import load_pipeline
 from core.contracts import StageResult
 from core.plan import plan
 from tiny import tiny_asr_pipeline
+from repo_paths import ROOT
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run_stage(tmp_path: Path, tiny_whisper: Path, cache: Path, name: str, whisper: dict, training: dict) -> Path:

@@ -14,9 +14,9 @@ from core.config import load_pipeline
 from core.contracts import StageResult
 from core.plan import plan
 from tiny import tiny_asr_pipeline
+from repo_paths import ROOT
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _spec(tmp_path, tiny_whisper, **overrides):

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from core.stage.export import ExportError, agreement_metrics, export_ct2, language_code, mark_multilingual, verify_ct2
+from repo_paths import ROOT
 
 pytestmark = pytest.mark.integration
-DEMO_MODEL = Path(__file__).resolve().parents[2] / "models" / "nano-whisper-fr"
+DEMO_MODEL = ROOT / "models" / "nano-whisper-fr"
 
 
 def _plain_conversion(model: Path, out: Path) -> Path:

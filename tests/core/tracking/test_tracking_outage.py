@@ -14,13 +14,13 @@ from core.tracking.mlflow_store import Tracker
 from core.tracking.outage import PATIENCE_ENV, TAG_OUTAGES, TAG_REPLAYED, TrackingUnavailable, unreachable
 from core.tracking.spool import SPOOL_DIR, MetricRelay
 from tiny import tiny_asr_pipeline
+from repo_paths import ROOT
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def mlflow_server(tmp_path_factory):
     from mlflow_server import MlflowServer
     from palier.services import free_port
 
@@ -31,8 +31,8 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture
-def store(server):
-    return Tracker(server.url)
+def store(mlflow_server):
+    return Tracker(mlflow_server.url)
 
 
 def _dead_uri() -> str:
@@ -87,7 +87,7 @@ def _step_metrics(events_file: Path) -> Counter:
     return out
 
 
-def test_stage_survives_mlflow_restart_and_replays_every_metric(tmp_path, tiny_whisper, palier_home, server):
+def test_stage_survives_mlflow_restart_and_replays_every_metric(tmp_path, tiny_whisper, palier_home, mlflow_server):
     from mlflow import MlflowClient
     from prefect.logging import disable_run_logger
 
@@ -107,7 +107,7 @@ def test_stage_survives_mlflow_restart_and_replays_every_metric(tmp_path, tiny_w
     path = tiny_asr_pipeline(tmp_path / "p.yaml", tiny_whisper, stages=1, name="outage", steps=20)
     spec = plan(load_pipeline(path), code_version="test", pipeline_file=str(path))[0]
     out_dir = stage_dir(spec.pipeline, spec.name, spec.key)
-    tracker = Tracker(server.url)  # one client for the whole test: it must survive the restart
+    tracker = Tracker(mlflow_server.url)  # one client for the whole test: it must survive the restart
     parent = tracker.start_pipeline_run("palier/outage", "outage", str(path), {}, None)
     run_id = tracker.start_stage_run("palier/outage", parent, spec, attempt=1)
 
@@ -116,9 +116,9 @@ def test_stage_survives_mlflow_restart_and_replays_every_metric(tmp_path, tiny_w
     def stage() -> None:
         try:
             with disable_run_logger():
-                result = run_stage.fn(spec, run_id, server.url)
+                result = run_stage.fn(spec, run_id, mlflow_server.url)
                 mark("stage returned")
-                log_results.fn(spec, result, None, run_id, out_dir, server.url)
+                log_results.fn(spec, result, None, run_id, out_dir, mlflow_server.url)
                 mark("results logged")
                 tracker.end_run(run_id, "succeeded")
         except BaseException as exc:  # reported by the main thread
@@ -126,24 +126,24 @@ def test_stage_survives_mlflow_restart_and_replays_every_metric(tmp_path, tiny_w
 
     worker = threading.Thread(target=stage, daemon=True)
     worker.start()
-    client = MlflowClient(server.url)
+    client = MlflowClient(mlflow_server.url)
     deadline = time.time() + 240
     while not client.get_run(run_id).data.metrics.get("train/loss"):  # some metrics went live
         assert worker.is_alive() and time.time() < deadline, outcome
         time.sleep(0.3)
-    server.kill()
+    mlflow_server.kill()
     killed_at = time.time()
     mark("server killed")
     time.sleep(3)  # then the restart itself takes its time: the stage goes on meanwhile
     assert worker.is_alive(), f"the stage finished or failed while MLflow was down: {outcome}"
-    server.start()
+    mlflow_server.start()
     mark("server back")
     worker.join(timeout=300)
     assert not worker.is_alive(), "the stage did not finish after MLflow came back"
     assert "error" not in outcome, (repr(outcome.get("error")), marks)
     print(marks)
 
-    run = MlflowClient(server.url).get_run(run_id)
+    run = MlflowClient(mlflow_server.url).get_run(run_id)
     assert run.info.status == "FINISHED" and run.data.tags[S.TAG_STATUS] == "succeeded"
     expected = _step_metrics(out_dir / "events.jsonl")
     assert len({step for _, step, _ in expected}) >= 20  # a value at every one of the 20 steps
