@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from repo_paths import ROOT
+from speed_markers import marker_problems, tiny_model_fixture
+from tiny import build_tiny_whisper
 
 pytest_plugins = ["e2e_fixtures"]
 
@@ -18,28 +20,9 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-# Fixtures that build or load a real model: a test that uses one (directly or through another
-# fixture) runs a model and must be marked `integration` (or `e2e`, which runs models too).
-MODEL_FIXTURES = frozenset({
-    "tiny_whisper", "tiny_whisper_30s", "tiny_bert", "tiny_chat",
-    "real_base", "real_tiny_en", "base_ct2", "base_model", "large_v3_ct2",
-})
-# Fixtures that start real servers or a browser: a test that uses one must be marked `e2e`.
-SERVER_FIXTURES = frozenset({"services", "tiny_run", "mlflow_server", "browser"})
 
-
-def marker_problems(items) -> list[str]:
-    problems = []
-    for item in items:
-        used = set(getattr(item, "fixturenames", ()))  # the whole closure, not only the arguments
-        marks = {mark.name for mark in item.iter_markers()}
-        if used & SERVER_FIXTURES and "e2e" not in marks:
-            problems.append(f"{item.nodeid}: uses {sorted(used & SERVER_FIXTURES)} but is not marked e2e")
-        elif used & MODEL_FIXTURES and not marks & {"integration", "e2e"}:
-            problems.append(f"{item.nodeid}: uses {sorted(used & MODEL_FIXTURES)} but is not marked integration")
-    return problems
-
-
+# A test that uses a fixture registered with speed_markers (directly or through another fixture)
+# runs a model or starts servers; collection fails unless it carries the matching marker.
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects anything: every collected test is checked
 def pytest_collection_modifyitems(config, items):
     problems = marker_problems(items)
@@ -47,16 +30,24 @@ def pytest_collection_modifyitems(config, items):
         raise pytest.UsageError("speed markers missing (see tests/README.md):\n  " + "\n  ".join(problems))
 
 
+@pytest.fixture(autouse=True)
+def _heartbeats_end_with_their_test():
+    """Runs created in-process (Tracker's owned runs) beat from a process-wide thread until
+    discarded; a test's beats must not outlive it and write into a store it has deleted."""
+    from core.liveness import HEARTBEAT
+
+    before = set(HEARTBEAT.keys())
+    yield
+    for key in set(HEARTBEAT.keys()) - before:
+        HEARTBEAT.discard(key)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return ROOT
 
 
-@pytest.fixture(scope="session")
-def tiny_whisper(tmp_path_factory) -> Path:
-    from tiny import build_tiny_whisper
-
-    return build_tiny_whisper(tmp_path_factory.mktemp("models") / "tiny-whisper")
+tiny_whisper = tiny_model_fixture("tiny_whisper", build_tiny_whisper)
 
 
 @pytest.fixture(scope="session")

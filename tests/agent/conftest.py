@@ -17,6 +17,7 @@ import pytest
 from agent.context import StageContext
 from agent.facts import EnvFacts
 from agent.playbooks import load_playbooks
+from core.config.pipeline import deep_merge
 
 LOGS = Path(__file__).parent / "logs"
 
@@ -47,16 +48,6 @@ def make_facts(**overrides: Any) -> EnvFacts:
     }
     base.update(overrides)
     return EnvFacts(**base)
-
-
-def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 BASE_RAW = {

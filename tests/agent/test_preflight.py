@@ -8,7 +8,7 @@ from agent.checks import accepted_keywords
 from agent.preflight import preflight
 
 
-def test_seed_config_h200_is_fixed_and_missing_modal_token_blocks(book, make_config_, make_facts_):
+def test_h200_config_is_fixed_and_missing_modal_token_blocks(book, make_config_, make_facts_):
     config = make_config_({"backend": {"gpu": "H200"}, "training": {"per_device_train_batch_size": 24}})
     report = preflight(config, make_facts_(credentials={"modal": False, "huggingface": True}), playbooks=book)
     assert not report.ok

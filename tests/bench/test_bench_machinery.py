@@ -1,4 +1,4 @@
-"""The benchmark harness itself: interleaving, ratios, the report, the seed collator."""
+"""The benchmark harness itself: interleaving, ratios, the report, the reference collator."""
 
 import numpy as np
 import pytest
@@ -42,7 +42,7 @@ def test_report_lists_every_row_with_its_ratio(tmp_path, monkeypatch):
 
 
 @pytest.mark.integration  # loads the tiny Whisper's processor
-def test_seed_collator_pads_labels_like_seed_003(tiny_whisper):
+def test_reference_collator_pads_labels_with_minus_100(tiny_whisper):
     from transformers import WhisperProcessor
 
     from bench.seeds import Seed003Collator

@@ -1,5 +1,5 @@
 """``palier evaluate`` on the shipped nano French Whisper with real espeak-ng speech: CSV
-manifests, seed-001 folders and pipeline eval sets, scored by the stage's own metric code."""
+manifests, generated report folders (one part of their split) and pipeline eval sets, scored by the stage's own metric code."""
 
 import csv
 import json
@@ -74,7 +74,7 @@ def test_long_recording_is_named_not_a_crash(manifest, tmp_path):
     assert report["samples"] == 1 and report["data"]["dropped"] == {"audio_longer_than_window": 1}
 
 
-def test_seed_001_folder_and_pipeline_eval_set(palier_home, speech_cache, tmp_path):
+def test_report_folder_part_and_pipeline_eval_set(palier_home, speech_cache, tmp_path):
     folder = generate("dictation_reports", {"count": 5, "seed": 3}, speech_cache)
     assert sorted(p.name for p in (folder / "rapports").iterdir()) == [f"{i}.txt" for i in range(5)]
     held_out = _evaluate("--data", str(folder), "--part", "test", "--json")

@@ -1,10 +1,8 @@
-from pathlib import Path
-
 from typer.testing import CliRunner
 
 from palier.cli import app
-
 from repo_paths import ROOT
+
 runner = CliRunner()
 
 

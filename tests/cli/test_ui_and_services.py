@@ -16,6 +16,7 @@ import pytest
 
 import headless_chromium
 from e2e_services import BIN, flow_run_id
+from speed_markers import starts_servers
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(not headless_chromium.available(), reason="needs Debian's chromium")]
@@ -32,6 +33,7 @@ def screenshots(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+@starts_servers
 def browser():
     with headless_chromium.Browser() as b:
         yield b

@@ -15,8 +15,8 @@ from pathlib import Path
 from rich.console import Console
 
 from core.terminal import print_table
-
 from repo_paths import ROOT
+
 PALIER = str(Path(sys.executable).parent / "palier")
 
 

@@ -7,10 +7,12 @@ import pytest
 
 from e2e_services import deployment_run, flow_run_id
 from repo_paths import ROOT
+from speed_markers import starts_servers
 from tiny import tiny_asr_pipeline
 
 
 @pytest.fixture(scope="session")
+@starts_servers
 def services(tmp_path_factory, tiny_whisper, speech_cache):
     from palier import services
     from palier.services import free_port

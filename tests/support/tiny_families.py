@@ -102,58 +102,47 @@ def build_tiny_chat(out: Path) -> Path:
     return out
 
 
-def token_cls_pipeline(path: Path, base_model: str, train: Path, test: Path, stages: int = 2,
-                       name: str = "tiny-pii", **stage_overrides) -> Path:
-    data = lambda p: {"kind": "jsonl", "path": str(p)}  # noqa: E731
-    plan = {
-        "name": name,
-        "family": "token_cls",
-        "base_model": base_model,
-        "defaults": {
-            "token_cls": {"max_length": 32},
-            "training": {"max_steps": 1, "per_device_train_batch_size": 2, "learning_rate": 1e-2,
-                         "logging_steps": 1, "save_steps": 1},
-            "backend": {"kind": "local", "device": "cpu"},
-        },
-        "stages": [
-            {"name": "first", "output_name": f"{name}-first", "train": data(train),
-             "evals": [{"name": "test", "role": "primary", "data": data(test)}]},
-            {"name": "second", "output_name": f"{name}-second", "train": data(train),
-             "evals": [{"name": "test", "role": "primary", "data": data(test)},
-                       {"name": "again", "role": "guard", "max_regression": 1.0, "data": data(test)}]},
-        ][:stages],
-    }
-    for stage in plan["stages"]:
+def _jsonl(path: Path) -> dict:
+    return {"kind": "jsonl", "path": str(path)}
+
+
+def _write_pipeline(path: Path, name: str, family: str, base_model: str, defaults: dict, stages: list[dict],
+                    stage_overrides: dict) -> Path:
+    """One-step CPU stages (local backend) of `family`; every stage gets `stage_overrides`."""
+    defaults = {**defaults, "backend": {"kind": "local", "device": "cpu"}}
+    defaults["training"] = {"max_steps": 1, "per_device_train_batch_size": 2, "learning_rate": 1e-2,
+                            "logging_steps": 1, "save_steps": 1, **defaults.get("training", {})}
+    for stage in stages:
         stage.update(stage_overrides)
+    plan = {"name": name, "family": family, "base_model": base_model, "defaults": defaults, "stages": stages}
     path.write_text(yaml.safe_dump(plan, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
+
+
+def token_cls_pipeline(path: Path, base_model: str, train: Path, test: Path, stages: int = 2,
+                       name: str = "tiny-pii", **stage_overrides) -> Path:
+    defaults = {"token_cls": {"max_length": 32}}
+    all_stages = [
+        {"name": "first", "output_name": f"{name}-first", "train": _jsonl(train),
+         "evals": [{"name": "test", "role": "primary", "data": _jsonl(test)}]},
+        {"name": "second", "output_name": f"{name}-second", "train": _jsonl(train),
+         "evals": [{"name": "test", "role": "primary", "data": _jsonl(test)},
+                   {"name": "again", "role": "guard", "max_regression": 1.0, "data": _jsonl(test)}]},
+    ]
+    return _write_pipeline(path, name, "token_cls", base_model, defaults, all_stages[:stages], stage_overrides)
 
 
 def sft_pipeline(path: Path, base_model: str, train: Path, test: Path, stages: int = 2, name: str = "tiny-sft",
                  **stage_overrides) -> Path:
-    data = lambda p: {"kind": "jsonl", "path": str(p)}  # noqa: E731
-    plan = {
-        "name": name,
-        "family": "sft",
-        "base_model": base_model,
-        "defaults": {
-            "generation": {"max_new_tokens": 4, "batch_size": 4},
-            "training": {"max_steps": 1, "per_device_train_batch_size": 2, "learning_rate": 1e-2,
-                         "logging_steps": 1, "max_length": 64, "save_steps": 1,
-                         "lora": {"r": 2, "alpha": 4, "target_modules": ["q_proj", "v_proj"]}},
-            "backend": {"kind": "local", "device": "cpu"},
-        },
-        "stages": [
-            {"name": "facts", "output_name": f"{name}-facts", "train": data(train),
-             "evals": [{"name": "test", "role": "primary", "data": data(test)}]},
-            {"name": "more", "output_name": f"{name}-more", "train": data(train),
-             "evals": [{"name": "test", "role": "primary", "data": data(test)}]},
-        ][:stages],
-    }
-    for stage in plan["stages"]:
-        stage.update(stage_overrides)
-    path.write_text(yaml.safe_dump(plan, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    return path
+    defaults = {"generation": {"max_new_tokens": 4, "batch_size": 4},
+                "training": {"max_length": 64, "lora": {"r": 2, "alpha": 4, "target_modules": ["q_proj", "v_proj"]}}}
+    all_stages = [
+        {"name": "facts", "output_name": f"{name}-facts", "train": _jsonl(train),
+         "evals": [{"name": "test", "role": "primary", "data": _jsonl(test)}]},
+        {"name": "more", "output_name": f"{name}-more", "train": _jsonl(train),
+         "evals": [{"name": "test", "role": "primary", "data": _jsonl(test)}]},
+    ]
+    return _write_pipeline(path, name, "sft", base_model, defaults, all_stages[:stages], stage_overrides)
 
 
 def run_pipeline_stages(pipeline: Path, out: Path, cache: Path) -> list:

@@ -10,6 +10,7 @@ from backend_fakes import FakeKaggleTransport
 from core.backends.errors import CredentialsMissing, QuotaExceeded, RemoteOutputInvalid
 from core.backends.kaggle_backend import KaggleBackend
 from core.contracts import JobHandle
+from stage_files import read_events
 
 ERROR_PAGE = "<!DOCTYPE html><html><head><title>Error 500 (Server Error)</title></head><body></body></html>"
 
@@ -24,10 +25,6 @@ def backend(fake):
     return KaggleBackend(transport=fake, runner_module="stub_stage", poll_dataset_every_s=0)
 
 
-def events(out):
-    return [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
-
-
 def test_push_run_relay_and_fetch_through_the_generated_script(backend, fake, make_spec, tmp_path, wait):
     spec = make_spec(backend={"kind": "kaggle", "device": "cpu"}, lexicon=True)
     out = tmp_path / "out"
@@ -37,7 +34,7 @@ def test_push_run_relay_and_fetch_through_the_generated_script(backend, fake, ma
     status = wait(backend, handle)
     assert status.state == "succeeded", (fake.sessions[handle.job_id]["lines"])[-20:]
     backend.fetch(handle)
-    got = events(out)
+    got = read_events(out)
     assert [e["metrics"]["loss"] for e in got if e["type"] == "metric"] == [1.0, 0.5, 1 / 3]
     assert sum(e["type"] == "done" for e in got) == 1  # live relay + final merge, no duplicates
     assert (out / "model" / "model.safetensors").is_file() and (out / "metrics.json").is_file()

@@ -11,6 +11,7 @@ from backend_fakes import FakeModalTransport
 from core.backends.errors import CredentialsMissing
 from core.backends.modal_backend import ModalBackend
 from core.contracts import JobHandle
+from stage_files import read_events
 
 
 @pytest.fixture
@@ -23,10 +24,6 @@ def backend(fake):
     return ModalBackend(transport=fake, runner_module="stub_stage", log_sync_every_s=0)
 
 
-def events(out):
-    return [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
-
-
 def test_submit_relay_fetch(backend, fake, make_spec, tmp_path, wait):
     spec = make_spec(lexicon=True)
     out = tmp_path / "run1" / "general"
@@ -34,7 +31,7 @@ def test_submit_relay_fetch(backend, fake, make_spec, tmp_path, wait):
     assert handle.job_id.startswith("fc-") and handle.details["remote_out"] == f"runs/fr/00-general-{spec.key}"
     status = wait(backend, handle)
     assert status.state == "succeeded" and status.exit_code == 0
-    relayed = events(out)
+    relayed = read_events(out)
     assert [e["metrics"]["loss"] for e in relayed if e["type"] == "metric"] == [1.0, 0.5, 1 / 3]
     assert relayed[-1]["type"] == "done"
     assert "stub runner: stage general" in (out / "stage.log").read_text()
@@ -75,7 +72,7 @@ def test_a_restarted_flow_reattaches_from_the_recorded_handle(backend, fake, mak
     restarted = ModalBackend(transport=fake, runner_module="stub_stage", log_sync_every_s=0)
     assert restarted.reattach(handle)
     assert wait(restarted, handle).state == "succeeded"
-    assert sum(1 for e in events(out) if e["type"] == "done") == 1  # no duplicated events
+    assert sum(1 for e in read_events(out) if e["type"] == "done") == 1  # no duplicated events
     # once Modal has forgotten the call, the volume's exit marker still answers
     fake.forget(handle.job_id)
     assert restarted.reattach(handle) and restarted.poll(handle).state == "succeeded"
@@ -108,7 +105,7 @@ def test_retry_resumes_from_the_checkpoints_on_the_volume(fake, make_spec, tmp_p
     assert wait(backend, second).state == "succeeded"
     backend.fetch(second)
     assert json.loads((tmp_path / "attempt2" / "metrics.json").read_text())["resumed"] is True
-    starts = [e for e in events(tmp_path / "attempt2") if e["type"] == "log" and e["message"].startswith("stub stage")]
+    starts = [e for e in read_events(tmp_path / "attempt2") if e["type"] == "log" and e["message"].startswith("stub stage")]
     assert len(starts) == 1  # only this attempt's events were relayed
 
 

@@ -81,20 +81,30 @@ def manifest(speech_cache, pool, count):
     return generate("french_speech", {"pool": pool, "count": count, "voices": "stage"}, speech_cache)
 
 
+def remote_csv_stage(tmp_path, name, tiny_whisper, speech_cache, kind):
+    """A stage for the `kind` backend on CSV manifests of generated speech: its audio and base model are shipped."""
+    train, test = manifest(speech_cache, "stage", 8), manifest(speech_cache, "test", 4)
+    return stage_spec(tmp_path, name, tiny_whisper, {"kind": kind, "device": "cpu", "options": {"hf_secret": ""}},
+                      train={"kind": "csv", "path": str(train)}, evals={"kind": "csv", "path": str(test)})
+
+
+def run_and_fetch(backend, spec, out, wait, remote_log):
+    """Submit, wait for success (else show the tail of `remote_log(handle)`), fetch; the handle and the result."""
+    handle = backend.submit(spec, out)
+    status = wait(backend, handle, timeout_s=600)
+    assert status.state == "succeeded", remote_log(handle)[-3000:]
+    backend.fetch(handle)
+    return handle, StageResult.model_validate_json((out / "metrics.json").read_text())
+
+
 def test_real_runner_on_the_modal_fake_with_shipped_csv_audio_and_base_model(tmp_path, tiny_whisper, speech_cache,
                                                                              child_env, wait):
-    train, test = manifest(speech_cache, "stage", 8), manifest(speech_cache, "test", 4)
-    spec = stage_spec(tmp_path, "shipped", tiny_whisper, {"kind": "modal", "device": "cpu", "options": {"hf_secret": ""}},
-                      train={"kind": "csv", "path": str(train)}, evals={"kind": "csv", "path": str(test)})
+    spec = remote_csv_stage(tmp_path, "shipped", tiny_whisper, speech_cache, "modal")
     fake = FakeModalTransport(tmp_path / "volume", {**child_env, "HF_HUB_OFFLINE": "1"})
-    backend = ModalBackend(transport=fake, log_sync_every_s=0)
     out = tmp_path / "out"
-    handle = backend.submit(spec, out)
+    handle, result = run_and_fetch(ModalBackend(transport=fake, log_sync_every_s=0), spec, out, wait,
+                                   lambda _: (out / "stage.log").read_text())
     assert set(handle.details["inputs"]) == {"train", "eval:general_test", "base_model"}
-    status = wait(backend, handle, timeout_s=600)
-    assert status.state == "succeeded", (out / "stage.log").read_text()[-3000:]
-    backend.fetch(handle)
-    result = StageResult.model_validate_json((out / "metrics.json").read_text())
     assert result.train["global_step"] == 2 and result.data["train"]["kept"] == 8
     remote = json.loads((out / "spec.remote.json").read_text())
     assert remote["base_model"].startswith("/vol/inputs/") and remote["stage"]["train"]["path"].startswith("/vol/inputs/")
@@ -103,17 +113,11 @@ def test_real_runner_on_the_modal_fake_with_shipped_csv_audio_and_base_model(tmp
 
 
 def test_real_runner_through_the_generated_kaggle_script(tmp_path, tiny_whisper, speech_cache, child_env, wait):
-    train, test = manifest(speech_cache, "stage", 8), manifest(speech_cache, "test", 4)
-    spec = stage_spec(tmp_path, "kag", tiny_whisper, {"kind": "kaggle", "device": "cpu", "options": {"hf_secret": ""}},
-                      train={"kind": "csv", "path": str(train)}, evals={"kind": "csv", "path": str(test)})
+    spec = remote_csv_stage(tmp_path, "kag", tiny_whisper, speech_cache, "kaggle")
     fake = FakeKaggleTransport(tmp_path / "kaggle", {**child_env, "HF_HUB_OFFLINE": "1"})
-    backend = KaggleBackend(transport=fake, poll_dataset_every_s=0)
     out = tmp_path / "out"
-    handle = backend.submit(spec, out)
-    status = wait(backend, handle, timeout_s=600)
-    assert status.state == "succeeded", "".join(fake.sessions[handle.job_id]["lines"])[-3000:]
-    backend.fetch(handle)
-    result = StageResult.model_validate_json((out / "metrics.json").read_text())
+    _, result = run_and_fetch(KaggleBackend(transport=fake, poll_dataset_every_s=0), spec, out, wait,
+                              lambda handle: "".join(fake.sessions[handle.job_id]["lines"]))
     assert result.train["global_step"] == 2
     assert (out / "model" / "config.json").is_file() and (out / "predictions").is_dir()
     assert os.path.getsize(out / "kaggle.log") > 0

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from backend_fakes import FakeKaggleTransport, FakeModalTransport
@@ -29,6 +28,7 @@ from core.tracking.job_handles import recorded_handles
 from core.tracking.mlflow_store import Tracker
 from tasks.jobs import start_job
 from repo_paths import ROOT
+from stage_files import read_events
 
 LOG = logging.getLogger("test")
 LIMITS = WatchLimits(60, 60, 0.1, 0.2)
@@ -43,10 +43,6 @@ def tracker(tmp_path_factory):
 def new_stage_run(tracker, spec, experiment):
     parent = tracker.start_pipeline_run(experiment, spec.pipeline, None, {}, None)
     return tracker.start_stage_run(experiment, parent, spec, attempt=1)
-
-
-def events_of(out):
-    return [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
 
 
 def wait_for(predicate, timeout_s=90.0, what="condition"):
@@ -69,7 +65,7 @@ def test_killed_orchestrator_local_stage_is_resumed_not_resubmitted(tracker, mak
     orchestrator = subprocess.Popen([sys.executable, "-m", "orchestrator", tracker.c.tracking_uri, first_run,
                                      str(tmp_path / "spec.json"), str(out)], env=env)
     try:
-        wait_for(lambda: (out / "events.jsonl").exists() and any(e["type"] == "metric" for e in events_of(out)),
+        wait_for(lambda: (out / "events.jsonl").exists() and any(e["type"] == "metric" for e in read_events(out)),
                  what="the stage's first metric")
         recorded = JobHandle.model_validate_json(tracker.c.get_run(first_run).data.tags[S.TAG_JOB_HANDLE])
         orchestrator.send_signal(signal.SIGKILL)  # the orchestrator dies mid-stage
@@ -90,7 +86,7 @@ def test_killed_orchestrator_local_stage_is_resumed_not_resubmitted(tracker, mak
     outcome = watch_job(backend, handle, LIMITS, relayed.append, lambda p, s: None)
     assert outcome.state == "succeeded"
     assert [e["step"] for e in relayed if e["type"] == "metric"] == list(range(1, 11))  # replayed into the rerun
-    starts = [e for e in events_of(out) if e["type"] == "log" and e["message"].startswith("stub stage")]
+    starts = [e for e in read_events(out) if e["type"] == "log" and e["message"].startswith("stub stage")]
     assert len(starts) == 1, "the stage ran once"
     assert json.loads((out / "metrics.json").read_text())["key"] == spec.key
 

@@ -1,10 +1,7 @@
-from pathlib import Path
-
 import pytest
 import yaml
 
 from core.config import ConfigError, load_pipeline, parse_pipeline
-
 from repo_paths import ROOT
 
 
@@ -31,7 +28,7 @@ def test_shipped_pipelines_validate():
         assert config.stages, path
 
 
-def test_fr_pipeline_encodes_seed_000_plan():
+def test_fr_pipeline_encodes_the_four_stage_large_v3_plan():
     config = load_pipeline(ROOT / "pipelines" / "fr.yaml")
     assert config.base_model == "openai/whisper-large-v3"
     assert [s.name for s in config.stages][0] == "exp1-mls" and len(config.stages) == 4

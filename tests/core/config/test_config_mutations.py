@@ -14,8 +14,8 @@ import yaml
 from core.config import ConfigError, load_pipeline
 from core.plan import plan
 from core.versioning import data_digest
-
 from repo_paths import ROOT
+
 SHIPPED = sorted((ROOT / "pipelines").glob("*.yaml"))
 PER_FILE = 25
 BAD_VALUES = [float("nan"), "NaN", "", 10**15, -1, ["a", "list"], {"a": "mapping"}, "xxxxxxxxxxxxxxxxxxxx" * 5, True]

@@ -1,7 +1,5 @@
-"""pipelines/medical-base.yaml (seed 001 on real whisper-base) validates and plans, and the
+"""pipelines/medical-base.yaml (medical dictation on real whisper-base) validates and plans, and the
 encoder-output cache it uses is refused where it would be wrong."""
-
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -9,9 +7,9 @@ from typer.testing import CliRunner
 from core.config import ConfigError, load_pipeline, parse_pipeline
 from core.plan import plan
 from palier.cli import app
+from repo_paths import ROOT
 from tests_helpers import minimal_pipeline
 
-from repo_paths import ROOT
 PIPELINE = ROOT / "pipelines" / "medical-base.yaml"
 
 
@@ -22,7 +20,7 @@ def test_medical_base_validates_and_plans_one_real_whisper_stage():
     assert spec.base_model == "pypi:whisper-base" and spec.upstream_stage is None
     assert stage.whisper.chunk_length == 30 and stage.whisper.freeze_encoder and stage.whisper.cache_encoder_outputs
     assert (ROOT / "data" / "lexicons" / "medical_fr.txt").samefile(PIPELINE.parent / stage.lexicon)
-    # Seed 001's folder, 80/20: training and held-out sets are the two parts of one generated folder.
+    # One generated folder split 80/20: training and held-out sets are its two parts.
     medical = next(e for e in stage.evals if e.name == "medical_test")
     assert medical.role == "primary" and medical.data.part == "test" and stage.train.part == "train"
     assert medical.data.params == stage.train.params and medical.data.generator == "dictation_reports"

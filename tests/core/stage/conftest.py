@@ -13,6 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from speed_markers import runs_model, tiny_model_fixture
+from tiny import build_tiny_whisper
+from tiny_families import build_tiny_bert, build_tiny_chat
+
 SENTENCES = ["Le patient présente une douleur thoracique.", "Bonjour, je voudrais un rendez-vous demain."]
 
 
@@ -26,6 +30,7 @@ def _import(package: str, out: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+@runs_model
 def base_ct2(tmp_path_factory) -> Path:
     """The faster-whisper folder reassembled from the whisper-base wheels."""
     from core.packaged_models import assemble, packaged_model
@@ -34,11 +39,13 @@ def base_ct2(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+@runs_model
 def real_base(tmp_path_factory) -> Path:
     return _import("whisper-base", tmp_path_factory.mktemp("hf") / "whisper-base")
 
 
 @pytest.fixture(scope="session")
+@runs_model
 def real_tiny_en(tmp_path_factory) -> Path:
     return _import("whisper-tiny.en", tmp_path_factory.mktemp("hf") / "whisper-tiny.en")
 
@@ -73,28 +80,10 @@ def french_wav_files(french_waves, tmp_path_factory) -> list[Path]:
 
 # --- tiny random-weight models and data for the stage families ------------------------------
 
-@pytest.fixture(scope="session")
-def tiny_whisper_30s(tmp_path_factory) -> Path:
-    """A random tiny Whisper with the real checkpoints' 30 s window (faster-whisper's own path)."""
-    from tiny import build_tiny_whisper
-
-    return build_tiny_whisper(tmp_path_factory.mktemp("models") / "tiny-whisper-30s", chunk_length=30)
-
-
-@pytest.fixture(scope="session")
-def tiny_bert(tmp_path_factory) -> Path:
-    """A random 1-layer BERT with a WordPiece tokenizer, for the token-classification (PII) family."""
-    from tiny_families import build_tiny_bert
-
-    return build_tiny_bert(tmp_path_factory.mktemp("models") / "tiny-bert")
-
-
-@pytest.fixture(scope="session")
-def tiny_chat(tmp_path_factory) -> Path:
-    """A random 1-layer Llama with a byte-level BPE tokenizer and a ChatML template, for SFT."""
-    from tiny_families import build_tiny_chat
-
-    return build_tiny_chat(tmp_path_factory.mktemp("models") / "tiny-chat")
+# The real checkpoints' 30 s window (faster-whisper's own path), a token classifier, a chat model.
+tiny_whisper_30s = tiny_model_fixture("tiny_whisper_30s", build_tiny_whisper, chunk_length=30)
+tiny_bert = tiny_model_fixture("tiny_bert", build_tiny_bert)
+tiny_chat = tiny_model_fixture("tiny_chat", build_tiny_chat)
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from core.contracts import StageResult
 from core.plan import plan
 from tiny import tiny_asr_pipeline
 from repo_paths import ROOT
+from stage_files import read_events
 
 pytestmark = pytest.mark.integration
 
@@ -36,10 +37,6 @@ def _run(spec, out: Path, cache: Path, check=True):
     return proc
 
 
-def _events(out: Path):
-    return [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
-
-
 def test_one_stage_end_to_end(tmp_path, tiny_whisper, speech_cache):
     import torch
     from transformers import WhisperForConditionalGeneration
@@ -57,11 +54,11 @@ def test_one_stage_end_to_end(tmp_path, tiny_whisper, speech_cache):
     assert medical.samples == 4 and result.train["global_step"] == 2
     assert result.data["train"]["kept"] == 8
 
-    # Baseline strictly before training (seed 000 rule 5).
-    phases = [e["phase"] for e in _events(out) if e["type"] == "phase" and e["status"] == "start"]
+    # Baseline strictly before training: the gains are measured against the untouched model.
+    phases = [e["phase"] for e in read_events(out) if e["type"] == "phase" and e["status"] == "start"]
     assert phases.index("baseline") < phases.index("train") < phases.index("final")
-    assert any(e["type"] == "metric" and "loss" in e["metrics"] for e in _events(out))
-    assert any(e["type"] == "heartbeat" for e in _events(out))
+    assert any(e["type"] == "metric" and "loss" in e["metrics"] for e in read_events(out))
+    assert any(e["type"] == "heartbeat" for e in read_events(out))
 
     rows = [json.loads(line) for line in (out / "predictions" / "final_medical_test.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and {"id", "reference", "prediction"} <= set(rows[0])
@@ -115,7 +112,7 @@ def test_sigterm_checkpoints_and_rerun_resumes(tmp_path, tiny_whisper, speech_ca
     deadline = time.time() + 300
     while time.time() < deadline:
         if (out / "events.jsonl").exists() and any(
-                e["type"] == "progress" and e.get("phase") == "train" and e["done"] >= 3 for e in _events(out)):
+                e["type"] == "progress" and e.get("phase") == "train" and e["done"] >= 3 for e in read_events(out)):
             break
         assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
         time.sleep(0.2)
@@ -130,7 +127,7 @@ def test_sigterm_checkpoints_and_rerun_resumes(tmp_path, tiny_whisper, speech_ca
     resumed = spec.model_copy(update={"stage": spec.stage.model_copy(update={
         "training": spec.stage.training.model_copy(update={"max_steps": stopped_at + 2})})})
     _run(resumed, out, speech_cache)
-    events = _events(out)
+    events = read_events(out)
     messages = [e.get("message", "") for e in events if e["type"] == "log"]
     assert any(f"resuming training from checkpoint-{stopped_at}" in m for m in messages)
     assert any("reusing it" in m for m in messages)  # baseline measured once, not twice

@@ -14,7 +14,7 @@ DEMO_MODEL = ROOT / "models" / "nano-whisper-fr"
 
 
 def _plain_conversion(model: Path, out: Path) -> Path:
-    """What seed 001 does: the converter, plus tokenizer.json and preprocessor_config.json."""
+    """A conversion by hand, as users do it without palier: the converter, plus tokenizer.json and preprocessor_config.json."""
     from ctranslate2.converters import TransformersConverter
 
     TransformersConverter(str(model)).convert(str(out), quantization="int8", force=True)

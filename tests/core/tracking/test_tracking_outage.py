@@ -13,13 +13,14 @@ import pytest
 from core.tracking.mlflow_store import Tracker
 from core.tracking.outage import PATIENCE_ENV, TAG_OUTAGES, TAG_REPLAYED, TrackingUnavailable, unreachable
 from core.tracking.spool import SPOOL_DIR, MetricRelay
+from speed_markers import starts_servers
 from tiny import tiny_asr_pipeline
-from repo_paths import ROOT
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
+@starts_servers
 def mlflow_server(tmp_path_factory):
     from mlflow_server import MlflowServer
     from palier.services import free_port
