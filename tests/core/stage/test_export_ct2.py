@@ -71,7 +71,7 @@ def test_verification_reports_agreement_and_speed(window, tiny_whisper, tiny_whi
     assert 0.0 <= report["exact_match"] <= 1.0
     if window == "30s":
         # float32 on the same features: identical (the real-checkpoint guard against comparing
-        # other inputs again is tests/real_whisper/test_real_whisper_engines.py).
+        # other inputs again is tests/core/stage/test_real_whisper_engines.py).
         assert report["exact_match"] == 1.0, report["examples"]
         assert "zero-padded" in report["faster_whisper_transcribe"]["note"]
     assert report["transformers_seconds"] > 0 and report["ct2_seconds"] > 0

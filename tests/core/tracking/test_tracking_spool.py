@@ -1,5 +1,5 @@
 """The metric spool, and the bounded wait against a port nobody listens on (connection refused,
-as while a tracking server restarts). With a live server: tests/e2e/test_tracking_outage.py."""
+as while a tracking server restarts). With a live server: tests/core/tracking/test_tracking_outage.py."""
 
 import time
 
