@@ -28,6 +28,9 @@ def pytest_collection_modifyitems(config, items):
     problems = marker_problems(items)
     if problems:
         raise pytest.UsageError("speed markers missing (see tests/README.md):\n  " + "\n  ".join(problems))
+    # The session's shared servers must stay as started for every other test, whatever the folders'
+    # order: the tests that kill or move them run last (a stable sort keeps the rest in order).
+    items.sort(key=lambda item: item.get_closest_marker("restarts_services") is not None)
 
 
 @pytest.fixture(autouse=True)

@@ -256,6 +256,7 @@ def test_palier_run_stops_within_seconds_on_sigterm(services):
 
 
 # -- services keep their addresses ------------------------------------------------------
+@pytest.mark.restarts_services
 def test_killed_servers_come_back_on_their_port_and_a_killed_deployment_run_is_closed(services):
     from core.processes import pid_alive
     from core.tracking import schema as S
@@ -323,6 +324,7 @@ def test_killed_servers_come_back_on_their_port_and_a_killed_deployment_run_is_c
         _wait(lambda: client.read_flow_run(flow_run).state.type.value == "CRASHED", 60, "the flow run to crash")
 
 
+@pytest.mark.restarts_services
 def test_a_port_taken_by_another_program_moves_the_server_and_everything_that_points_at_it(services):
     import socket
 
