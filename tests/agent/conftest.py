@@ -19,6 +19,7 @@ from core.config.pipeline import deep_merge
 from agent.context import StageContext
 from agent.facts import EnvFacts
 from agent.playbooks import load_playbooks
+from core.config.pipeline import deep_merge
 
 LOGS = Path(__file__).parent / "logs"
 

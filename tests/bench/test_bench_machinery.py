@@ -1,6 +1,7 @@
-"""The benchmark harness itself: interleaving, ratios, the report, the seed collator."""
+"""The benchmark harness itself: interleaving, ratios, the report, the reference collator."""
 
 import numpy as np
+import pytest
 
 from bench import report
 from bench.timing import interleave
@@ -40,7 +41,8 @@ def test_report_lists_every_row_with_its_ratio(tmp_path, monkeypatch):
     assert (tmp_path / "unit.json").exists()
 
 
-def test_seed_collator_pads_labels_like_seed_003(tiny_whisper):
+@pytest.mark.integration  # loads the tiny Whisper's processor
+def test_reference_collator_pads_labels_with_minus_100(tiny_whisper):
     from transformers import WhisperProcessor
 
     from bench.seeds import Seed003Collator
