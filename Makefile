@@ -41,7 +41,7 @@ test: setup
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not e2e and not integration"
+	$(PY) -m pytest -q -p no:cacheprovider -m "not e2e and not integration"
 
 bench: setup
 	$(PY) -m bench

@@ -302,4 +302,5 @@ def build(root: Path) -> Fixture:
     writer = _Writer(fx, files)
     for write in (_fr, _mini, _pii_demo, _sft_demo, _demo):
         write(writer)
+    writer.tracker.stop_heartbeats()  # the runs left open are fixtures: nobody beats for them
     return fx

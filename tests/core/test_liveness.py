@@ -57,9 +57,7 @@ def test_zombie_counts_as_gone():
     if pid == 0:
         os._exit(0)
     try:
-        import time
-
-        time.sleep(0.3)  # exited, not reaped yet
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # wait until it has exited, without reaping it
         assert liveness.process_start(pid) is None
     finally:
         os.waitpid(pid, 0)

@@ -51,6 +51,7 @@ class Tracker:
         self.tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
         # Every call waits out a tracking-server outage (bounded) instead of failing the stage.
         self._client = PatientClient(client(tracking_uri), self.tracking_uri)
+        self._beating: set[str] = set()
 
     # -- experiments and runs -----------------------------------------------------------
     def experiment_id(self, name: str) -> str:
@@ -68,7 +69,17 @@ class Tracker:
 
         run_id = self._client.create_run(exp_id, run_name=run_name, tags={**tags, **owner_tags()}).info.run_id
         HEARTBEAT.add(run_id, lambda rid: self.set_tags(rid, {S.TAG_HEARTBEAT: str(int(time.time()))}))
+        self._beating.add(run_id)
         return run_id
+
+    def stop_heartbeats(self) -> None:
+        """Stop beating for the runs this Tracker opened and left open (they stay as they are in
+        MLflow): for a writer that is done, before the store it wrote to goes away."""
+        from core.liveness import HEARTBEAT
+
+        for run_id in self._beating:
+            HEARTBEAT.discard(run_id)
+        self._beating.clear()
 
     def start_pipeline_run(self, experiment: str, pipeline: str, pipeline_file: str | None,
                            params: dict[str, Any], flow_run_id: str | None) -> str:
@@ -159,6 +170,7 @@ class Tracker:
         from core.liveness import HEARTBEAT
 
         HEARTBEAT.discard(run_id)
+        self._beating.discard(run_id)
         mlflow_status = {"succeeded": "FINISHED", "skipped": "FINISHED", "failed": "FAILED",
                          "cancelled": "KILLED"}.get(status, "FINISHED")
         self.set_tags(run_id, {S.TAG_STATUS: status})
