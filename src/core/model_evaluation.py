@@ -35,7 +35,7 @@ def data_source(data: str, part: str) -> dict[str, Any]:
     path = Path(data).expanduser()
     if path.is_dir():
         if not ((path / "audio").is_dir() and (path / "rapports").is_dir()):
-            raise EvaluateInputError(f"{path}: a folder must hold audio/ (N.wav) and rapports/ (N.txt), as in seed 001")
+            raise EvaluateInputError(f"{path}: a folder must hold audio/ (N.wav) and rapports/ (N.txt) (N = 1, 2, ...)")
         return {"kind": "folder", "path": str(path.resolve()), "part": part}
     if path.suffix.lower() == ".csv":
         if not path.is_file():

@@ -128,7 +128,7 @@ def check_manifest(manifest: Path, window_s: float = MAX_WHISPER_WINDOW_S) -> li
         missing = {"audio", "sentence"} - set(reader.fieldnames or [])
         if missing:
             raise ValueError(f"{manifest}: missing column(s) {sorted(missing)}; found {reader.fieldnames}. "
-                             "The header must be 'audio,sentence' (seed 001 layout)")
+                             "The header must be 'audio,sentence', with audio paths relative to the manifest")
         return [_check_row(manifest, line, row, window_s) for line, row in enumerate(reader, start=2)]
 
 

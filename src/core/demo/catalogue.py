@@ -1,4 +1,4 @@
-"""SFT demo data: chat examples generated from a catalogue document (seed 004), and the
+"""SFT demo data: chat examples generated from a catalogue document, and the
 fictional catalogue the demo's base model was pre-trained on.
 
 ``sft_catalogue`` (a ``kind: generated`` recipe) reads a markdown/JSONL document, generates

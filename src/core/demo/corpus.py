@@ -38,7 +38,7 @@ COMPLEMENTS = [
     "à la campagne", "très tôt",
 ]
 
-# Medical vocabulary in the spirit of seed 001 (dictated reports): terms the base model has
+# Medical vocabulary of dictated reports: terms the base model has
 # never heard. Each condition carries its indefinite and definite noun phrases so that the
 # templates stay grammatical (gender, elision). The lexicon used for medical-term accuracy is
 # MEDICAL_TERMS.
@@ -187,7 +187,7 @@ def _medical_candidates() -> list[str]:
 
 
 def dictation_sentences(count: int, seed: int = 0) -> list[str]:
-    """Distinct medical-dictation sentences from every pool (a seed-001 folder is split 80/20
+    """Distinct medical-dictation sentences from every pool (a dictation folder is split 80/20
     by the reader, not by pool)."""
     candidates = _medical_candidates()
     if count > len(candidates):  # also refused at load time by the generator's schema

@@ -2,7 +2,7 @@
 
 A recipe writes its data under the cache folder, keyed by its parameters, and returns the
 file's path; the stage runner then reads it like user data. ASR recipes write a
-seed-001-style CSV manifest (``audio,sentence``); ``pii_sentences`` writes token-classification
+CSV manifest (``audio,sentence``); ``pii_sentences`` writes token-classification
 JSON Lines and ``sft_catalogue`` / ``document_qa`` chat ``messages`` JSON Lines. Recipes are
 deterministic: same parameters, same data.
 """
@@ -35,7 +35,7 @@ def _french_speech(out: Path, pool: str, count: int, voices: str = "stage", seed
 
 
 def _dictation_reports(out: Path, count: int, voices: str = "all", seed: int = 0) -> Path:
-    """Seed 001's folder layout: ``audio/N.wav`` (a dictated sentence) and ``rapports/N.txt``
+    """The dictation folder layout: ``audio/N.wav`` (a dictated sentence) and ``rapports/N.txt``
     (its report text, capitalised and punctuated as a written report is). Distinct sentences,
     so that the folder's seeded 80/20 split holds out sentences never heard in training."""
     sentences = corpus.dictation_sentences(count, seed=seed)

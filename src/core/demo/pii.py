@@ -1,4 +1,4 @@
-"""PII sentences for the token-classification demo (seed 002): Faker ``en_US`` / ``fr_FR``
+"""PII sentences for the token-classification demo: Faker ``en_US`` / ``fr_FR``
 values (names, e-mails, phone numbers, postal addresses, IBANs, social security numbers, birth
 dates) inside realistic sentences, written as ``{"text", "spans"}`` JSON Lines.
 

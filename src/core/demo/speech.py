@@ -94,7 +94,7 @@ def synthesize(
 
 
 def write_manifest(utterances: list[Utterance], manifest: Path) -> Path:
-    """Seed 001's CSV layout: ``audio,sentence`` with paths relative to the manifest."""
+    """The CSV manifest layout: ``audio,sentence`` with paths relative to the manifest."""
     manifest.parent.mkdir(parents=True, exist_ok=True)
     with manifest.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)

@@ -1,4 +1,4 @@
-"""Chat ``messages`` JSON Lines for SFT (seed 004's format), validated line by line.
+"""Chat ``messages`` JSON Lines for SFT, validated line by line.
 
     {"messages": [{"role": "system", "content": "Tu réponds sur le catalogue."},
                   {"role": "user", "content": "Qu'est-ce que ORCHIS ?"},

@@ -1,4 +1,4 @@
-"""ASR metrics: WER, CER, normalized WER/CER (jiwer) and medical-term accuracy (seed 003)."""
+"""ASR metrics: WER, CER, normalized WER/CER (jiwer) and medical-term accuracy."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """French-aware transcript normalisation used by the normalized WER/CER.
 
-Seed 003 normalised with ``lower().replace(",", "").replace(".", "")``. That misses French
-typography: curly apostrophes (’) vs straight ones, guillemets (« »), non-breaking spaces
+Lower-casing and deleting commas and full stops (``lower().replace(",", "").replace(".", "")``)
+misses French typography: curly apostrophes (’) vs straight ones, guillemets (« »), non-breaking spaces
 before ; : ! ?, and ligatures that dictation software writes either way (œ/oe). The rules:
 
 1. Unicode NFKC (folds non-breaking spaces and compatibility forms), then lower case.

@@ -1,4 +1,4 @@
-"""Token-classification metrics (seed 002): entity-level F1 with seqeval, a word-level confusion
+"""Token-classification metrics: entity-level F1 with seqeval, a word-level confusion
 matrix with scikit-learn, and an error analysis of misclassified spans. Pure: tag lists in,
 numbers and rows out (the confusion-matrix picture is drawn by ``plot_confusion``).
 
