@@ -88,3 +88,12 @@ def test_errors_are_one_line_with_secrets_redacted(tmp_path, monkeypatch):
 def test_import_ct2_needs_exactly_one_source():
     result = runner.invoke(app, ["import-ct2"])
     assert result.exit_code == 2 and "error: give either CT2_DIR or --package NAME" in result.output
+
+
+def test_check_dataset_tells_a_missing_file_from_a_bad_one(tmp_path):
+    missing = runner.invoke(app, ["check-dataset", str(tmp_path / "absent.jsonl")])
+    assert missing.exit_code == 2 and "absent.jsonl: dataset not found" in missing.output
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": []}\nnot json\n', encoding="utf-8")
+    found = runner.invoke(app, ["check-dataset", str(bad)])
+    assert found.exit_code == 1 and "line 2: not valid JSON" in found.output

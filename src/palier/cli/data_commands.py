@@ -52,10 +52,12 @@ def check_dataset(
     fmt: str = typer.Option("auto", "--format", help="messages | token_cls | auto"),
 ) -> None:
     """Validate an SFT (messages) or token-classification dataset; bad lines are listed by number.
-    Exit 1 when the file has a problem."""
+    Exit 1 when the file has a problem, 2 when there is no such file."""
     from core.formats.jsonl import DatasetError
     from core.training_data import check_dataset as check
 
+    if not path.is_file():
+        fail(f"{path}: dataset not found")
     with failing_on(DatasetError, ValueError, code=ExitCode.FAILED):
         result = check(path, fmt)
     typer.echo(f"{path}: OK, {result['examples']} examples ({result['format']})"
