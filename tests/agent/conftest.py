@@ -135,76 +135,94 @@ def read_log(name: str) -> str:
 
 # --- MLflow: a real sqlite store with palier-shaped runs --------------------------------
 
-@pytest.fixture(scope="session")
-def mlflow_store(tmp_path_factory):
-    """Experiment palier/fr: one pipeline run with exp1 (succeeded, champion), exp2
-    (failed, OOM diagnosis artifact) and exp3 never started; plus palier/demo, all done."""
-    import mlflow
-    from mlflow import MlflowClient
+class _StoreWriter:
+    """Writes palier-shaped pipeline and stage runs straight into an MLflow store."""
 
-    from core.tracking import schema as S
+    def __init__(self, uri: str):
+        from mlflow import MlflowClient
 
-    root = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{root}/mlflow.db"
-    mlflow.set_tracking_uri(uri)
-    client = MlflowClient(tracking_uri=uri)
-    artifacts = (root / "artifacts").as_uri()
+        self.client = MlflowClient(tracking_uri=uri)
 
-    def pipeline_run(exp_id: str, pipeline: str, status: str, pipeline_file: str | None = None) -> str:
+    def pipeline_run(self, exp_id: str, pipeline: str, status: str, pipeline_file: str | None = None) -> str:
+        from core.tracking import schema as S
+
         tags = {S.TAG_KIND: "pipeline", S.TAG_PIPELINE: pipeline, S.TAG_STATUS: status,
                 S.TAG_FLOW_RUN_ID: "3f0a8c1e-0000-4000-8000-000000000001"}
         if pipeline_file:
             tags[S.TAG_PIPELINE_FILE] = pipeline_file
-        return client.create_run(exp_id, run_name=f"{pipeline}-run", tags=tags).info.run_id
+        return self.client.create_run(exp_id, run_name=f"{pipeline}-run", tags=tags).info.run_id
 
-    def stage_run(exp_id: str, parent: str, name: str, index: int, status: str, gate: str | None,
+    def stage_run(self, exp_id: str, parent: str, name: str, index: int, status: str, gate: str | None,
                   metrics: dict[str, float], extra: dict[str, str] | None = None) -> str:
+        from core.tracking import schema as S
+
         tags = {S.TAG_KIND: "stage", S.TAG_STAGE: name, S.TAG_STAGE_INDEX: str(index), S.TAG_STATUS: status,
                 S.TAG_FAMILY: "asr", S.TAG_BASE_MODEL: "openai/whisper-large-v3", S.TAG_BACKEND: "modal",
-                "mlflow.parentRunId": parent, **(extra or {})}
+                S.TAG_PARENT_RUN: parent, **(extra or {})}
         if gate:
             tags[S.TAG_GATE] = gate
-        run_id = client.create_run(exp_id, run_name=name, tags=tags).info.run_id
+        run_id = self.client.create_run(exp_id, run_name=name, tags=tags).info.run_id
         for key, value in metrics.items():
-            client.log_metric(run_id, key, value)
+            self.client.log_metric(run_id, key, value)
         return run_id
 
-    fr = client.create_experiment("palier/fr", artifact_location=artifacts + "/fr")
+
+def _write_fr(w: _StoreWriter, root, artifacts: str) -> dict[str, str]:
+    """palier/fr: exp1 succeeded (champion), exp2 failed with an OOM diagnosis, exp3 never started."""
+    import yaml
+
+    from core.tracking import schema as S
+
+    fr = w.client.create_experiment("palier/fr", artifact_location=artifacts + "/fr")
     pipeline_file = root / "fr.yaml"
     raw = copy.deepcopy(BASE_RAW)
     raw["stages"] = [dict(raw["stages"][0], name=n, output_name=f"whisper-fr-{n}") for n in ("exp1", "exp2", "exp3")]
-    import yaml
-
     pipeline_file.write_text(yaml.safe_dump(raw), encoding="utf-8")
-    parent = pipeline_run(fr, "fr", "failed", str(pipeline_file))
-    exp1 = stage_run(fr, parent, "exp1", 0, "succeeded", "champion", {
+    parent = w.pipeline_run(fr, "fr", "failed", str(pipeline_file))
+    exp1 = w.stage_run(fr, parent, "exp1", 0, "succeeded", "champion", {
         "baseline/mls_test/wer": 0.142, "final/mls_test/wer": 0.098, "delta/mls_test/wer": -0.044,
         "baseline/en_guard/wer": 0.051, "final/en_guard/wer": 0.058, "delta/en_guard/wer": 0.007,
     })
     time.sleep(0.01)
-    exp2 = stage_run(fr, parent, "exp2", 1, "failed", None, {"train/loss": 0.61},
-                     {S.TAG_DIAGNOSIS_KIND: "cuda_oom", S.TAG_ATTEMPT: "2"})
+    exp2 = w.stage_run(fr, parent, "exp2", 1, "failed", None, {"train/loss": 0.61},
+                       {S.TAG_DIAGNOSIS_KIND: "cuda_oom", S.TAG_ATTEMPT: "2"})
     diagnosis = {"kind": "cuda_oom", "failure_id": "cuda-oom", "confidence": 0.95,
                  "evidence": ["torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 22.00 MiB."],
                  "fix": "Diviser per_device_train_batch_size par 2 et doubler gradient_accumulation_steps.",
                  "remedy": {"action": "halve_batch", "safe": True, "params": {}}, "source": "rules"}
-    client.log_dict(exp2, diagnosis, S.ARTIFACT_DIAGNOSIS)
-    client.log_dict(exp2, {"description": "per_device_train_batch_size 16 -> 8, gradient_accumulation_steps 1 -> 2"},
-                    S.ARTIFACT_REMEDY)
-    client.set_terminated(exp1)
-    client.set_terminated(exp2, status="FAILED")
-    client.set_terminated(parent, status="FAILED")
+    w.client.log_dict(exp2, diagnosis, S.ARTIFACT_DIAGNOSIS)
+    w.client.log_dict(exp2, {"description": "per_device_train_batch_size 16 -> 8, gradient_accumulation_steps 1 -> 2"},
+                      S.ARTIFACT_REMEDY)
+    w.client.set_terminated(exp1)
+    w.client.set_terminated(exp2, status="FAILED")
+    w.client.set_terminated(parent, status="FAILED")
+    return {"fr_parent": parent, "exp1": exp1, "exp2": exp2}
 
-    demo = client.create_experiment("palier/demo", artifact_location=artifacts + "/demo")
-    dparent = pipeline_run(demo, "demo", "succeeded")
-    d1 = stage_run(demo, dparent, "general", 0, "succeeded", "candidate",
-                   {"baseline/general/wer": 0.30, "final/general/wer": 0.21, "delta/general/wer": -0.09})
-    d2 = stage_run(demo, dparent, "medical", 1, "succeeded", "champion",
-                   {"baseline/medical/wer": 0.41, "final/medical/wer": 0.19, "delta/medical/wer": -0.22,
-                    "delta_prev/general/wer": -0.02})
-    for r in (d1, d2, dparent):
-        client.set_terminated(r)
-    return {"uri": uri, "fr_parent": parent, "exp1": exp1, "exp2": exp2, "demo_parent": dparent, "medical": d2}
+
+def _write_demo(w: _StoreWriter, artifacts: str) -> dict[str, str]:
+    """palier/demo: two stages, both done."""
+    demo = w.client.create_experiment("palier/demo", artifact_location=artifacts + "/demo")
+    parent = w.pipeline_run(demo, "demo", "succeeded")
+    general = w.stage_run(demo, parent, "general", 0, "succeeded", "candidate",
+                          {"baseline/general/wer": 0.30, "final/general/wer": 0.21, "delta/general/wer": -0.09})
+    medical = w.stage_run(demo, parent, "medical", 1, "succeeded", "champion",
+                          {"baseline/medical/wer": 0.41, "final/medical/wer": 0.19, "delta/medical/wer": -0.22,
+                           "delta_prev/general/wer": -0.02})
+    for run_id in (general, medical, parent):
+        w.client.set_terminated(run_id)
+    return {"demo_parent": parent, "medical": medical}
+
+
+@pytest.fixture(scope="session")
+def mlflow_store(tmp_path_factory):
+    """A real SQLite MLflow store holding palier/fr (a failed run) and palier/demo (a finished one)."""
+    import mlflow
+
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root}/mlflow.db"
+    mlflow.set_tracking_uri(uri)
+    writer, artifacts = _StoreWriter(uri), (root / "artifacts").as_uri()
+    return {"uri": uri, **_write_fr(writer, root, artifacts), **_write_demo(writer, artifacts)}
 
 
 # --- a scripted OpenAI-compatible server ------------------------------------------------
