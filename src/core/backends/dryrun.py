@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from core.backends.kaggle_entry import INPUT_PLACEHOLDER
+from core.backends.kaggle.entry import INPUT_PLACEHOLDER
 from core.contracts import StageSpec
 
 UNKNOWN_KAGGLE_USER = "<your-kaggle-username>"
@@ -56,7 +56,7 @@ def upstream_output(spec: StageSpec, upstream: StageSpec, local_model: Path) -> 
     if backend == "local":
         return f"output of {upstream.name}: {local_model}"
     if backend == "modal":
-        from core.backends.modal_plan import ModalSettings, in_container, remote_out_dir
+        from core.backends.modal.plan import ModalSettings, in_container, remote_out_dir
 
         volume = ModalSettings.from_options(dict(spec.stage.backend.options)).volume
         if up_backend == "modal" and ModalSettings.from_options(dict(upstream.stage.backend.options)).volume == volume:
@@ -64,7 +64,7 @@ def upstream_output(spec: StageSpec, upstream: StageSpec, local_model: Path) -> 
                     f"(already on volume {volume}; nothing uploaded)")
         return (f"output of {upstream.name}: fetched to {local_model}, then uploaded to volume {volume} "
                 "under /vol/inputs/<content hash>/")
-    from core.backends.kaggle_kernel import inputs_dataset_slug, kernel_slug
+    from core.backends.kaggle.kernel import inputs_dataset_slug, kernel_slug
 
     user = _kaggle_user(spec)
     fetched = (f"kernel {user}/{kernel_slug(upstream)}'s output, downloaded to {local_model}"
@@ -74,7 +74,7 @@ def upstream_output(spec: StageSpec, upstream: StageSpec, local_model: Path) -> 
 
 
 def _kaggle_user(spec: StageSpec) -> str:
-    from core.backends.kaggle_kernel import KaggleSettings
+    from core.backends.kaggle.kernel import KaggleSettings
 
     return KaggleSettings.from_options(dict(spec.stage.backend.options)).user or kaggle_username_hint() or UNKNOWN_KAGGLE_USER
 
@@ -102,9 +102,9 @@ def _inputs_table(inputs, remote_of) -> list[dict[str, Any]]:
 
 
 def _describe_modal(spec: StageSpec) -> dict[str, Any]:
-    from core.backends.modal_backend import plan_submission
-    from core.backends.modal_client import modal_credentials_source
-    from core.backends.modal_plan import MOUNT, in_container, input_dir
+    from core.backends.modal.backend import plan_submission
+    from core.backends.modal.client import modal_credentials_source
+    from core.backends.modal.plan import MOUNT, in_container, input_dir
 
     problems: list[str] = []
     settings, inputs, remote_spec, out_rel, launch = plan_submission(spec, problems=problems)
@@ -152,9 +152,9 @@ def kaggle_username_hint(env: dict[str, str] | None = None, home: Path | None = 
 
 
 def _describe_kaggle(spec: StageSpec, kernel_dir: Path | None) -> dict[str, Any]:
-    from core.backends.kaggle_backend import plan_kernel
-    from core.backends.kaggle_client import kaggle_credentials_source
-    from core.backends.kaggle_kernel import (
+    from core.backends.kaggle.backend import plan_kernel
+    from core.backends.kaggle.client import kaggle_credentials_source
+    from core.backends.kaggle.kernel import (
         CODE_FILE,
         inputs_dataset_slug,
         inputs_marker,

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from core.backends.dryrun import describe, render
-from core.backends.modal_client import ModalClient
+from core.backends.modal.client import ModalClient
 
 
 @pytest.fixture(autouse=True)
@@ -17,7 +17,7 @@ def nothing_may_be_sent(monkeypatch):
 
     for name in ("spawn", "upload", "exists", "file_sizes", "remove"):
         monkeypatch.setattr(ModalClient, name, refuse)
-    import core.backends.kaggle_client as kaggle_client
+    import core.backends.kaggle.client as kaggle_client
 
     monkeypatch.setattr(kaggle_client, "authenticated_api", refuse)
 

@@ -1,4 +1,4 @@
-"""The Kaggle kernel's program (core.backends.kaggle_entry) run offline, against a folder laid
+"""The Kaggle kernel's program (core.backends.kaggle.entry) run offline, against a folder laid
 out like a kernel's /kaggle/input (the mounted inputs dataset) and /kaggle/working."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from core.backends.kaggle_backend import plan_kernel
-from core.backends.kaggle_entry import (
+from core.backends.kaggle.backend import plan_kernel
+from core.backends.kaggle.entry import (
     INPUT_PLACEHOLDER,
     KernelLayout,
     check_gpus,

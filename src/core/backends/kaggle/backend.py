@@ -34,9 +34,9 @@ from typing import Protocol
 
 from core.backends.base import CancelResult
 from core.backends.errors import BackendError, RemoteOutputInvalid
-from core.backends.kaggle_client import KaggleClient, KernelVersion, PushResult
-from core.backends.kaggle_entry import INPUT_PLACEHOLDER
-from core.backends.kaggle_kernel import (
+from core.backends.kaggle.client import KaggleClient, KernelVersion, PushResult
+from core.backends.kaggle.entry import INPUT_PLACEHOLDER
+from core.backends.kaggle.kernel import (
     CODE_FILE,
     KaggleSettings,
     dataset_metadata,
@@ -50,7 +50,7 @@ from core.backends.kaggle_kernel import (
     session_timeout_s,
     source_archive,
 )
-from core.backends.kaggle_status import job_status, normalize_kernel_status
+from core.backends.kaggle.status import job_status, normalize_kernel_status
 from core.backends.outputs import looks_like_html, validate_outputs
 from core.backends.relay import EVENTS, LOG, RelayState, StreamRouter, merge_final_events
 from core.backends.shipping import LocalInput, local_inputs, relocate

@@ -12,8 +12,8 @@ import requests
 from kaggle_http_fake import FakeKaggleHTTP
 
 from core.backends.errors import CredentialsMissing, ServiceUnavailable
-from core.backends.kaggle_backend import KaggleBackend
-from core.backends.kaggle_client import KaggleClient
+from core.backends.kaggle.backend import KaggleBackend
+from core.backends.kaggle.client import KaggleClient
 from core.contracts import JobHandle
 
 KERNEL = "alice/palier-fr-general"

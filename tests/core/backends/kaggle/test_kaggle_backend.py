@@ -8,7 +8,7 @@ import pytest
 from backend_fakes import stub_backend
 
 from core.backends.errors import CredentialsMissing, QuotaExceeded, RemoteOutputInvalid
-from core.backends.kaggle_backend import KaggleBackend
+from core.backends.kaggle.backend import KaggleBackend
 from core.contracts import JobHandle
 from stage_files import read_events
 

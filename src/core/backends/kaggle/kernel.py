@@ -3,7 +3,7 @@
 A stage is a private *script* kernel ``palier-<pipeline>-<stage>``. Its code file is a short
 bootstrap holding the stage's configuration and palier's own source (embedded, so a kernel
 version is an exact snapshot of the code that ran); it unpacks the source and runs
-``core.backends.kaggle_entry``, which installs the runner's pinned dependencies, unpacks the
+``core.backends.kaggle.entry``, which installs the runner's pinned dependencies, unpacks the
 stage's local inputs from a private dataset, then runs the stage runner under the supervisor.
 Outputs go to /kaggle/working/out, which Kaggle keeps as the kernel's output.
 """
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.backends.kaggle_entry import KAGGLE_ROOT, KAGGLE_SCRATCH, MODULE, SCRATCH_ENV
+from core.backends.kaggle.entry import KAGGLE_ROOT, KAGGLE_SCRATCH, MODULE, SCRATCH_ENV
 from core.backends.launch import runner_arguments, stage_command, stage_environment
 from core.backends.requirements import KAGGLE_PREINSTALLED, project_root, runner_requirements
 from core.backends.shipping import LocalInput, system_packages
@@ -198,7 +198,7 @@ def script_config(remote_spec: StageSpec, inputs: list[LocalInput], settings: Ka
 
 def kernel_script(config: dict[str, Any], archive: bytes) -> str:
     """The kernel's code file: the configuration and the source archive, then a call to the
-    kernel program (``core.backends.kaggle_entry.main``) from the unpacked source."""
+    kernel program (``core.backends.kaggle.entry.main``) from the unpacked source."""
     encoded = base64.b64encode(archive).decode("ascii")
     lines = [encoded[i:i + 100] for i in range(0, len(encoded), 100)]
     return (

@@ -1,7 +1,7 @@
 """The program a Kaggle kernel runs for a stage: install the runner's dependencies, unpack the
 stage's inputs, check the GPUs, then run the stage runner under the supervisor.
 
-The kernel's code file (``kaggle_kernel.kernel_script``) is only a bootstrap: it carries the
+The kernel's code file (``kernel.kernel_script``) is only a bootstrap: it carries the
 stage's configuration and palier's source archive, unpacks the archive (this module is in it)
 and calls ``main``. So the kernel version is an exact snapshot of the code that ran, and this
 program is ordinary, importable, tested code. Standard library only: it runs before anything
@@ -27,7 +27,7 @@ from typing import Any
 KAGGLE_ROOT = "/kaggle"
 KAGGLE_SCRATCH = "/tmp/palier"
 INPUT_PLACEHOLDER = "@@PALIER_INPUT_{digest}@@"  # in the shipped spec: where input <digest> will be
-MODULE = "core.backends.kaggle_entry"
+MODULE = "core.backends.kaggle.entry"
 # Only palier's offline tests set these, to run the kernel program outside Kaggle.
 ROOT_ENV, SCRATCH_ENV, SKIP_INSTALL_ENV = "PALIER_KAGGLE_ROOT", "PALIER_KAGGLE_SCRATCH", "PALIER_SKIP_INSTALL"
 INPUT_SEARCH_DEPTH = 4  # Kaggle mounts a dataset at /kaggle/input/<slug> or deeper (datasets/<user>/<slug>)
