@@ -16,7 +16,6 @@ import fcntl
 import hashlib
 import importlib.metadata
 import importlib.util
-import json
 import os
 import shutil
 import subprocess
@@ -194,7 +193,3 @@ def _lock(path: Path):
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def import_report(folder: Path) -> dict:
-    return json.loads((folder / IMPORT_REPORT).read_text(encoding="utf-8"))
