@@ -162,6 +162,8 @@ class FakeKaggleTransport:
         for source in meta["dataset_sources"]:
             mount = session / "input" / "datasets" / source  # a nested layout: the script must search
             shutil.copytree(self.datasets[source]["folder"], mount)
+        for source in meta["kernel_sources"]:  # the output of the kernel's latest version, read-only
+            shutil.copytree(self.sessions[source]["session"] / "working", session / "input" / "notebooks" / source)
         (session / "working").mkdir(parents=True)
         shutil.copy(folder / meta["code_file"], session / meta["code_file"])
         env = {**os.environ, **self.env, "PALIER_KAGGLE_ROOT": str(session),

@@ -11,8 +11,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from core.backends.kaggle.entry import INPUT_PLACEHOLDER
+from core.backends.kaggle.entry import INPUT_PLACEHOLDER, UPSTREAM_OUTPUT
 from core.contracts import StageSpec
+from core.ct2.packaged import PACKAGE_PREFIX
 
 UNKNOWN_KAGGLE_USER = "<your-kaggle-username>"
 STAGE_OUTPUT_PREFIX = "stage:"
@@ -32,11 +33,14 @@ def describe_pipeline(specs: list[StageSpec], only: list[str] | None = None) -> 
 
 def _describe_stage(spec: StageSpec, by_name: dict[str, StageSpec]) -> dict[str, Any]:
     from core.backends.errors import BackendError
+    from core.ct2.packaged import PackagedModelError
 
     backend = spec.stage.backend.kind
     upstream = by_name.get(spec.base_model[len(STAGE_OUTPUT_PREFIX):]) if spec.base_model.startswith(
         STAGE_OUTPUT_PREFIX) else None
     try:
+        if upstream is None and spec.base_model.startswith(PACKAGE_PREFIX):
+            return _describe_packaged(spec, backend)
         if upstream is None:
             return describe(spec, backend)
         from core.paths import stage_dir
@@ -46,8 +50,25 @@ def _describe_stage(spec: StageSpec, by_name: dict[str, StageSpec]) -> dict[str,
         description["base_model"] = (f"output of {upstream.name}: {description['base_model']}" if local_model.exists()
                                      else upstream_output(spec, upstream, local_model))
         return description
-    except (BackendError, ValueError) as exc:  # an impossible setting for this backend, a missing file
+    except (BackendError, PackagedModelError, ValueError) as exc:  # an impossible setting, a missing file
         return {"backend": backend, "stage": spec.name, "sent": False, "error": str(exc)}
+
+
+def _describe_packaged(spec: StageSpec, backend: str) -> dict[str, Any]:
+    """``pypi:<name>``: the run imports it into palier's cache first (once), then that folder is the
+    base model, shipped like any local folder."""
+    from core.ct2.packaged import cached_import_dir, packaged_model
+    from core.paths import cache_dir
+
+    folder = cached_import_dir(packaged_model(spec.base_model[len(PACKAGE_PREFIX):]), cache_dir())
+    description = describe(spec.with_base_model(str(folder)), backend)
+    if folder.is_dir():
+        description["base_model"] = f"{spec.base_model} = {folder}: {description['base_model']}"
+    else:
+        shipped = "" if backend == "local" else ", then shipped like any local folder"
+        description["base_model"] = (f"{spec.base_model}: {folder}, imported there from the installed wheels when "
+                                     f"the run starts (not imported yet){shipped}")
+    return description
 
 
 def upstream_output(spec: StageSpec, upstream: StageSpec, local_model: Path) -> str:
@@ -67,9 +88,10 @@ def upstream_output(spec: StageSpec, upstream: StageSpec, local_model: Path) -> 
     from core.backends.kaggle.kernel import inputs_dataset_slug, kernel_slug
 
     user = _kaggle_user(spec)
-    fetched = (f"kernel {user}/{kernel_slug(upstream)}'s output, downloaded to {local_model}"
-               if up_backend == "kaggle" else str(local_model))
-    return (f"output of {upstream.name}: {fetched}, then shipped in dataset "
+    if up_backend == "kaggle" and _kaggle_user(upstream) == user:
+        return (f"output of {upstream.name}: kernel {user}/{kernel_slug(upstream)}'s output, mounted as a kernel "
+                "source under /kaggle/input (nothing uploaded)")
+    return (f"output of {upstream.name}: {local_model}, then shipped in dataset "
             f"{user}/{inputs_dataset_slug(spec)} (mounted under /kaggle/input)")
 
 
@@ -199,6 +221,9 @@ def _describe_kaggle(spec: StageSpec, kernel_dir: Path | None) -> dict[str, Any]
 
 def config_base_model(config: dict[str, Any]) -> str:
     value = json.loads(config["spec_json"])["base_model"]
+    if config.get("upstream") and value.startswith(INPUT_PLACEHOLDER.format(digest=UPSTREAM_OUTPUT)):
+        return (f"output of kernel {config['upstream']['kernel']} (a kernel source, mounted under /kaggle/input; "
+                "nothing uploaded)")
     for digest in config["inputs"]:
         if value.startswith(INPUT_PLACEHOLDER.format(digest=digest)):
             return f"shipped in the inputs dataset as {digest}.tar, unpacked in the kernel"

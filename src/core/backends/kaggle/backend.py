@@ -35,7 +35,7 @@ from typing import Protocol
 from core.backends.base import CancelResult
 from core.backends.errors import BackendError, RemoteOutputInvalid
 from core.backends.kaggle.client import KaggleClient, KernelVersion, PushResult
-from core.backends.kaggle.entry import INPUT_PLACEHOLDER
+from core.backends.kaggle.entry import INPUT_PLACEHOLDER, UPSTREAM_OUTPUT
 from core.backends.kaggle.kernel import (
     CODE_FILE,
     KaggleSettings,
@@ -53,7 +53,7 @@ from core.backends.kaggle.kernel import (
 from core.backends.kaggle.status import job_status, normalize_kernel_status
 from core.backends.outputs import looks_like_html, validate_outputs
 from core.backends.relay import EVENTS, LOG, RelayState, StreamRouter, merge_final_events
-from core.backends.shipping import LocalInput, local_inputs, relocate
+from core.backends.shipping import LocalInput, RemoteOrigin, local_inputs, relocate, remote_base_model
 from core.backends.supervisor import EXIT_FILE
 from core.contracts import JobHandle, JobStatus, StageSpec
 
@@ -87,11 +87,37 @@ def plan_kernel(
     settings = KaggleSettings.from_options(dict(spec.stage.backend.options))
     user = settings.user or user
     inputs = local_inputs(spec, problems)
+    upstream = upstream_kernel(spec, user)
+    if upstream is not None:
+        inputs = [i for i in inputs if i.role != "base_model"]
     remote_spec = relocate(spec, inputs, lambda item: INPUT_PLACEHOLDER.format(digest=item.digest))
+    if upstream is not None:
+        remote_spec = remote_spec.with_base_model(upstream_model_path(upstream))
     datasets = [f"{user}/{inputs_dataset_slug(spec)}"] if inputs else []
-    metadata = kernel_metadata(user, kernel_slug(spec), machine_shape(spec.stage.backend, settings), datasets, settings)
-    config = script_config(remote_spec, inputs, settings, runner_module)
+    kernels = [upstream["kernel"]] if upstream else []
+    metadata = kernel_metadata(user, kernel_slug(spec), machine_shape(spec.stage.backend, settings), datasets,
+                               settings, kernels)
+    config = script_config(remote_spec, inputs, settings, runner_module, upstream)
     return settings, inputs, metadata, config, kernel_script(config, source_archive())
+
+
+def upstream_kernel(spec: StageSpec, user: str) -> dict[str, str] | None:
+    """When the base model is the fetched output of a kernel of this account: that kernel, the
+    stage key its output must carry, and the model's path in it (the kernel is then mounted as a
+    kernel source instead of uploading the model again)."""
+    found = remote_base_model(spec, "kaggle")
+    if found is None:
+        return None
+    origin, rel = found
+    kernel, key = origin.location.get("kernel", ""), origin.location.get("key", "")
+    if kernel.split("/")[0] != user or not key:
+        return None
+    return {"kernel": kernel, "key": key, "path": rel}
+
+
+def upstream_model_path(upstream: dict[str, str]) -> str:
+    base = INPUT_PLACEHOLDER.format(digest=UPSTREAM_OUTPUT)
+    return base if upstream["path"] in ("", ".") else f"{base}/{upstream['path']}"
 
 
 class KaggleBackend:
@@ -186,7 +212,10 @@ class KaggleBackend:
                 )
             exit_code = (remote_out / EXIT_FILE).read_text().strip() if (remote_out / EXIT_FILE).is_file() else None
             validate_outputs(remote_out, require_complete=exit_code == "0", where=f"Kaggle kernel {handle.job_id}")
+            key = _stage_key(remote_out / "spec.json")
             _install_outputs(remote_out, out_dir)
+        if key:  # a later stage on this account mounts this kernel's output instead of uploading the model
+            RemoteOrigin("kaggle", {"kernel": handle.job_id, "key": key}).write(out_dir)
         return out_dir
 
     def cancel(self, handle: JobHandle) -> CancelResult:
@@ -277,6 +306,13 @@ def _pack(item: LocalInput, target: Path) -> None:
             info.size = payload.size()
             with payload.open() as fh:
                 tar.addfile(info, fh)
+
+
+def _stage_key(spec_file: Path) -> str | None:
+    try:
+        return json.loads(spec_file.read_text(encoding="utf-8")).get("key")
+    except (OSError, ValueError):
+        return None
 
 
 def _install_outputs(remote_out: Path, out_dir: Path) -> None:

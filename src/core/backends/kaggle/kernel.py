@@ -132,7 +132,8 @@ def session_timeout_s(config: BackendConfig) -> int:
     return min(config.timeout_s, MAX_SESSION_S)
 
 
-def kernel_metadata(user: str, slug: str, shape: str | None, dataset_refs: list[str], settings: KaggleSettings) -> dict[str, Any]:
+def kernel_metadata(user: str, slug: str, shape: str | None, dataset_refs: list[str], settings: KaggleSettings,
+                    kernel_refs: list[str] | None = None) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "id": f"{user}/{slug}",
         "title": slug,  # Kaggle derives the slug from the title: keep them identical
@@ -145,7 +146,7 @@ def kernel_metadata(user: str, slug: str, shape: str | None, dataset_refs: list[
         "enable_internet": settings.enable_internet,
         "dataset_sources": dataset_refs,
         "competition_sources": [],
-        "kernel_sources": [],
+        "kernel_sources": list(kernel_refs or []),  # their output is mounted under /kaggle/input
         "model_sources": [],
         "keywords": [],
     }
@@ -174,7 +175,7 @@ def source_archive(root: Path | None = None) -> bytes:
 
 
 def script_config(remote_spec: StageSpec, inputs: list[LocalInput], settings: KaggleSettings,
-                  runner_module: str = "core.stage") -> dict[str, Any]:
+                  runner_module: str = "core.stage", upstream: dict[str, str] | None = None) -> dict[str, Any]:
     config = remote_spec.stage.backend
     device = "cpu" if config.device == "cpu" else "cuda"
     drop = frozenset() if settings.pin_torch and not settings.p100_torch else KAGGLE_PREINSTALLED
@@ -183,6 +184,7 @@ def script_config(remote_spec: StageSpec, inputs: list[LocalInput], settings: Ka
         "spec_json": remote_spec.model_dump_json(indent=2),
         "inputs": sorted({i.digest for i in inputs}),
         "inputs_marker": inputs_marker(inputs) if inputs else None,
+        "upstream": {"kernel": upstream["kernel"], "key": upstream["key"]} if upstream else None,
         "requirements": runner_requirements(drop=drop),
         "torch_install": settings.p100_torch.split() if settings.p100_torch else [],
         "system_packages": system_packages(remote_spec),
