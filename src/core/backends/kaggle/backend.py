@@ -28,7 +28,7 @@ import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -80,14 +80,19 @@ class KaggleTransport(Protocol):
 
 
 def plan_kernel(
-    spec: StageSpec, user: str, runner_module: str = "core.stage", problems: list[str] | None = None
+    spec: StageSpec, user: str, runner_module: str = "core.stage", problems: list[str] | None = None,
+    current_version: Callable[[str], int | None] | None = None,
 ) -> tuple[KaggleSettings, list[LocalInput], dict, dict, str]:
     """Settings, inputs, kernel-metadata.json, the script's configuration and the script itself,
-    computed locally (the dry run prints them; ``problems`` as in shipping.local_inputs)."""
+    computed locally (the dry run prints them; ``problems`` as in shipping.local_inputs).
+    ``current_version(kernel)``: asked before mounting an upstream kernel's output (submit asks
+    Kaggle; the dry run assumes it is unchanged)."""
     settings = KaggleSettings.from_options(dict(spec.stage.backend.options))
     user = settings.user or user
     inputs = local_inputs(spec, problems)
     upstream = upstream_kernel(spec, user)
+    if upstream and current_version and current_version(upstream["kernel"]) != upstream["version"]:
+        upstream = None  # pushed again since: its mounted output would be another run's, so upload the model
     if upstream is not None:
         inputs = [i for i in inputs if i.role != "base_model"]
     remote_spec = relocate(spec, inputs, lambda item: INPUT_PLACEHOLDER.format(digest=item.digest))
@@ -112,7 +117,7 @@ def upstream_kernel(spec: StageSpec, user: str) -> dict[str, str] | None:
     kernel, key = origin.location.get("kernel", ""), origin.location.get("key", "")
     if kernel.split("/")[0] != user or not key:
         return None
-    return {"kernel": kernel, "key": key, "path": rel}
+    return {"kernel": kernel, "key": key, "version": origin.location.get("version"), "path": rel}
 
 
 def upstream_model_path(upstream: dict[str, str]) -> str:
@@ -142,7 +147,9 @@ class KaggleBackend:
 
     # -- contract ---------------------------------------------------------------------------
     def submit(self, spec: StageSpec, out_dir: Path) -> JobHandle:
-        settings, inputs, metadata, _, script = plan_kernel(spec, self.transport.username, self.runner_module)
+        settings, inputs, metadata, _, script = plan_kernel(
+            spec, self.transport.username, self.runner_module,
+            current_version=lambda kernel: self.transport.kernel_version(kernel).current)
         user = metadata["id"].split("/")[0]
         if inputs:
             self._ensure_inputs(f"{user}/{inputs_dataset_slug(spec)}", inputs)
@@ -215,7 +222,8 @@ class KaggleBackend:
             key = _stage_key(remote_out / "spec.json")
             _install_outputs(remote_out, out_dir)
         if key:  # a later stage on this account mounts this kernel's output instead of uploading the model
-            RemoteOrigin("kaggle", {"kernel": handle.job_id, "key": key}).write(out_dir)
+            origin = {"kernel": handle.job_id, "key": key, "version": handle.details.get("version")}
+            RemoteOrigin("kaggle", origin).write(out_dir)
         return out_dir
 
     def cancel(self, handle: JobHandle) -> CancelResult:

@@ -170,6 +170,9 @@ class KaggleClient:
         invalid = _field(result, "invalid_dataset_sources", "invalidDatasetSources")
         if invalid:
             raise push_error(f"The following are not valid dataset sources: {invalid}")
+        invalid = _field(result, "invalid_kernel_sources", "invalidKernelSources")
+        if invalid:  # an upstream stage's kernel that this account cannot read
+            raise push_error(f"The following are not valid kernel sources: {invalid}")
         return PushResult(_field(result, "version_number", "versionNumber"), _field(result, "url", default=""))
 
     def kernel_status(self, ref: str) -> tuple[object, str]:

@@ -55,6 +55,13 @@ def test_next_stage_mounts_the_previous_kernel_output_instead_of_uploading_the_m
     assert f"stub runner: stage general base={mounted}" in (tmp_path / "s2" / "stage.log").read_text()
     assert (mounted / "model.safetensors").read_bytes() == (first / "model" / "model.safetensors").read_bytes()
 
+    # The first kernel pushed again (another run): its mounted output would not be this model any more.
+    again = backend.submit(make_spec(backend={"kind": "kaggle", "device": "cpu"}), tmp_path / "s1b")
+    assert wait(backend, again).finished and again.details["version"] == 2
+    third = backend.submit(second_spec, tmp_path / "s3")
+    assert fake.pushes[-1]["kernel_sources"] == [] and "base_model" in third.details["inputs"]
+    assert wait(backend, third).state == "succeeded"
+
 
 def test_inputs_dataset_gets_a_new_version_only_when_content_changes(backend, fake, make_spec, local_data, tmp_path, wait):
     for attempt in range(2):
