@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from speed_markers import runs_model, tiny_model_fixture
-from tiny import build_tiny_whisper
 from tiny_families import build_tiny_bert, build_tiny_chat
 
 SENTENCES = ["Le patient présente une douleur thoracique.", "Bonjour, je voudrais un rendez-vous demain."]
@@ -80,8 +79,7 @@ def french_wav_files(french_waves, tmp_path_factory) -> list[Path]:
 
 # --- tiny random-weight models and data for the stage families ------------------------------
 
-# The real checkpoints' 30 s window (faster-whisper's own path), a token classifier, a chat model.
-tiny_whisper_30s = tiny_model_fixture("tiny_whisper_30s", build_tiny_whisper, chunk_length=30)
+# A token classifier, a chat model (tiny_whisper_30s, for the real checkpoints' window, is in tests/core/conftest.py).
 tiny_bert = tiny_model_fixture("tiny_bert", build_tiny_bert)
 tiny_chat = tiny_model_fixture("tiny_chat", build_tiny_chat)
 
@@ -89,15 +87,3 @@ tiny_chat = tiny_model_fixture("tiny_chat", build_tiny_chat)
 @pytest.fixture(scope="session")
 def families_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("families-cache")
-
-
-@pytest.fixture(scope="session")
-def french_audio(speech_cache) -> list[str]:
-    """Four held-out espeak-ng French utterances (22.05 kHz WAV)."""
-    import csv
-
-    from core.demo.datasets import generate
-
-    manifest = generate("french_speech", {"pool": "test", "count": 4, "voices": "stage"}, speech_cache)
-    with manifest.open(newline="", encoding="utf-8") as fh:
-        return [str(manifest.parent / row["audio"]) for row in csv.DictReader(fh)]
