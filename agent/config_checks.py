@@ -179,7 +179,7 @@ def base_model_resolves(ctx: StageContext, params: dict[str, Any]) -> Hit | None
         return None
     if ref.startswith("pypi:"):
         if ctx.facts.model_packages.get(ref) is False:
-            from core.packaged_models import PackagedModelError, check_installed
+            from core.ct2.packaged import PackagedModelError, check_installed
 
             try:
                 check_installed(ref[len("pypi:"):].strip())

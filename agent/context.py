@@ -24,7 +24,7 @@ GPU_MEMORY_GB = {
     "L4": 24, "T4": 16, "P100": 16, "V100": 16, "K80": 12,
 }
 PRE_AMPERE = ("T4", "P100", "V100", "K80")
-KAGGLE_DEFAULT_GPU = "T4"  # palier asks for NvidiaTeslaT4 when backend.gpu is unset (core.backends.kaggle_kernel)
+KAGGLE_DEFAULT_GPU = "T4"  # palier asks for NvidiaTeslaT4 when backend.gpu is unset (core.backends.kaggle.kernel)
 REAL_WHISPER = re.compile(r"(?i)whisper[-_]?(tiny|base|small|medium|large|turbo)")
 
 

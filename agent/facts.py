@@ -215,7 +215,7 @@ def _model_packages(base: Any) -> dict[str, bool]:
         except metadata.PackageNotFoundError:
             return {base: False}
     if isinstance(base, str) and base.startswith("pypi:"):
-        from core.packaged_models import PackagedModelError, check_installed
+        from core.ct2.packaged import PackagedModelError, check_installed
 
         try:
             check_installed(base[len("pypi:"):].strip())

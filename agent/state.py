@@ -141,22 +141,10 @@ class PrefectState:
     def flow_run(self, flow_run_id: str) -> dict[str, Any] | None:
         if not self.available:
             return None
-        import asyncio
-        from uuid import UUID
-
-        async def read() -> dict[str, Any]:
-            from prefect.client.orchestration import get_client
-
-            async with get_client() as client:
-                fr = await client.read_flow_run(UUID(flow_run_id))
-                state = fr.state
-                return {"id": str(fr.id), "name": fr.name,
-                        "state": state.type.value if state else None,
-                        "state_name": state.name if state else None,
-                        "message": state.message if state else None}
+        from core.orchestration.queries import read_flow_run
 
         try:
-            return asyncio.run(asyncio.wait_for(read(), timeout=10))
+            return read_flow_run(flow_run_id, self.url, timeout_s=10).as_dict()
         except Exception:  # noqa: BLE001 - Prefect is optional context, never a reason to fail
             return None
 

@@ -39,7 +39,7 @@ def seed_examples(prepared) -> list[dict]:
 
 
 def ct2_transcriber(ct2_dir: Path, prepared, threads: int):
-    from core.stage.export import Ct2Whisper
+    from core.ct2.export import Ct2Whisper
 
     ct2 = Ct2Whisper(ct2_dir, threads=threads)
 

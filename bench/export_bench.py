@@ -16,7 +16,7 @@ def held_out_audio(manifest: Path, count: int) -> list[str]:
 
 
 def export_models(model: BenchModel, work: Path, quantizations: tuple[str, ...]) -> tuple[dict[str, Path], dict]:
-    from core.stage.export import export_ct2
+    from core.ct2.export import export_ct2
 
     dirs, seconds = {}, {}
     for q in quantizations:
@@ -37,7 +37,7 @@ def raw_conversion_is_multilingual(model: BenchModel, work: Path) -> bool:
 
 def verification_row(model: BenchModel, ct2_dir: Path, quantization: str, audio: list[str],
                      export_seconds: float, raw_multilingual: bool) -> dict[str, Any]:
-    from core.stage.export import verify_ct2
+    from core.ct2.export import verify_ct2
 
     report = verify_ct2(model.path, ct2_dir, audio, LANGUAGE)
     return {

@@ -33,7 +33,7 @@ def bench_model(work: Path, name: str = "demo") -> BenchModel:
     ``whisper-base`` / ``whisper-tiny.en``: the real weights palier ships (imported once into the
     palier cache). Anything else: a saved Transformers Whisper folder."""
     if name != "demo":
-        from core.packaged_models import PACKAGED, resolve_base_model
+        from core.ct2.packaged import PACKAGED, resolve_base_model
         from core.paths import cache_dir
 
         if name in PACKAGED or name.startswith("pypi:"):

@@ -20,7 +20,7 @@ from prefect.runtime import flow_run
 
 from core.config import load_pipeline
 from core.contracts import StageResult, StageSpec
-from core.packaged_models import is_packaged_ref, resolve_base_model
+from core.ct2.packaged import is_packaged_ref, resolve_base_model
 from core.paths import cache_dir, stage_dir
 from core.plan import plan, upstream_of
 from core.tracking import schema as S

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from core.orchestration.queries import mark_crashed, running_flow_runs
 from core.tracking.mlflow_store import client
 from core.tracking.stale_runs import StaleRun, close_stale_runs, flow_run_death
 
@@ -45,21 +46,10 @@ def sweep(tracking_uri: str | None = None, prefect: bool = True, prefect_api: st
 
 
 def crash_orphaned_flow_runs(c, prefect_api: str | None = None) -> list[tuple[str, str]]:
-    from prefect.client.orchestration import SyncPrefectClient, get_client
-    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterState, \
-        FlowRunFilterStateType
-    from prefect.client.schemas.objects import StateType
-    from prefect.states import Crashed
-
     crashed = []
-    with (SyncPrefectClient(prefect_api) if prefect_api else get_client(sync_client=True)) as prefect:
-        running = prefect.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW_NAME])),
-            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING]))),
-            limit=200)
-        for flow_run in running:
-            message = flow_run_death(c, str(flow_run.id))
-            if message:
-                prefect.set_flow_run_state(flow_run.id, Crashed(message=message), force=True)
-                crashed.append((str(flow_run.id), message))
+    for flow_run in running_flow_runs(FLOW_NAME, prefect_api):
+        message = flow_run_death(c, flow_run.id)
+        if message:
+            mark_crashed(flow_run.id, message, prefect_api)
+            crashed.append((flow_run.id, message))
     return crashed

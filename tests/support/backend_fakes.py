@@ -18,12 +18,12 @@ import threading
 import time
 from pathlib import Path
 
-from core.backends.kaggle_backend import KaggleBackend
-from core.backends.kaggle_client import KernelVersion, PushResult
-from core.backends.kaggle_status import push_error
-from core.backends.modal_backend import ModalBackend
-from core.backends.modal_client import CallState, call_state_from_result
-from core.backends.modal_plan import MOUNT, ModalLaunch
+from core.backends.kaggle.backend import KaggleBackend
+from core.backends.kaggle.client import KernelVersion, PushResult
+from core.backends.kaggle.status import push_error
+from core.backends.modal.backend import ModalBackend
+from core.backends.modal.client import CallState, call_state_from_result
+from core.backends.modal.plan import MOUNT, ModalLaunch
 from core.backends.shipping import PayloadFile
 
 
@@ -162,6 +162,8 @@ class FakeKaggleTransport:
         for source in meta["dataset_sources"]:
             mount = session / "input" / "datasets" / source  # a nested layout: the script must search
             shutil.copytree(self.datasets[source]["folder"], mount)
+        for source in meta["kernel_sources"]:  # the output of the kernel's latest version, read-only
+            shutil.copytree(self.sessions[source]["session"] / "working", session / "input" / "notebooks" / source)
         (session / "working").mkdir(parents=True)
         shutil.copy(folder / meta["code_file"], session / meta["code_file"])
         env = {**os.environ, **self.env, "PALIER_KAGGLE_ROOT": str(session),

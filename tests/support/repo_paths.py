@@ -9,3 +9,6 @@ SRC = ROOT / "src"
 CHILD_PROCESSES = TESTS / "support" / "child_processes"
 # Real failure logs of the stage runner, shared by the agent and the flow's failure path.
 STAGE_LOGS = TESTS / "agent" / "logs"
+# The pipeline files the repository ships, by name: a user's own files in pipelines/ change nothing.
+SHIPPED_PIPELINES = [ROOT / "pipelines" / name
+                     for name in ("demo.yaml", "fr.yaml", "medical-base.yaml", "pii-demo.yaml", "sft-demo.yaml")]

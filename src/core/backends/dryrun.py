@@ -11,8 +11,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from core.backends.kaggle_entry import INPUT_PLACEHOLDER
+from core.backends.kaggle.entry import INPUT_PLACEHOLDER, UPSTREAM_OUTPUT
 from core.contracts import StageSpec
+from core.ct2.packaged import PACKAGE_PREFIX
 
 UNKNOWN_KAGGLE_USER = "<your-kaggle-username>"
 STAGE_OUTPUT_PREFIX = "stage:"
@@ -32,11 +33,14 @@ def describe_pipeline(specs: list[StageSpec], only: list[str] | None = None) -> 
 
 def _describe_stage(spec: StageSpec, by_name: dict[str, StageSpec]) -> dict[str, Any]:
     from core.backends.errors import BackendError
+    from core.ct2.packaged import PackagedModelError
 
     backend = spec.stage.backend.kind
     upstream = by_name.get(spec.base_model[len(STAGE_OUTPUT_PREFIX):]) if spec.base_model.startswith(
         STAGE_OUTPUT_PREFIX) else None
     try:
+        if upstream is None and spec.base_model.startswith(PACKAGE_PREFIX):
+            return _describe_packaged(spec, backend)
         if upstream is None:
             return describe(spec, backend)
         from core.paths import stage_dir
@@ -46,8 +50,25 @@ def _describe_stage(spec: StageSpec, by_name: dict[str, StageSpec]) -> dict[str,
         description["base_model"] = (f"output of {upstream.name}: {description['base_model']}" if local_model.exists()
                                      else upstream_output(spec, upstream, local_model))
         return description
-    except (BackendError, ValueError) as exc:  # an impossible setting for this backend, a missing file
+    except (BackendError, PackagedModelError, ValueError) as exc:  # an impossible setting, a missing file
         return {"backend": backend, "stage": spec.name, "sent": False, "error": str(exc)}
+
+
+def _describe_packaged(spec: StageSpec, backend: str) -> dict[str, Any]:
+    """``pypi:<name>``: the run imports it into palier's cache first (once), then that folder is the
+    base model, shipped like any local folder."""
+    from core.ct2.packaged import cached_import_dir, packaged_model
+    from core.paths import cache_dir
+
+    folder = cached_import_dir(packaged_model(spec.base_model[len(PACKAGE_PREFIX):]), cache_dir())
+    description = describe(spec.with_base_model(str(folder)), backend)
+    if folder.is_dir():
+        description["base_model"] = f"{spec.base_model} = {folder}: {description['base_model']}"
+    else:
+        shipped = "" if backend == "local" else ", then shipped like any local folder"
+        description["base_model"] = (f"{spec.base_model}: {folder}, imported there from the installed wheels when "
+                                     f"the run starts (not imported yet){shipped}")
+    return description
 
 
 def upstream_output(spec: StageSpec, upstream: StageSpec, local_model: Path) -> str:
@@ -56,7 +77,7 @@ def upstream_output(spec: StageSpec, upstream: StageSpec, local_model: Path) -> 
     if backend == "local":
         return f"output of {upstream.name}: {local_model}"
     if backend == "modal":
-        from core.backends.modal_plan import ModalSettings, in_container, remote_out_dir
+        from core.backends.modal.plan import ModalSettings, in_container, remote_out_dir
 
         volume = ModalSettings.from_options(dict(spec.stage.backend.options)).volume
         if up_backend == "modal" and ModalSettings.from_options(dict(upstream.stage.backend.options)).volume == volume:
@@ -64,17 +85,18 @@ def upstream_output(spec: StageSpec, upstream: StageSpec, local_model: Path) -> 
                     f"(already on volume {volume}; nothing uploaded)")
         return (f"output of {upstream.name}: fetched to {local_model}, then uploaded to volume {volume} "
                 "under /vol/inputs/<content hash>/")
-    from core.backends.kaggle_kernel import inputs_dataset_slug, kernel_slug
+    from core.backends.kaggle.kernel import inputs_dataset_slug, kernel_slug
 
     user = _kaggle_user(spec)
-    fetched = (f"kernel {user}/{kernel_slug(upstream)}'s output, downloaded to {local_model}"
-               if up_backend == "kaggle" else str(local_model))
-    return (f"output of {upstream.name}: {fetched}, then shipped in dataset "
+    if up_backend == "kaggle" and _kaggle_user(upstream) == user:
+        return (f"output of {upstream.name}: kernel {user}/{kernel_slug(upstream)}'s output, mounted as a kernel "
+                "source under /kaggle/input (nothing uploaded)")
+    return (f"output of {upstream.name}: {local_model}, then shipped in dataset "
             f"{user}/{inputs_dataset_slug(spec)} (mounted under /kaggle/input)")
 
 
 def _kaggle_user(spec: StageSpec) -> str:
-    from core.backends.kaggle_kernel import KaggleSettings
+    from core.backends.kaggle.kernel import KaggleSettings
 
     return KaggleSettings.from_options(dict(spec.stage.backend.options)).user or kaggle_username_hint() or UNKNOWN_KAGGLE_USER
 
@@ -102,9 +124,9 @@ def _inputs_table(inputs, remote_of) -> list[dict[str, Any]]:
 
 
 def _describe_modal(spec: StageSpec) -> dict[str, Any]:
-    from core.backends.modal_backend import plan_submission
-    from core.backends.modal_client import modal_credentials_source
-    from core.backends.modal_plan import MOUNT, in_container, input_dir
+    from core.backends.modal.backend import plan_submission
+    from core.backends.modal.client import modal_credentials_source
+    from core.backends.modal.plan import MOUNT, in_container, input_dir
 
     problems: list[str] = []
     settings, inputs, remote_spec, out_rel, launch = plan_submission(spec, problems=problems)
@@ -152,9 +174,9 @@ def kaggle_username_hint(env: dict[str, str] | None = None, home: Path | None = 
 
 
 def _describe_kaggle(spec: StageSpec, kernel_dir: Path | None) -> dict[str, Any]:
-    from core.backends.kaggle_backend import plan_kernel
-    from core.backends.kaggle_client import kaggle_credentials_source
-    from core.backends.kaggle_kernel import (
+    from core.backends.kaggle.backend import plan_kernel
+    from core.backends.kaggle.client import kaggle_credentials_source
+    from core.backends.kaggle.kernel import (
         CODE_FILE,
         inputs_dataset_slug,
         inputs_marker,
@@ -199,6 +221,9 @@ def _describe_kaggle(spec: StageSpec, kernel_dir: Path | None) -> dict[str, Any]
 
 def config_base_model(config: dict[str, Any]) -> str:
     value = json.loads(config["spec_json"])["base_model"]
+    if config.get("upstream") and value.startswith(INPUT_PLACEHOLDER.format(digest=UPSTREAM_OUTPUT)):
+        return (f"output of kernel {config['upstream']['kernel']} (a kernel source, mounted under /kaggle/input; "
+                "nothing uploaded)")
     for digest in config["inputs"]:
         if value.startswith(INPUT_PLACEHOLDER.format(digest=digest)):
             return f"shipped in the inputs dataset as {digest}.tar, unpacked in the kernel"

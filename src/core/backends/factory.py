@@ -16,11 +16,11 @@ def get_backend(kind: str, **options) -> Backend:
 
         return LocalBackend(**options)
     if kind == "modal":
-        from core.backends.modal_backend import ModalBackend
+        from core.backends.modal.backend import ModalBackend
 
         return ModalBackend(**options)
     if kind == "kaggle":
-        from core.backends.kaggle_backend import KaggleBackend
+        from core.backends.kaggle.backend import KaggleBackend
 
         return KaggleBackend(**options)
     raise ValueError(f"unknown backend {kind!r}: expected local, modal or kaggle")

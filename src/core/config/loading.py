@@ -23,9 +23,8 @@ class ConfigError(ValueError):
 _UNION_TAGS = ("asr", "token_cls", "sft", "hub", "csv", "folder", "jsonl", "generated")
 
 
-def _field_path(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
-    parts: list[str] = []
-    stages = raw.get("stages") if isinstance(raw, dict) else None
+def _without_tags(loc: tuple[Any, ...]) -> list[Any]:
+    out: list[Any] = []
     after_tag = False
     for i, item in enumerate(loc):
         # A discriminated union puts its tag in the path once; a field may carry the same name
@@ -33,8 +32,44 @@ def _field_path(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
         is_tag, after_tag = item in _UNION_TAGS and i > 0 and not after_tag, False
         if is_tag:
             after_tag = True
-            continue
-        if isinstance(item, int) and i > 0 and loc[i - 1] == "stages" and isinstance(stages, list):
+        else:
+            out.append(item)
+    return out
+
+
+def _holds(node: Any, path: list[Any]) -> bool:
+    for key in path:
+        if isinstance(node, dict) and key in node:
+            node = node[key]
+        elif isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
+            node = node[key]
+        else:
+            return False
+    return True
+
+
+def _written_at(loc: list[Any], raw: dict[str, Any]) -> list[Any]:
+    """A stage's field as the user wrote it: in the stage, else in ``defaults:`` or the top-level
+    ``backend:`` that every stage inherits (validation sees the merged stage)."""
+    if len(loc) < 3 or loc[0] != "stages" or not isinstance(loc[1], int):
+        return loc
+    stages, rest = raw.get("stages"), loc[2:]
+    stage = stages[loc[1]] if isinstance(stages, list) and loc[1] < len(stages) else None
+    if _holds(stage, rest):
+        return loc
+    if _holds(raw.get("defaults"), rest):
+        return ["defaults", *rest]
+    if rest[0] == "backend" and _holds(raw, rest):
+        return rest
+    return loc
+
+
+def _field_path(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
+    parts: list[str] = []
+    stages = raw.get("stages") if isinstance(raw, dict) else None
+    where = _written_at(_without_tags(loc), raw) if isinstance(raw, dict) else list(loc)
+    for i, item in enumerate(where):
+        if isinstance(item, int) and i > 0 and where[i - 1] == "stages" and isinstance(stages, list):
             name = stages[item].get("name") if item < len(stages) and isinstance(stages[item], dict) else None
             parts.append(f"[{item}]" + (f"({name})" if name else ""))
         elif isinstance(item, int):
@@ -63,8 +98,9 @@ def parse_pipeline(raw: Any, source: str = "<pipeline>") -> PipelineConfig:
     try:
         return PipelineConfig.model_validate(raw)
     except ValidationError as exc:
-        problems = [f"{_field_path(tuple(e['loc']), raw)}: {_hint(e)}" for e in exc.errors()]
-        raise ConfigError(source, problems) from None
+        # A mistake in defaults: is inherited by every stage: one line for it, not one per stage.
+        problems = dict.fromkeys(f"{_field_path(tuple(e['loc']), raw)}: {_hint(e)}" for e in exc.errors())
+        raise ConfigError(source, list(problems)) from None
 
 
 class DuplicateKeyError(yaml.YAMLError):

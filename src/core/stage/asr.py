@@ -22,7 +22,7 @@ from transformers import (
 from core import paths
 from core.config.asr import AsrStage
 from core.metrics.asr import asr_metrics
-from core.packaged_models import is_packaged_ref, resolve_base_model
+from core.ct2.packaged import is_packaged_ref, resolve_base_model
 from core.stage.asr_data import PreparedSet, SpeechCollator, SpeechDataset, prepare_speech
 from core.stage.cancel import check_cancel
 from core.stage.family_common import load_pretrained, set_cpu_threads

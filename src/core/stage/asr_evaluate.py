@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.config.common import DataSource
+from core.ct2.model_bin import is_ct2_folder
 
 EVAL_SET = "evaluation"
 EXIT_BAD_INPUT = 2
@@ -47,11 +48,6 @@ class EvaluateRequest(BaseModel):
 
 class EvaluationError(ValueError):
     """Bad input the user can fix: the message names the file and what to do."""
-
-
-def is_ct2_folder(path: Path) -> bool:
-    return (path / "model.bin").is_file() and not any(
-        (path / f).exists() for f in ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json"))
 
 
 def _window_seconds(model_ref: str) -> int:
@@ -151,7 +147,7 @@ class Ct2Engine:
     """A CTranslate2 Whisper fed the same log-Mel features as the Transformers engine."""
 
     def __init__(self, folder: Path, threads: int | None):
-        from core.stage.export import Ct2Whisper
+        from core.ct2.export import Ct2Whisper
 
         self.folder = folder
         self.model = Ct2Whisper(folder, threads)

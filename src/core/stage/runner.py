@@ -160,7 +160,7 @@ def _train_and_evaluate(run: _StageRun, ctx: RecipeContext, recipe: StageRecipe,
     if run.main:
         run.timed("save", recipe.save, out_dir / "model")
         if getattr(spec.stage, "export", None) is not None:
-            from core.stage.export import export_stage_output
+            from core.ct2.export import export_stage_output
 
             exported = run.timed("export", export_stage_output, spec, out_dir / "model", out_dir / "export-ct2",
                                  ctx.cache_dir, run.events)

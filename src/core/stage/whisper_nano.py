@@ -16,7 +16,6 @@ from transformers import (
     WhisperConfig,
     WhisperFeatureExtractor,
     WhisperForConditionalGeneration,
-    WhisperProcessor,
     WhisperTokenizer,
 )
 from transformers.models.whisper.tokenization_whisper import LANGUAGES
@@ -83,10 +82,6 @@ def build_feature_extractor(chunk_length: int = 6) -> WhisperFeatureExtractor:
     return WhisperFeatureExtractor(
         feature_size=80, sampling_rate=SAMPLING_RATE, hop_length=HOP_LENGTH, chunk_length=chunk_length
     )
-
-
-def build_processor(chunk_length: int = 6) -> WhisperProcessor:
-    return WhisperProcessor(feature_extractor=build_feature_extractor(chunk_length), tokenizer=build_tokenizer())
 
 
 def generation_config_for(tokenizer: WhisperTokenizer, max_length: int) -> GenerationConfig:

@@ -7,7 +7,6 @@ output folder for when the tracking server does not answer.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from core.contracts import JobHandle
@@ -44,7 +43,3 @@ def recorded_handles(tracker, run_id: str, stage_key: str, out_dir: Path) -> lis
         if on_disk is not None and all(h.job_id != on_disk.job_id for h in handles):
             handles.append(on_disk)
     return sorted(handles, key=lambda h: h.submitted_at, reverse=True)
-
-
-def handle_summary(handle: JobHandle) -> str:
-    return json.dumps({"backend": handle.backend, "job_id": handle.job_id})

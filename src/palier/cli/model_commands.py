@@ -81,7 +81,7 @@ def _export_gguf(model: Path, target: Path, gguf_type: str) -> None:
 
 def _export_ct2(model: Path, target: Path, quantization: str, verify: list[Path], samples: int, language: str) -> None:
     from core.model_export import VERIFICATION_FILE, audio_inputs, demo_audio, export_ct2, verify_ct2_export
-    from core.stage.export import ExportError
+    from core.ct2.export import ExportError
 
     with failing_on(ExportError):
         export_ct2(model, target, quantization)
@@ -145,7 +145,7 @@ def import_ct2(
     Exit 1 when the verification differs, 2 for bad input."""
     if (ct2_dir is None) == (package is None):
         fail("give either CT2_DIR or --package NAME")
-    from core.stage.ct2_import import run  # numpy only here; torch loads in the verification subprocess
+    from core.ct2.importer import run  # numpy only here; torch loads in the verification subprocess
 
     raise typer.Exit(run(ct2_dir, package, out_dir, verify, language, max(1, min(4, samples)), echo=typer.echo))
 

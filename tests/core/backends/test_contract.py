@@ -10,9 +10,9 @@ import pytest
 from backend_fakes import fake_service, stub_backend
 
 from core.backends.base import Backend
-from core.backends.kaggle_backend import KaggleBackend
+from core.backends.kaggle.backend import KaggleBackend
 from core.backends.local import LocalBackend
-from core.backends.modal_backend import ModalBackend
+from core.backends.modal.backend import ModalBackend
 from core.backends.factory import get_backend
 from core.contracts import JobHandle
 

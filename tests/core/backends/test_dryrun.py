@@ -7,7 +7,7 @@ import json
 import pytest
 
 from core.backends.dryrun import describe, render
-from core.backends.modal_client import ModalClient
+from core.backends.modal.client import ModalClient
 
 
 @pytest.fixture(autouse=True)
@@ -17,7 +17,7 @@ def nothing_may_be_sent(monkeypatch):
 
     for name in ("spawn", "upload", "exists", "file_sizes", "remove"):
         monkeypatch.setattr(ModalClient, name, refuse)
-    import core.backends.kaggle_client as kaggle_client
+    import core.backends.kaggle.client as kaggle_client
 
     monkeypatch.setattr(kaggle_client, "authenticated_api", refuse)
 
@@ -60,11 +60,11 @@ def test_local_and_unknown_backends(make_spec):
 
 
 # -- whole shipped pipelines through the CLI ------------------------------------------------------
-from repo_paths import ROOT  # noqa: E402 - the section that needs it starts here
+from repo_paths import ROOT, SHIPPED_PIPELINES  # noqa: E402 - the section that needs it starts here
 
-SHIPPED = sorted((ROOT / "pipelines").glob("*.yaml")) + [ROOT / "docs" / "live-check.yaml"]
+SHIPPED = [*SHIPPED_PIPELINES, ROOT / "docs" / "live-check.yaml"]
 BACKENDS = ("local", "modal", "kaggle")
-UPSTREAM_ON = {"local": "/runs/", "modal": "/vol/runs/", "kaggle": "'s output, downloaded to"}
+UPSTREAM_ON = {"local": "/runs/", "modal": "/vol/runs/", "kaggle": "'s output, mounted as a kernel source"}
 
 
 @pytest.fixture
@@ -106,3 +106,25 @@ def test_dry_run_honours_only_and_rejects_unknown_stages(cli):
     assert "missing_inputs (submit would stop here):" in result.output  # the medical data is the user's own
     bad = cli("run", pipeline, "--dry-run", "--only", "exp9")
     assert bad.exit_code == 2 and "--only exp9: no such stage" in bad.output and "Traceback" not in bad.output
+
+
+@pytest.mark.parametrize("backend", ["modal", "kaggle"])
+def test_a_pypi_base_model_is_shown_as_the_folder_that_would_be_shipped(cli, tmp_path, backend):
+    import shutil
+
+    from core.ct2.packaged import cached_import_dir, packaged_model
+
+    pipeline = ROOT / "pipelines" / "medical-base.yaml"
+    folder = cached_import_dir(packaged_model("whisper-base"), tmp_path / "palier-home" / "cache")
+    before = cli("run", pipeline, "--backend", backend, "--dry-run")
+    assert before.exit_code == 0, before.output
+    line = next(x for x in before.output.splitlines() if x.strip().startswith("base_model:"))
+    assert f"pypi:whisper-base: {folder}, imported there" in line and "not imported yet" in line, line
+
+    shutil.copytree(ROOT / "models" / "nano-whisper-fr", folder)  # stands for the imported Transformers folder
+    after = cli("run", pipeline, "--backend", backend, "--dry-run")
+    assert after.exit_code == 0, after.output
+    upload = next(x for x in after.output.splitlines() if "role=base_model" in x)
+    assert f"local={folder}," in upload and "files=7" in upload, upload
+    line = next(x for x in after.output.splitlines() if x.strip().startswith("base_model:"))
+    assert line.strip().startswith(f"base_model: pypi:whisper-base = {folder}: ") and "not imported" not in line, line

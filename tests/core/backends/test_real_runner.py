@@ -11,9 +11,9 @@ import pytest
 import yaml
 from backend_fakes import fake_service
 
-from core.backends.kaggle_backend import KaggleBackend
+from core.backends.kaggle.backend import KaggleBackend
 from core.backends.local import LocalBackend
-from core.backends.modal_backend import ModalBackend
+from core.backends.modal.backend import ModalBackend
 from core.config import load_pipeline
 from core.contracts import StageResult
 from core.plan import plan

@@ -36,7 +36,7 @@ def test_the_stage_runner_never_imports_an_excluded_package():
 def test_importing_the_backends_does_not_import_torch_or_the_service_clients():
     probe = (
         "import sys, json\n"
-        "import core.backends, core.backends.modal_backend, core.backends.kaggle_backend, core.backends.dryrun\n"
+        "import core.backends, core.backends.modal.backend, core.backends.kaggle.backend, core.backends.dryrun\n"
         "print(json.dumps([m for m in ('torch', 'transformers', 'modal', 'kaggle') if m in sys.modules]))"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)

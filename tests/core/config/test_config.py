@@ -2,7 +2,7 @@ import pytest
 import yaml
 
 from core.config import ConfigError, load_pipeline, parse_pipeline
-from repo_paths import ROOT
+from repo_paths import ROOT, SHIPPED_PIPELINES
 
 
 def _minimal(**over):
@@ -23,7 +23,7 @@ def _minimal(**over):
 
 
 def test_shipped_pipelines_validate():
-    for path in sorted((ROOT / "pipelines").glob("*.yaml")):
+    for path in SHIPPED_PIPELINES:
         config = load_pipeline(path)
         assert config.stages, path
 

@@ -14,9 +14,9 @@ import yaml
 from core.config import ConfigError, load_pipeline
 from core.plan import plan
 from core.versioning import data_digest
-from repo_paths import ROOT
+from repo_paths import ROOT, SHIPPED_PIPELINES
 
-SHIPPED = sorted((ROOT / "pipelines").glob("*.yaml"))
+SHIPPED = SHIPPED_PIPELINES
 PER_FILE = 25
 BAD_VALUES = [float("nan"), "NaN", "", 10**15, -1, ["a", "list"], {"a": "mapping"}, "xxxxxxxxxxxxxxxxxxxx" * 5, True]
 
@@ -148,3 +148,21 @@ def test_duplicated_top_level_key_names_key_and_lines(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_pipeline(path)
     assert re.search(r"line \d+: key 'name' appears twice in the same mapping \(first on line \d+\)", str(info.value))
+
+
+def test_a_key_inherited_from_defaults_or_backend_is_named_where_it_is_written():
+    """Every stage inherits ``defaults:`` and the top-level ``backend:``; the error names them once."""
+    from core.config import parse_pipeline
+
+    raw = yaml.safe_load((ROOT / "pipelines" / "fr.yaml").read_text(encoding="utf-8"))
+    raw.setdefault("defaults", {})["a"] = 1
+    raw["defaults"].setdefault("training", {})["lr_typo"] = 3e-5
+    raw["backend"] = {"kind": "local", "gpux": 2}
+    raw["stages"][1]["b"] = 2
+    with pytest.raises(ConfigError) as info:
+        parse_pipeline(raw, "fr.yaml")
+    problems = info.value.problems
+    assert len(raw["stages"]) == 4 and len(problems) == 4, problems
+    assert sorted(p.split(":")[0] for p in problems) == [
+        "backend.gpux", "defaults.a", "defaults.training.lr_typo", "stages[1](exp2-common-voice).b"]
+    assert all("unknown key" in p for p in problems)

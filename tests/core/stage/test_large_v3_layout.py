@@ -34,8 +34,8 @@ def large_v3_ct2(base_ct2, tmp_path_factory):
     from ctranslate2.converters import TransformersConverter
     from transformers import GenerationConfig, WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
 
-    from core.ct2_whisper import generation_config, token_layout
-    from core.stage.ct2_import import build_tokenizer
+    from core.ct2.whisper import generation_config, token_layout
+    from core.ct2.importer import build_tokenizer
 
     root = tmp_path_factory.mktemp("large-v3")
     tok_json = _large_v3_tokenizer_json(json.loads((base_ct2 / "tokenizer.json").read_text(encoding="utf-8")))
@@ -63,7 +63,7 @@ def large_v3_ct2(base_ct2, tmp_path_factory):
 def test_large_v3_shape_imports_with_its_own_token_layout(large_v3_ct2, french_waves, tmp_path):
     from transformers import GenerationConfig, WhisperConfig, WhisperFeatureExtractor, WhisperTokenizer
 
-    from core.stage.ct2_import import compare_token_ids, import_ct2, round_trip
+    from core.ct2.importer import compare_token_ids, import_ct2, round_trip
 
     out = tmp_path / "imported"
     summary = import_ct2(large_v3_ct2, out)

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_imported_model_gives_faster_whisper_token_ids_on_the_same_features(real_base, base_ct2, french_waves, tmp_path):
-    from core.stage.ct2_import import compare_token_ids, round_trip
+    from core.ct2.importer import compare_token_ids, round_trip
 
     report = compare_token_ids(real_base, base_ct2, french_waves, "fr")
     assert report["identical"] == report["utterances"] == 2, report["rows"]
@@ -24,7 +24,7 @@ def test_imported_model_gives_faster_whisper_token_ids_on_the_same_features(real
 def test_ct2_export_of_the_real_model_agrees_with_transformers(real_base, french_wav_files, tmp_path):
     """The 0 %-identical report came from comparing different inputs (faster-whisper's zero-padded
     log-Mel vs Transformers' silence-padded audio); on the same features the engines agree."""
-    from core.stage.export import export_ct2, verify_ct2
+    from core.ct2.export import export_ct2, verify_ct2
 
     out = export_ct2(real_base, tmp_path / "ct2", "float32")
     info = json.loads((out / "palier_export.json").read_text())

@@ -1,4 +1,4 @@
-"""The thin layer that talks to Kaggle (client 2.x). Decisions live in kaggle_kernel/kaggle_status.
+"""The thin layer that talks to Kaggle (client 2.x). Decisions live in kernel.py/status.py.
 
 ``import kaggle`` authenticates at import time and prints a help text when it finds no token, and
 ``KaggleApi.authenticate()`` calls ``exit(1)``: both are contained here, after checking the
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.backends.errors import BackendError, CredentialsMissing, JobNotFound, ServiceUnavailable
-from core.backends.kaggle_status import push_error
+from core.backends.kaggle.status import push_error
 
 
 @dataclass(frozen=True)
@@ -170,6 +170,9 @@ class KaggleClient:
         invalid = _field(result, "invalid_dataset_sources", "invalidDatasetSources")
         if invalid:
             raise push_error(f"The following are not valid dataset sources: {invalid}")
+        invalid = _field(result, "invalid_kernel_sources", "invalidKernelSources")
+        if invalid:  # an upstream stage's kernel that this account cannot read
+            raise push_error(f"The following are not valid kernel sources: {invalid}")
         return PushResult(_field(result, "version_number", "versionNumber"), _field(result, "url", default=""))
 
     def kernel_status(self, ref: str) -> tuple[object, str]:

@@ -10,7 +10,7 @@ from backend_fakes import stub_backend
 from stage_files import read_events
 
 from core.backends.errors import CredentialsMissing
-from core.backends.modal_backend import ModalBackend
+from core.backends.modal.backend import ModalBackend
 from core.contracts import JobHandle
 SERVICE = "modal"  # the conftest's `fake` and `backend`
 
@@ -108,7 +108,7 @@ def test_without_a_token_submit_says_how_to_log_in(make_spec, tmp_path, no_crede
 def test_container_function_commits_the_volume(monkeypatch, tmp_path, child_env):
     import modal
 
-    from core.backends.modal_container import run_stage_in_container
+    from core.backends.modal.container import run_stage_in_container
 
     commits = []
 

@@ -28,15 +28,15 @@ import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
 from core.backends.base import CancelResult
 from core.backends.errors import BackendError, RemoteOutputInvalid
-from core.backends.kaggle_client import KaggleClient, KernelVersion, PushResult
-from core.backends.kaggle_entry import INPUT_PLACEHOLDER
-from core.backends.kaggle_kernel import (
+from core.backends.kaggle.client import KaggleClient, KernelVersion, PushResult
+from core.backends.kaggle.entry import INPUT_PLACEHOLDER, UPSTREAM_OUTPUT
+from core.backends.kaggle.kernel import (
     CODE_FILE,
     KaggleSettings,
     dataset_metadata,
@@ -50,10 +50,10 @@ from core.backends.kaggle_kernel import (
     session_timeout_s,
     source_archive,
 )
-from core.backends.kaggle_status import job_status, normalize_kernel_status
+from core.backends.kaggle.status import job_status, normalize_kernel_status
 from core.backends.outputs import looks_like_html, validate_outputs
 from core.backends.relay import EVENTS, LOG, RelayState, StreamRouter, merge_final_events
-from core.backends.shipping import LocalInput, local_inputs, relocate
+from core.backends.shipping import LocalInput, RemoteOrigin, local_inputs, relocate, remote_base_model
 from core.backends.supervisor import EXIT_FILE
 from core.contracts import JobHandle, JobStatus, StageSpec
 
@@ -80,18 +80,49 @@ class KaggleTransport(Protocol):
 
 
 def plan_kernel(
-    spec: StageSpec, user: str, runner_module: str = "core.stage", problems: list[str] | None = None
+    spec: StageSpec, user: str, runner_module: str = "core.stage", problems: list[str] | None = None,
+    current_version: Callable[[str], int | None] | None = None,
 ) -> tuple[KaggleSettings, list[LocalInput], dict, dict, str]:
     """Settings, inputs, kernel-metadata.json, the script's configuration and the script itself,
-    computed locally (the dry run prints them; ``problems`` as in shipping.local_inputs)."""
+    computed locally (the dry run prints them; ``problems`` as in shipping.local_inputs).
+    ``current_version(kernel)``: asked before mounting an upstream kernel's output (submit asks
+    Kaggle; the dry run assumes it is unchanged)."""
     settings = KaggleSettings.from_options(dict(spec.stage.backend.options))
     user = settings.user or user
     inputs = local_inputs(spec, problems)
+    upstream = upstream_kernel(spec, user)
+    if upstream and current_version and current_version(upstream["kernel"]) != upstream["version"]:
+        upstream = None  # pushed again since: its mounted output would be another run's, so upload the model
+    if upstream is not None:
+        inputs = [i for i in inputs if i.role != "base_model"]
     remote_spec = relocate(spec, inputs, lambda item: INPUT_PLACEHOLDER.format(digest=item.digest))
+    if upstream is not None:
+        remote_spec = remote_spec.with_base_model(upstream_model_path(upstream))
     datasets = [f"{user}/{inputs_dataset_slug(spec)}"] if inputs else []
-    metadata = kernel_metadata(user, kernel_slug(spec), machine_shape(spec.stage.backend, settings), datasets, settings)
-    config = script_config(remote_spec, inputs, settings, runner_module)
+    kernels = [upstream["kernel"]] if upstream else []
+    metadata = kernel_metadata(user, kernel_slug(spec), machine_shape(spec.stage.backend, settings), datasets,
+                               settings, kernels)
+    config = script_config(remote_spec, inputs, settings, runner_module, upstream)
     return settings, inputs, metadata, config, kernel_script(config, source_archive())
+
+
+def upstream_kernel(spec: StageSpec, user: str) -> dict[str, str] | None:
+    """When the base model is the fetched output of a kernel of this account: that kernel, the
+    stage key its output must carry, and the model's path in it (the kernel is then mounted as a
+    kernel source instead of uploading the model again)."""
+    found = remote_base_model(spec, "kaggle")
+    if found is None:
+        return None
+    origin, rel = found
+    kernel, key = origin.location.get("kernel", ""), origin.location.get("key", "")
+    if kernel.split("/")[0] != user or not key:
+        return None
+    return {"kernel": kernel, "key": key, "version": origin.location.get("version"), "path": rel}
+
+
+def upstream_model_path(upstream: dict[str, str]) -> str:
+    base = INPUT_PLACEHOLDER.format(digest=UPSTREAM_OUTPUT)
+    return base if upstream["path"] in ("", ".") else f"{base}/{upstream['path']}"
 
 
 class KaggleBackend:
@@ -116,7 +147,9 @@ class KaggleBackend:
 
     # -- contract ---------------------------------------------------------------------------
     def submit(self, spec: StageSpec, out_dir: Path) -> JobHandle:
-        settings, inputs, metadata, _, script = plan_kernel(spec, self.transport.username, self.runner_module)
+        settings, inputs, metadata, _, script = plan_kernel(
+            spec, self.transport.username, self.runner_module,
+            current_version=lambda kernel: self.transport.kernel_version(kernel).current)
         user = metadata["id"].split("/")[0]
         if inputs:
             self._ensure_inputs(f"{user}/{inputs_dataset_slug(spec)}", inputs)
@@ -186,7 +219,11 @@ class KaggleBackend:
                 )
             exit_code = (remote_out / EXIT_FILE).read_text().strip() if (remote_out / EXIT_FILE).is_file() else None
             validate_outputs(remote_out, require_complete=exit_code == "0", where=f"Kaggle kernel {handle.job_id}")
+            key = _stage_key(remote_out / "spec.json")
             _install_outputs(remote_out, out_dir)
+        if key:  # a later stage on this account mounts this kernel's output instead of uploading the model
+            origin = {"kernel": handle.job_id, "key": key, "version": handle.details.get("version")}
+            RemoteOrigin("kaggle", origin).write(out_dir)
         return out_dir
 
     def cancel(self, handle: JobHandle) -> CancelResult:
@@ -277,6 +314,13 @@ def _pack(item: LocalInput, target: Path) -> None:
             info.size = payload.size()
             with payload.open() as fh:
                 tar.addfile(info, fh)
+
+
+def _stage_key(spec_file: Path) -> str | None:
+    try:
+        return json.loads(spec_file.read_text(encoding="utf-8")).get("key")
+    except (OSError, ValueError):
+        return None
 
 
 def _install_outputs(remote_out: Path, out_dir: Path) -> None:

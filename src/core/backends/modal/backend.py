@@ -18,8 +18,8 @@ from typing import Protocol
 
 from core.backends.base import CancelResult
 from core.backends.errors import BackendError
-from core.backends.modal_client import CallState, ModalClient, call_state_from_result
-from core.backends.modal_plan import (
+from core.backends.modal.client import CallState, ModalClient, call_state_from_result
+from core.backends.modal.plan import (
     ModalLaunch,
     ModalSettings,
     in_container,

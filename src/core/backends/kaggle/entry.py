@@ -1,7 +1,7 @@
 """The program a Kaggle kernel runs for a stage: install the runner's dependencies, unpack the
 stage's inputs, check the GPUs, then run the stage runner under the supervisor.
 
-The kernel's code file (``kaggle_kernel.kernel_script``) is only a bootstrap: it carries the
+The kernel's code file (``kernel.kernel_script``) is only a bootstrap: it carries the
 stage's configuration and palier's source archive, unpacks the archive (this module is in it)
 and calls ``main``. So the kernel version is an exact snapshot of the code that ran, and this
 program is ordinary, importable, tested code. Standard library only: it runs before anything
@@ -27,7 +27,8 @@ from typing import Any
 KAGGLE_ROOT = "/kaggle"
 KAGGLE_SCRATCH = "/tmp/palier"
 INPUT_PLACEHOLDER = "@@PALIER_INPUT_{digest}@@"  # in the shipped spec: where input <digest> will be
-MODULE = "core.backends.kaggle_entry"
+UPSTREAM_OUTPUT = "upstream-kernel"  # the "digest" of the upstream kernel's output folder in that placeholder
+MODULE = "core.backends.kaggle.entry"
 # Only palier's offline tests set these, to run the kernel program outside Kaggle.
 ROOT_ENV, SCRATCH_ENV, SKIP_INSTALL_ENV = "PALIER_KAGGLE_ROOT", "PALIER_KAGGLE_SCRATCH", "PALIER_SKIP_INSTALL"
 INPUT_SEARCH_DEPTH = 4  # Kaggle mounts a dataset at /kaggle/input/<slug> or deeper (datasets/<user>/<slug>)
@@ -110,6 +111,25 @@ def unpack_inputs(config: dict[str, Any], layout: KernelLayout) -> dict[str, Pat
     return places
 
 
+def upstream_output(config: dict[str, Any], layout: KernelLayout) -> dict[str, Path]:
+    """The upstream stage's kernel output (a kernel source, mounted under /kaggle/input), checked
+    to be the run this stage was planned on: its spec.json carries the same stage key."""
+    upstream = config.get("upstream")
+    if not upstream:
+        return {}
+    slug = upstream["kernel"].split("/")[-1]
+    for depth in range(INPUT_SEARCH_DEPTH):
+        for spec_file in (layout.root / "input").glob("*/" * depth + f"{slug}/out/spec.json"):
+            key = json.loads(spec_file.read_text(encoding="utf-8")).get("key")
+            if key != upstream["key"]:
+                raise SystemExit(f"palier: kernel {upstream['kernel']}'s latest output is another run of its stage "
+                                 f"(key {key}, expected {upstream['key']}); run the pipeline again so this stage "
+                                 "starts from the model it was planned on")
+            return {UPSTREAM_OUTPUT: spec_file.parent}
+    raise SystemExit(f"palier: the output of kernel {upstream['kernel']} is not mounted under {layout.root / 'input'} "
+                     "(it is listed in kernel_sources; is that kernel's last version complete?)")
+
+
 def write_spec(config: dict[str, Any], places: dict[str, Path], out: Path) -> Path:
     """The stage spec with each input placeholder replaced by where that input is here."""
     spec = config["spec_json"]
@@ -190,7 +210,7 @@ def main(config: dict[str, Any], src: Path, layout: KernelLayout | None = None) 
     layout.scratch.mkdir(parents=True, exist_ok=True)
     if layout.install:
         install(config)
-    write_spec(config, unpack_inputs(config, layout), layout.out)
+    write_spec(config, {**unpack_inputs(config, layout), **upstream_output(config, layout)}, layout.out)
     load_hf_token(config["hf_secret"])
     check_gpus(config["gpus_required"], src)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")]),

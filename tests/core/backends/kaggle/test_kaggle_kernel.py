@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from core.backends.kaggle_backend import plan_kernel
-from core.backends.kaggle_client import kaggle_credentials_source
-from core.backends.kaggle_kernel import (
+from core.backends.kaggle.backend import plan_kernel
+from core.backends.kaggle.client import kaggle_credentials_source
+from core.backends.kaggle.kernel import (
     INSTALL_MARGIN_S,
     MAX_SESSION_S,
     KaggleSettings,

@@ -1,8 +1,8 @@
-"""``python -m core.stage.ct2_import``: a faster-whisper (CTranslate2) Whisper back into a
+"""``python -m core.ct2.importer``: a faster-whisper (CTranslate2) Whisper back into a
 Transformers folder, verified.
 
-    python -m core.stage.ct2_import CT2_DIR --out HF_DIR
-    python -m core.stage.ct2_import --package whisper-base --out HF_DIR
+    python -m core.ct2.importer CT2_DIR --out HF_DIR
+    python -m core.ct2.importer --package whisper-base --out HF_DIR
 
 Writes ``model.safetensors`` + ``config.json`` + ``generation_config.json`` (rebuilt for
 ``generate(language=..., task=...)``), a WhisperTokenizer with every special token, the 1,501
@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from core.ct2_model import Ct2FormatError, read_model_bin
-from core.ct2_whisper import (
+from core.ct2.model_bin import Ct2FormatError, read_model_bin
+from core.ct2.whisper import (
     NotWhisperError,
     QuantizedModelError,
     TokenLayout,
@@ -37,7 +37,7 @@ from core.ct2_whisper import (
     whisper_config,
     whisper_state_dict,
 )
-from core.packaged_models import IMPORT_REPORT, PackagedModelError, assemble, cached_import_dir, packaged_model
+from core.ct2.packaged import IMPORT_REPORT, PackagedModelError, assemble, cached_import_dir, packaged_model
 
 SAMPLE_RATE = 16_000
 VERIFY_SENTENCES = {
@@ -296,7 +296,7 @@ def quiet_transformers() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.stage.ct2_import", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m core.ct2.importer", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("ct2_dir", nargs="?", type=Path, help="a CTranslate2/faster-whisper model folder")
     parser.add_argument("--package", help="a Whisper palier's install brings: whisper-base, whisper-tiny.en")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core.stage.export import ExportError, agreement_metrics, export_ct2, language_code, mark_multilingual, verify_ct2
+from core.ct2.export import ExportError, agreement_metrics, export_ct2, language_code, mark_multilingual, verify_ct2
 from repo_paths import ROOT
 
 pytestmark = pytest.mark.integration

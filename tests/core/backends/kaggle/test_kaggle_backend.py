@@ -8,7 +8,7 @@ import pytest
 from backend_fakes import stub_backend
 
 from core.backends.errors import CredentialsMissing, QuotaExceeded, RemoteOutputInvalid
-from core.backends.kaggle_backend import KaggleBackend
+from core.backends.kaggle.backend import KaggleBackend
 from core.contracts import JobHandle
 from stage_files import read_events
 
@@ -34,6 +34,33 @@ def test_push_run_relay_and_fetch_through_the_generated_script(backend, fake, ma
     assert "palier: stage runner exited with code 0" in (out / "kaggle.log").read_text()
     shipped = json.loads((out / "spec.remote.json").read_text())
     assert "/tmp/" in shipped["stage"]["lexicon"] and "@@" not in (out / "spec.remote.json").read_text()
+
+
+def test_next_stage_mounts_the_previous_kernel_output_instead_of_uploading_the_model(backend, fake, make_spec,
+                                                                                       tmp_path, wait):
+    first = tmp_path / "s1"
+    handle = backend.submit(make_spec(backend={"kind": "kaggle", "device": "cpu"}), first)
+    assert wait(backend, handle).state == "succeeded"
+    backend.fetch(handle)
+    second_spec = make_spec(name="fr2", backend={"kind": "kaggle", "device": "cpu"}, base_model=str(first / "model"))
+    second = backend.submit(second_spec, tmp_path / "s2")
+    assert fake.pushes[1]["kernel_sources"] == [handle.job_id] == ["tester/palier-fr-general"]
+    assert "base_model" not in second.details["inputs"]  # nothing uploaded for it
+    tars = {p.name for p in fake.datasets["tester/palier-fr2-general-inputs"]["folder"].glob("*.tar")}
+    assert len(tars) == 2  # train and test data only
+    assert wait(backend, second).state == "succeeded", fake.sessions[second.job_id]["lines"][-20:]
+    backend.fetch(second)
+    mounted = fake.sessions[second.job_id]["session"] / "input" / "notebooks" / handle.job_id / "out" / "model"
+    assert json.loads((tmp_path / "s2" / "spec.remote.json").read_text())["base_model"] == str(mounted)
+    assert f"stub runner: stage general base={mounted}" in (tmp_path / "s2" / "stage.log").read_text()
+    assert (mounted / "model.safetensors").read_bytes() == (first / "model" / "model.safetensors").read_bytes()
+
+    # The first kernel pushed again (another run): its mounted output would not be this model any more.
+    again = backend.submit(make_spec(backend={"kind": "kaggle", "device": "cpu"}), tmp_path / "s1b")
+    assert wait(backend, again).finished and again.details["version"] == 2
+    third = backend.submit(second_spec, tmp_path / "s3")
+    assert fake.pushes[-1]["kernel_sources"] == [] and "base_model" in third.details["inputs"]
+    assert wait(backend, third).state == "succeeded"
 
 
 def test_inputs_dataset_gets_a_new_version_only_when_content_changes(backend, fake, make_spec, local_data, tmp_path, wait):

@@ -5,6 +5,7 @@ rate limits and outages. Not exercised: the real service's timing and its exact 
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -12,8 +13,8 @@ import requests
 from kaggle_http_fake import FakeKaggleHTTP
 
 from core.backends.errors import CredentialsMissing, ServiceUnavailable
-from core.backends.kaggle_backend import KaggleBackend
-from core.backends.kaggle_client import KaggleClient
+from core.backends.kaggle.backend import KaggleBackend
+from core.backends.kaggle.client import KaggleClient
 from core.contracts import JobHandle
 
 KERNEL = "alice/palier-fr-general"
@@ -93,3 +94,22 @@ def test_a_newer_version_supersedes_a_recorded_job(http):
     assert not backend.reattach(handle(version=7))  # another push since: not this job's session
     status = backend.poll(handle(version=7))
     assert status.state == "failed" and "version 8" in status.message
+
+
+def test_a_push_names_the_upstream_kernel_as_a_source_and_a_refused_source_is_an_error(http, tmp_path):
+    from core.backends.errors import BackendError
+    from core.backends.kaggle.kernel import CODE_FILE, KaggleSettings, kernel_metadata
+
+    metadata = kernel_metadata("alice", "palier-fr-medical", "NvidiaTeslaT4", ["alice/palier-fr-medical-inputs"],
+                               KaggleSettings(), [KERNEL])
+    (tmp_path / "kernel-metadata.json").write_text(json.dumps(metadata), encoding="utf-8")
+    (tmp_path / CODE_FILE).write_text("print('stage')\n", encoding="utf-8")
+    url = "https://www.kaggle.com/code/alice/palier-fr-medical"
+    http.answer("SaveKernel", (200, {"versionNumber": 2, "url": url}),
+                (200, {"versionNumber": 3, "url": url, "invalidKernelSources": [KERNEL]}))
+    client = KaggleClient()
+    assert client.push_kernel(tmp_path, 3600).version == 2
+    sent = http.sent("SaveKernel")[0]
+    assert sent["kernelDataSources"] == [KERNEL] and sent["datasetDataSources"] == ["alice/palier-fr-medical-inputs"]
+    with pytest.raises(BackendError, match=f"not valid kernel sources: \\['{KERNEL}'\\]"):
+        client.push_kernel(tmp_path, 3600)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from core.ct2_model import Ct2Model
+from core.ct2.model_bin import Ct2Model
 
 WHISPER_SPEC = "WhisperSpec"
 MULTILINGUAL_MIN_VOCAB = 51865

@@ -1,4 +1,4 @@
-"""The thin layer that talks to Modal (client 1.x). Everything it decides comes from modal_plan.
+"""The thin layer that talks to Modal (client 1.x). Everything it decides comes from plan.py.
 
 ``modal`` is imported inside the methods: importing core.backends must stay fast and must work
 without the Modal client configured.
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core.backends.errors import BackendError, CredentialsMissing, JobNotFound, QuotaExceeded, ServiceUnavailable
-from core.backends.modal_plan import ModalLaunch
+from core.backends.modal.plan import ModalLaunch
 from core.backends.shipping import PayloadFile
 
 CANCELLED_CODES = (130, 143, -15, -2)
@@ -67,7 +67,7 @@ def build_app(launch: ModalLaunch):
     """The modal.App and its single function (no network: Modal objects are lazy until app.run)."""
     import modal
 
-    from core.backends.modal_container import run_stage_in_container
+    from core.backends.modal.container import run_stage_in_container
 
     image = modal.Image.debian_slim(python_version=launch.python_version)
     if launch.system_packages:

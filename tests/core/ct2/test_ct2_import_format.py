@@ -9,9 +9,9 @@ import struct
 import numpy as np
 import pytest
 
-from core.ct2_model import Ct2FormatError, read_model_bin
-from core.ct2_whisper import NotWhisperError, QuantizedModelError, check_whisper, token_layout, whisper_state_dict
-from core.packaged_models import (
+from core.ct2.model_bin import Ct2FormatError, read_model_bin
+from core.ct2.whisper import NotWhisperError, QuantizedModelError, check_whisper, token_layout, whisper_state_dict
+from core.ct2.packaged import (
     PACKAGED,
     PackagedModelError,
     assemble,

@@ -96,7 +96,7 @@ def test_report_folder_part_and_pipeline_eval_set(palier_home, speech_cache, tmp
 
 
 def test_ct2_engine_scores_the_export_on_the_same_features(manifest, tmp_path):
-    from core.stage.export import export_ct2
+    from core.ct2.export import export_ct2
 
     exported = export_ct2(NANO, tmp_path / "nano-ct2", "float32")
     wrong_engine = runner.invoke(app, ["evaluate", str(exported), "--data", str(manifest)])

@@ -4,7 +4,7 @@ and the cached Transformers copy a pipeline gets for ``base_model: pypi:<name>``
     base_model: pypi:whisper-base      # or pypi:whisper-tiny.en
 
 resolves to ``$PALIER_HOME/cache/models/<name>-<sha256[:12]>/`` (a folder ``from_pretrained``
-loads), imported on first use by ``python -m core.stage.ct2_import`` and reused afterwards.
+loads), imported on first use by ``python -m core.ct2.importer`` and reused afterwards.
 The key is the hash of the reassembled ``model.bin``, so other weights never hit a stale copy.
 This module only reads package files; the import itself runs in the stage-runner subprocess.
 """
@@ -16,7 +16,6 @@ import fcntl
 import hashlib
 import importlib.metadata
 import importlib.util
-import json
 import os
 import shutil
 import subprocess
@@ -178,8 +177,8 @@ def resolve_base_model(ref: str, cache_root: Path, log=None) -> str:
 
 
 def run_import(args: list[str]) -> None:
-    """``python -m core.stage.ct2_import ARGS`` in a subprocess (torch stays out of this process)."""
-    proc = subprocess.run([sys.executable, "-m", "core.stage.ct2_import", *args], capture_output=True, text=True,
+    """``python -m core.ct2.importer ARGS`` in a subprocess (torch stays out of this process)."""
+    proc = subprocess.run([sys.executable, "-m", "core.ct2.importer", *args], capture_output=True, text=True,
                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
     if proc.returncode != 0:
         last = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
@@ -194,7 +193,3 @@ def _lock(path: Path):
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def import_report(folder: Path) -> dict:
-    return json.loads((folder / IMPORT_REPORT).read_text(encoding="utf-8"))

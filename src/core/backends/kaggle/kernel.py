@@ -3,7 +3,7 @@
 A stage is a private *script* kernel ``palier-<pipeline>-<stage>``. Its code file is a short
 bootstrap holding the stage's configuration and palier's own source (embedded, so a kernel
 version is an exact snapshot of the code that ran); it unpacks the source and runs
-``core.backends.kaggle_entry``, which installs the runner's pinned dependencies, unpacks the
+``core.backends.kaggle.entry``, which installs the runner's pinned dependencies, unpacks the
 stage's local inputs from a private dataset, then runs the stage runner under the supervisor.
 Outputs go to /kaggle/working/out, which Kaggle keeps as the kernel's output.
 """
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.backends.kaggle_entry import KAGGLE_ROOT, KAGGLE_SCRATCH, MODULE, SCRATCH_ENV
+from core.backends.kaggle.entry import KAGGLE_ROOT, KAGGLE_SCRATCH, MODULE, SCRATCH_ENV
 from core.backends.launch import runner_arguments, stage_command, stage_environment
 from core.backends.requirements import KAGGLE_PREINSTALLED, project_root, runner_requirements
 from core.backends.shipping import LocalInput, system_packages
@@ -132,7 +132,8 @@ def session_timeout_s(config: BackendConfig) -> int:
     return min(config.timeout_s, MAX_SESSION_S)
 
 
-def kernel_metadata(user: str, slug: str, shape: str | None, dataset_refs: list[str], settings: KaggleSettings) -> dict[str, Any]:
+def kernel_metadata(user: str, slug: str, shape: str | None, dataset_refs: list[str], settings: KaggleSettings,
+                    kernel_refs: list[str] | None = None) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "id": f"{user}/{slug}",
         "title": slug,  # Kaggle derives the slug from the title: keep them identical
@@ -145,7 +146,7 @@ def kernel_metadata(user: str, slug: str, shape: str | None, dataset_refs: list[
         "enable_internet": settings.enable_internet,
         "dataset_sources": dataset_refs,
         "competition_sources": [],
-        "kernel_sources": [],
+        "kernel_sources": list(kernel_refs or []),  # their output is mounted under /kaggle/input
         "model_sources": [],
         "keywords": [],
     }
@@ -174,7 +175,7 @@ def source_archive(root: Path | None = None) -> bytes:
 
 
 def script_config(remote_spec: StageSpec, inputs: list[LocalInput], settings: KaggleSettings,
-                  runner_module: str = "core.stage") -> dict[str, Any]:
+                  runner_module: str = "core.stage", upstream: dict[str, str] | None = None) -> dict[str, Any]:
     config = remote_spec.stage.backend
     device = "cpu" if config.device == "cpu" else "cuda"
     drop = frozenset() if settings.pin_torch and not settings.p100_torch else KAGGLE_PREINSTALLED
@@ -183,6 +184,7 @@ def script_config(remote_spec: StageSpec, inputs: list[LocalInput], settings: Ka
         "spec_json": remote_spec.model_dump_json(indent=2),
         "inputs": sorted({i.digest for i in inputs}),
         "inputs_marker": inputs_marker(inputs) if inputs else None,
+        "upstream": {"kernel": upstream["kernel"], "key": upstream["key"]} if upstream else None,
         "requirements": runner_requirements(drop=drop),
         "torch_install": settings.p100_torch.split() if settings.p100_torch else [],
         "system_packages": system_packages(remote_spec),
@@ -198,7 +200,7 @@ def script_config(remote_spec: StageSpec, inputs: list[LocalInput], settings: Ka
 
 def kernel_script(config: dict[str, Any], archive: bytes) -> str:
     """The kernel's code file: the configuration and the source archive, then a call to the
-    kernel program (``core.backends.kaggle_entry.main``) from the unpacked source."""
+    kernel program (``core.backends.kaggle.entry.main``) from the unpacked source."""
     encoded = base64.b64encode(archive).decode("ascii")
     lines = [encoded[i:i + 100] for i in range(0, len(encoded), 100)]
     return (

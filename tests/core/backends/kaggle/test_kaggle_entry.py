@@ -1,4 +1,4 @@
-"""The Kaggle kernel's program (core.backends.kaggle_entry) run offline, against a folder laid
+"""The Kaggle kernel's program (core.backends.kaggle.entry) run offline, against a folder laid
 out like a kernel's /kaggle/input (the mounted inputs dataset) and /kaggle/working."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from core.backends.kaggle_backend import plan_kernel
-from core.backends.kaggle_entry import (
+from core.backends.kaggle.backend import plan_kernel
+from core.backends.kaggle.entry import (
     INPUT_PLACEHOLDER,
     KernelLayout,
     check_gpus,
@@ -18,6 +18,7 @@ from core.backends.kaggle_entry import (
     supervised_command,
     unpack_inputs,
     unsupported_gpus,
+    upstream_output,
 )
 from core.backends.supervisor import EVENT_PREFIX, EXIT_FILE
 
@@ -124,3 +125,17 @@ def test_the_kernel_refuses_a_gpu_its_torch_has_no_kernels_for():
     assert unsupported_gpus({"devices": [t4, t4], "archs": cu128}) == []
     assert unsupported_gpus({"devices": [p100], "archs": ["sm_50", "sm_60", "sm_70"]}) == []
     assert unsupported_gpus({"devices": [p100], "archs": ["sm_70", "compute_50"]}) == []  # PTX JIT-compiles upward
+
+
+def test_the_upstream_kernel_output_is_found_and_must_be_the_planned_run(layout):
+    config = {"upstream": {"kernel": "alice/palier-fr-general", "key": "k1"}}
+    assert upstream_output({"upstream": None}, layout) == {}
+    with pytest.raises(SystemExit, match="output of kernel alice/palier-fr-general is not mounted"):
+        upstream_output(config, layout)
+    out = layout.root / "input" / "notebooks" / "alice" / "palier-fr-general" / "out"
+    out.mkdir(parents=True)
+    (out / "spec.json").write_text(json.dumps({"key": "k1"}), encoding="utf-8")
+    assert upstream_output(config, layout) == {"upstream-kernel": out}
+    (out / "spec.json").write_text(json.dumps({"key": "k2"}), encoding="utf-8")  # the kernel was pushed again since
+    with pytest.raises(SystemExit, match=r"latest output is another run of its stage \(key k2, expected k1\)"):
+        upstream_output(config, layout)

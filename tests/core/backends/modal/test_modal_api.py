@@ -16,8 +16,8 @@ from modal_api_fake import FakeModalServer, error, finished, running
 from modal_proto import api_pb2
 
 from core.backends.errors import CredentialsMissing, ServiceUnavailable
-from core.backends.modal_backend import ModalBackend
-from core.backends.modal_client import ModalClient
+from core.backends.modal.backend import ModalBackend
+from core.backends.modal.client import ModalClient
 
 STATUS = api_pb2.GenericResult
 
@@ -94,7 +94,7 @@ def test_container_commits_publish_while_the_runner_writes_with_no_open_files(ap
     on Modal while a file on the volume is open, so none of palier's may be open at a commit."""
     import modal
 
-    from core.backends.modal_container import commit
+    from core.backends.modal.container import commit
     from core.backends.supervisor import supervise
 
     out = tmp_path / "vol" / "runs" / "x"

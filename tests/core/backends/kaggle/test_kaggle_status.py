@@ -6,7 +6,7 @@ import pytest
 from kagglesdk.kernels.types.kernels_enums import KernelWorkerStatus
 
 from core.backends.errors import QuotaExceeded
-from core.backends.kaggle_status import job_status, normalize_kernel_status, push_error
+from core.backends.kaggle.status import job_status, normalize_kernel_status, push_error
 
 
 @pytest.mark.parametrize("raw, expected", [

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from core.backends.modal_backend import plan_submission
-from core.backends.modal_client import build_app, call_state_from_result, modal_credentials_source
-from core.backends.modal_plan import STOP_MARGIN_S, ModalSettings, gpu_request
+from core.backends.modal.backend import plan_submission
+from core.backends.modal.client import build_app, call_state_from_result, modal_credentials_source
+from core.backends.modal.plan import STOP_MARGIN_S, ModalSettings, gpu_request
 from core.config.common import BackendConfig
 
 

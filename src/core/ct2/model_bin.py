@@ -62,6 +62,12 @@ class _Reader:
         return raw[:-1].decode("utf-8")
 
 
+def is_ct2_folder(path: Path) -> bool:
+    """A CTranslate2 (faster-whisper) folder: a model.bin and no Transformers weights beside it."""
+    return (path / "model.bin").is_file() and not any(
+        (path / f).exists() for f in ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json"))
+
+
 def read_model_bin(path: str | Path) -> Ct2Model:
     """Every variable of ``path`` as numpy arrays (bfloat16 kept as raw uint16)."""
     path = Path(path)
