@@ -1,3 +1,4 @@
+import pytest
 from typer.testing import CliRunner
 
 from palier.cli import app
@@ -97,3 +98,20 @@ def test_check_dataset_tells_a_missing_file_from_a_bad_one(tmp_path):
     bad.write_text('{"messages": []}\nnot json\n', encoding="utf-8")
     found = runner.invoke(app, ["check-dataset", str(bad)])
     assert found.exit_code == 1 and "line 2: not valid JSON" in found.output
+
+
+@pytest.mark.e2e
+def test_run_blocked_by_preflight_prints_the_findings_and_no_traceback(services, tiny_whisper, tmp_path):
+    import subprocess
+
+    from e2e_services import BIN
+    from tiny import tiny_asr_pipeline
+
+    pipeline = tiny_asr_pipeline(tmp_path / "blocked.yaml", tiny_whisper, stages=1, name="blocked",
+                                 lexicon=tmp_path / "no-such-lexicon.txt")
+    proc = subprocess.run([str(BIN / "palier"), "run", str(pipeline)], capture_output=True, text=True,
+                          env=services["env"], timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "error: pipeline blocked not started: preflight blocked the pipeline" in proc.stderr
+    assert "[BLOCK] data.lexicon-exists" in proc.stderr and " -> " in proc.stderr  # the finding and its fix
+    assert "Traceback" not in proc.stdout + proc.stderr
