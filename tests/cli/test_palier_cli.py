@@ -115,3 +115,22 @@ def test_run_blocked_by_preflight_prints_the_findings_and_no_traceback(services,
     assert "error: pipeline blocked not started: preflight blocked the pipeline" in proc.stderr
     assert "[BLOCK] data.lexicon-exists" in proc.stderr and " -> " in proc.stderr  # the finding and its fix
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.e2e
+def test_watch_in_a_pipe_prints_plain_progress_lines(services, tiny_run):
+    import subprocess
+
+    from e2e_services import BIN
+
+    assert tiny_run["flow_run_id"], tiny_run["proc"].stdout[-2000:]
+    proc = subprocess.run([str(BIN / "palier"), "watch", tiny_run["flow_run_id"]], capture_output=True, text=True,
+                          env=services["env"], timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "tiny/general train: started" in lines and "tiny/medical train: started" in lines
+    assert any(line.startswith("tiny/general train: done 2/2 (100%) in ") for line in lines), lines
+    assert any(line.startswith("tiny/general train: 2/2 (100%), ") and line.endswith(" elapsed") for line in lines), lines
+    assert any(line.startswith("tiny/medical baseline: done") for line in lines), lines
+    assert lines[-1] == f"flow run {tiny_run['flow_run_id']}: COMPLETED"
+    assert not any(mark in proc.stdout for mark in ("\x1b[", "━")), proc.stdout  # no bar, no escape code
