@@ -45,7 +45,7 @@ def preflight_task(config: PipelineConfig, pipeline_file: str):
     facts = collect_env_facts(config, base_dir=Path(pipeline_file).parent)
     report = run_rules(config, facts)
     for line in report.lines():
-        logger.info(f"preflight: {line}")
+        logger.info(line if line.startswith("preflight") else f"preflight: {line}")
     if report.changes:
         logger.warning(f"preflight: {len(report.changes)} autofix(es) applied; recorded in preflight/report.json")
     if not report.findings:
