@@ -21,6 +21,7 @@ from packaging.version import InvalidVersion, Version
 from agent.check_table import CHECKS, Hit, check
 from agent.context import GPU_MEMORY_GB, MISSING, StageContext, get_path, normalize_gpu
 from agent.playbook_models import Condition
+from core.language import Phrase
 
 
 def _version(v: Any) -> Version | None:
@@ -144,13 +145,13 @@ def api_accepts(ctx: StageContext, params: dict[str, Any]) -> Hit | None:
         found = accepted_keywords(target)
         if found is None:
             return Hit({"target": target, "missing": ", ".join(kwargs), "version": ctx.facts.libraries.get(dist),
-                        "dist": dist, "reason": "cannot import it"})
+                        "dist": dist, "reason": Phrase("import impossible", "cannot import it")})
         known = list(found)
     missing = [k for k in kwargs if k not in known]
     if not missing:
         return None
     return Hit({"target": target, "missing": ", ".join(missing), "version": ctx.facts.libraries.get(dist),
-                "dist": dist, "reason": "not a parameter"})
+                "dist": dist, "reason": Phrase("paramètre inconnu", "not a parameter")})
 
 
 @check("credentials")
@@ -181,7 +182,7 @@ def hub_unreachable(ctx: StageContext, params: dict[str, Any]) -> Hit | None:
     missing = [r for r in ctx.hub_refs() if r not in cached]
     if not missing:
         return None
-    why = "HF_HUB_OFFLINE=1" if ctx.facts.hf_offline else "huggingface.co unreachable"
+    why = "HF_HUB_OFFLINE=1" if ctx.facts.hf_offline else Phrase("huggingface.co injoignable", "huggingface.co unreachable")
     return Hit({"repos": ", ".join(missing), "why": why})
 
 

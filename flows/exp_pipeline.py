@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import flow, get_run_logger
+from prefect.states import Failed, State
 from prefect.runtime import flow_run
 
 from core.config import load_pipeline
@@ -29,9 +30,11 @@ from core.versioning import code_version, data_digest
 from flows.stale_runs import sweep
 from flows.stopping import close_run
 from tasks.artifacts import publish_artifacts
-from tasks.preflight import PreflightBlocked, preflight_task
+from tasks.preflight import PreflightBlocked, preflight_task, quiet_blocked_preflight
 from tasks.results import gate_and_register, log_results, summarize, summary_rows
 from tasks.stage import StageFailed, run_stage_task
+
+quiet_blocked_preflight()
 
 
 def plan_pipeline(pipeline_file: str) -> tuple:
@@ -51,7 +54,7 @@ def _tracking_uri(explicit: str | None) -> str:
 
 @flow(name="exp-pipeline", log_prints=True)
 def exp_pipeline(pipeline: str = "pipelines/demo.yaml", tracking_uri: str | None = None,
-                 only: list[str] | None = None) -> list[dict]:
+                 only: list[str] | None = None) -> list[dict] | State:
     """Run every stage of ``pipeline`` (a YAML path). ``only`` restricts to named stages
     (their upstream outputs must already exist)."""
     logger = get_run_logger()
@@ -64,7 +67,10 @@ def exp_pipeline(pipeline: str = "pipelines/demo.yaml", tracking_uri: str | None
     parent = _open_pipeline_run(tracker, config, specs, pipeline_file)
     logger.info(f"pipeline {config.name}: {len(specs)} stage(s); MLflow experiment {config.experiment_name!r}, "
                 f"parent run {parent}")
-    config, specs = _preflight(tracker, parent, config, specs, pipeline_file)
+    try:
+        config, specs = _preflight(tracker, parent, config, specs, pipeline_file)
+    except PreflightBlocked as blocked:
+        return _blocked(blocked, config.name, logger)
     try:
         done = _run_stages(tracker, uri, config, specs, parent, only, logger)
         rows = summary_rows(done)
@@ -78,6 +84,14 @@ def exp_pipeline(pipeline: str = "pipelines/demo.yaml", tracking_uri: str | None
     except BaseException as exc:
         close_run(tracker, parent, exc)
         raise
+
+
+def _blocked(blocked: PreflightBlocked, name: str, logger) -> State:
+    """A blocked preflight is a finding, not a crash: the flow run ends Failed with the report as
+    its message and no traceback in its log; an in-process caller gets the exception back from
+    the state (``palier run`` prints it as a report)."""
+    logger.error(f"pipeline {name} not started: preflight blocked it; fix the findings above and run it again")
+    return Failed(message=str(blocked), data=blocked)
 
 
 def _open_pipeline_run(tracker: Tracker, config, specs: list[StageSpec], pipeline_file: str) -> str:

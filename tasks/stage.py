@@ -5,6 +5,7 @@ runner's own entry point, inside the job, is core.stage.runner.run_stage.)"""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from prefect import get_run_logger, task
@@ -14,12 +15,11 @@ from core.backends.errors import ServiceUnavailable
 from core.backends.watch import PHASE_TEXT, WatchLimits, WatchOutcome, watch_job
 from core.contracts import JobHandle, StageResult, StageSpec
 from core.paths import stage_dir
+from core.progress_lines import due
 from core.tracking import schema as S
 from core.tracking.mlflow_store import Tracker
 from core.tracking.spool import MetricRelay
 from tasks.jobs import StageFailed, start_job
-
-PROGRESS_LOG_EVERY = 0.25  # log to Prefect at each quarter of a phase
 
 __all__ = ["StageFailed", "WatchOutcome", "run_stage_task", "watch"]
 
@@ -34,7 +34,7 @@ class EventRelay:
     def __init__(self, spec: StageSpec, relay: MetricRelay | None, logger):
         self.spec, self.relay, self.logger = spec, relay, logger
         self.phase: str | None = None
-        self.logged_fraction: dict[str, float] = {}
+        self.logged: dict[str, tuple[float, float]] = {}  # phase -> (fraction, time) of its last line
 
     def __call__(self, event: dict) -> None:
         name, logger, kind = self.spec.name, self.logger, event.get("type")
@@ -47,8 +47,9 @@ class EventRelay:
             total = event.get("total") or 0
             fraction = (event["done"] / total) if total else 0.0
             key = event.get("phase", self.phase or "")
-            if fraction - self.logged_fraction.get(key, -1.0) >= PROGRESS_LOG_EVERY or event["done"] == total:
-                self.logged_fraction[key] = fraction
+            at = float(event.get("t", time.time()))
+            if due(*self.logged.get(key, (None, None)), fraction, at):  # each quarter, at least once a minute
+                self.logged[key] = (fraction, at)
                 logger.info(_progress_line(self.spec, key, event["done"], total))
         elif kind == "log":
             level = event.get("level", "info")

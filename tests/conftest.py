@@ -19,6 +19,7 @@ pytest_plugins = ["e2e_fixtures"]
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ["PALIER_LANG"] = "en"  # palier's own words as the tests assert them, whatever the locale
 
 
 # A test that uses a fixture registered with speed_markers (directly or through another fixture)

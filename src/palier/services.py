@@ -200,20 +200,57 @@ def up(pipelines_dir: Path = Path("pipelines"), timeout_s: float = 120,
     _save(state)
     # The env file and the serving process change in the same step as an address.
     _write_env(state)
+    state["scan"] = _serve(state, pipelines_dir, timeout_s)
+    return state
+
+
+def _serve(state: dict, pipelines_dir: Path, timeout_s: float) -> dict:
+    """Keep the serving process and have it scan the folder now (new, changed and deleted files;
+    its runs in progress go on); start it when it is gone, or restart it when it points at old
+    addresses or another folder. Returns its scan report: what it serves, which files it cannot."""
     serve = state.get("serve", {})
     wanted = client_env(state)
-    if pid_alive(serve.get("pid")) and serve.get("env") not in (None, wanted):
-        _stop(serve["pid"], signal.SIGINT, 20)  # it still points at the old addresses
-    if not pid_alive(serve.get("pid")):
-        if _group_alive(serve.get("pid")):
-            _stop(serve["pid"], signal.SIGINT, 20)
-        env = {**wanted, "PREFECT_RUNNER_POLL_FREQUENCY": os.environ.get("PREFECT_RUNNER_POLL_FREQUENCY", "2"),
-               "PREFECT_HOME": str(dirs["prefect"])}
-        pid = _spawn("deployments", [py, "-m", "flows.serve", str(pipelines_dir)], env)
-        state["serve"] = {"pid": pid, "pipelines": str(pipelines_dir.resolve()), "env": wanted}
-        _save(state)
-        _wait_deployments(state, pid, timeout_s)
-    return state
+    folder = str(pipelines_dir.resolve())
+    if pid_alive(serve.get("pid")) and (serve.get("env") not in (None, wanted) or serve.get("pipelines") != folder
+                                        or _scan_report(serve["pid"]) is None):
+        _stop(serve["pid"], signal.SIGINT, 20)  # old addresses, another folder, or a process that cannot rescan
+    if pid_alive(serve.get("pid")):
+        asked = time.time()
+        os.kill(serve["pid"], signal.SIGHUP)
+        return _wait_scan(serve["pid"], asked, timeout_s)
+    if _group_alive(serve.get("pid")):
+        _stop(serve["pid"], signal.SIGINT, 20)
+    env = {**wanted, "PREFECT_RUNNER_POLL_FREQUENCY": os.environ.get("PREFECT_RUNNER_POLL_FREQUENCY", "2"),
+           "PREFECT_HOME": str(_dirs()["prefect"])}
+    started = time.time()
+    pid = _spawn("deployments", [sys.executable, "-m", "flows.serve", str(pipelines_dir)], env)
+    state["serve"] = {"pid": pid, "pipelines": folder, "env": wanted}
+    _save(state)
+    _wait_deployments(state, pid, timeout_s)
+    return _wait_scan(pid, started, timeout_s)
+
+
+def _scan_report(pid: int, since: float = 0.0) -> dict | None:
+    """The serving process's latest scan report, when that process wrote it after ``since``."""
+    from flows.serve import report_file
+
+    try:
+        report = json.loads(report_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return report if report.get("pid") == pid and report.get("scanned_at", 0) >= since else None
+
+
+def _wait_scan(pid: int, since: float, timeout_s: float) -> dict:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline and pid_alive(pid):
+        report = _scan_report(pid, since)
+        if report is not None:
+            return report
+        time.sleep(0.3)
+    log = _dirs()["logs"] / "deployments.log"
+    raise RuntimeError(f"the deployments process did not scan the pipelines within {timeout_s:.0f}s; see {log}:\n"
+                       + (log.read_text(errors="replace")[-2000:] if log.exists() else ""))
 
 
 def _wait_deployments(state: dict, pid: int, timeout_s: float) -> None:

@@ -71,7 +71,7 @@ def test_sixteen_workers_for_forty_utterances(book, make_facts_):
     config, path = variant("demo", edit)
     report = run_preflight(config, path, book, make_facts_)
     [finding] = by_rule(report, "data.workers-for-set-size")
-    assert finding.stage == "exp2-medical" and "16" in finding.message and "40 records" in finding.message
+    assert finding.stage == "exp2-medical" and "16" in finding.message and "40 exemples" in finding.message
     assert finding.autofixed and report.config.stages[1].training.preprocessing_num_workers == 1
     assert report.ok  # a warning, fixed
 

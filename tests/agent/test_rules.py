@@ -3,6 +3,8 @@ has no config model for yet — token_cls, sft — are covered too)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from agent.preflight import evaluate_rule
@@ -169,10 +171,40 @@ def test_api_check_reports_uninspectable_target(book, ctx, make_facts_):
     rule = book.rule("whisper.eval-strategy-api").model_copy(
         update={"params": {"target": "transformers:NoSuchThing", "dist": "transformers", "kwargs": ["x"]}})
     hit = evaluate_rule(rule, ctx({}, {}, make_facts_(api_signatures={})))
-    assert hit is not None and hit.details["reason"] == "cannot import it"
+    assert hit is not None and hit.details["reason"].en == "cannot import it"
 
 
 def test_api_check_skips_a_missing_library(book, ctx, make_facts_):
     # The packages rule reports the missing library; the API rule must not import it.
     facts = make_facts_(libraries={"modal": "1"}, api_signatures={})
     assert evaluate_rule(book.rule("sft.processing-class-api"), ctx(SFT, {}, facts)) is None
+
+
+# Words that only English writes: one of them inside a French playbook quotation is a mixed message.
+ENGLISH_ONLY = {"the", "is", "not", "and", "does", "exist", "unreachable", "installed", "cannot", "here", "largest",
+                "records", "per", "folder", "such", "fix", "path", "use", "or", "of", "cores", "parameter", "set",
+                "written", "package", "reinstall", "name", "it", "no"}
+
+
+def _prose_words(value: str) -> list[str]:
+    """The words of ``value`` outside code spans, paths, ids, numbers and key=value settings."""
+    value = re.sub(r"`[^`]*`|\([a-z]+/[a-z]+\)", " ", value)
+    tokens = (t.strip(".:!?'\"") for t in re.findall(r"[^\s,;()]+", value.lower()))
+    return [t for t in tokens if re.fullmatch(r"[a-zà-ÿœ']+", t)]
+
+
+@pytest.mark.parametrize(("rule_id", "stage", "pipeline", "facts"),
+                         [c[:4] for c in CASES if c[4]], ids=[c[0] for c in CASES if c[4]])
+@pytest.mark.parametrize("lang", ["fr", "en"])
+def test_findings_never_mix_languages_within_a_message(book, ctx, make_facts_, monkeypatch, rule_id, stage,
+                                                       pipeline, facts, lang):
+    from agent.preflight import _finding
+
+    monkeypatch.setenv("PALIER_LANG", lang)  # palier's own language must not leak into a French quotation
+    rule = book.rule(rule_id)
+    context = ctx(stage, pipeline, make_facts_(**facts))
+    finding = _finding(rule, evaluate_rule(rule, context), context, autofixed=False, error=None)
+    for template, text in ((rule.message, finding.message), (rule.fix, finding.fix)):
+        written = set(_prose_words(re.sub(r"\{[a-z_]+\}", " ", template)))
+        put_in = [w for w in _prose_words(text) if w not in written]
+        assert not set(put_in) & ENGLISH_ONLY, f"{rule_id}: English words {set(put_in) & ENGLISH_ONLY} in {text!r}"

@@ -1,3 +1,4 @@
+import pytest
 from typer.testing import CliRunner
 
 from palier.cli import app
@@ -97,3 +98,39 @@ def test_check_dataset_tells_a_missing_file_from_a_bad_one(tmp_path):
     bad.write_text('{"messages": []}\nnot json\n', encoding="utf-8")
     found = runner.invoke(app, ["check-dataset", str(bad)])
     assert found.exit_code == 1 and "line 2: not valid JSON" in found.output
+
+
+@pytest.mark.e2e
+def test_run_blocked_by_preflight_prints_the_findings_and_no_traceback(services, tiny_whisper, tmp_path):
+    import subprocess
+
+    from e2e_services import BIN
+    from tiny import tiny_asr_pipeline
+
+    pipeline = tiny_asr_pipeline(tmp_path / "blocked.yaml", tiny_whisper, stages=1, name="blocked",
+                                 lexicon=tmp_path / "no-such-lexicon.txt")
+    proc = subprocess.run([str(BIN / "palier"), "run", str(pipeline)], capture_output=True, text=True,
+                          env=services["env"], timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "error: pipeline blocked not started: preflight blocked the pipeline" in proc.stderr
+    assert "[BLOCK] data.lexicon-exists" in proc.stderr and " -> " in proc.stderr  # the finding and its fix
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.e2e
+def test_watch_in_a_pipe_prints_plain_progress_lines(services, tiny_run):
+    import subprocess
+
+    from e2e_services import BIN
+
+    assert tiny_run["flow_run_id"], tiny_run["proc"].stdout[-2000:]
+    proc = subprocess.run([str(BIN / "palier"), "watch", tiny_run["flow_run_id"]], capture_output=True, text=True,
+                          env=services["env"], timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "tiny/general train: started" in lines and "tiny/medical train: started" in lines
+    assert any(line.startswith("tiny/general train: done 2/2 (100%) in ") for line in lines), lines
+    assert any(line.startswith("tiny/general train: 2/2 (100%), ") and line.endswith(" elapsed") for line in lines), lines
+    assert any(line.startswith("tiny/medical baseline: done") for line in lines), lines
+    assert lines[-1] == f"flow run {tiny_run['flow_run_id']}: COMPLETED"
+    assert not any(mark in proc.stdout for mark in ("\x1b[", "━")), proc.stdout  # no bar, no escape code

@@ -105,12 +105,15 @@ def _run_flow(pipeline: Path, name: str, only: list[str]) -> None:
 
     from flows.exp_pipeline import exp_pipeline
     from flows.stopping import raise_stop_requested, stop_signal
+    from tasks.preflight import PreflightBlocked
 
     # Prefect re-delivers SIGTERM to the handler it found once the flow has cleaned up: ours turns
     # it into an exception, so the command ends with a message instead of dying silently.
     signal.signal(signal.SIGTERM, raise_stop_requested)
     try:
         exp_pipeline(str(pipeline.resolve()), only=only or None)
+    except PreflightBlocked as blocked:  # a finding, reported as such: the findings, their fixes, exit 1
+        fail(f"pipeline {name} not started: {blocked}", ExitCode.FAILED)
     except BaseException as exc:
         by = stop_signal(exc)
         if by is None and not isinstance(exc, Exception):

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from palier.cli.app import command
-from palier.cli.output import ExitCode, fail, out
+from palier.cli.output import ExitCode, err, fail, out
 
 SECTION = "Services"
 
@@ -26,9 +26,19 @@ def up(pipelines: Path = typer.Option(Path("pipelines"), help="folder of pipelin
         except RuntimeError as exc:
             fail(str(exc), ExitCode.FAILED)
     u = urls(state)
+    _print_scan(state["scan"])
     console.print(f"Prefect UI  {u['prefect_ui']}\nMLflow UI   {experiments_url(u['mlflow'])}", soft_wrap=True)
     console.print(f"Clients: [bold]source {state_env_file()}[/] then e.g. [bold]prefect deployment run exp-pipeline/demo[/]",
                   soft_wrap=True)
+
+
+def _print_scan(scan: dict) -> None:
+    """What is served now, and each pipeline file that is not, with its error (the others are served)."""
+    served = ", ".join(f"exp-pipeline/{name}" for name in sorted(scan["served"])) or "nothing"
+    out().print(f"Deployments {served}", soft_wrap=True, markup=False, highlight=False)
+    for why in scan["invalid"].values():
+        err().print(f"not served: {why}\n  (fix the file and run `palier up` again; the other files are served)",
+                    soft_wrap=True, markup=False, highlight=False)
 
 
 @command(SECTION, "down", "Stop the services started by `palier up`.")
