@@ -39,10 +39,10 @@ def pipeline_file(state: LiveState, pipeline: str) -> Path:
         return path.resolve()
     deployment = _deployment(state, pipeline)  # what a run would run comes first
     if deployment and deployment.get("pipeline"):
-        return Path(deployment["pipeline"])
+        return Path(deployment["pipeline"]).resolve()
     found = state.pipeline_files().get(pipeline)
     if found is not None:
-        return found
+        return found.resolve()
     known = sorted(set(state.pipeline_files()) | {p["pipeline"] for p in _mlflow_pipelines(state)})
     raise ActionError(f"no pipeline named {pipeline!r}; known: {', '.join(known) or 'none'} (or give a file path)")
 

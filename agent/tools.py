@@ -458,7 +458,7 @@ def service_status(state: LiveState) -> dict[str, Any]:
     return {"ok": True, "services": state.services(), "sources": [], "notes": []}
 
 
-def _stage_or_error(status: dict[str, Any], stage: str | None) -> tuple[dict[str, Any] | None, str | None]:
+def stage_or_error(status: dict[str, Any], stage: str | None) -> tuple[dict[str, Any] | None, str | None]:
     """The stage a tool asks for (default: the last one with metrics), or why there is none."""
     stages = status.get("stages") or []
     if not stages:
@@ -489,7 +489,7 @@ def worst_predictions(state: LiveState, pipeline: str | None = None, stage: str 
     status = pipeline_status(state, pipeline)
     if not status.get("ok"):
         return status
-    chosen, why = _stage_or_error(status, stage)
+    chosen, why = stage_or_error(status, stage)
     if chosen is None:
         return {"ok": False, "error": why, "sources": status["sources"][:1], "notes": status["notes"]}
     sets = sorted({r["eval_set"] for r in chosen["metrics"]} | set(chosen["roles"]))
@@ -543,11 +543,11 @@ def diagnose_stage(state: LiveState, book: PlaybookSet, pipeline: str | None = N
     if not status.get("ok"):
         return status
     if stage:
-        _, why = _stage_or_error(status, stage)
+        _, why = stage_or_error(status, stage)
         if why:
             return {"ok": False, "error": why, "sources": status["sources"][:1], "notes": status["notes"]}
     result = explain_failure(state, book, status["pipeline"], stage)
-    chosen = result.get("stage") or (_stage_or_error(status, None)[0])
+    chosen = result.get("stage") or (stage_or_error(status, None)[0])
     if chosen:
         log = state.mlflow.text_artifact(chosen["run_id"], f"{S.DIR_LOGS}/stage.log")
         if log is not None:

@@ -87,7 +87,7 @@ def _read_tools(server: MCPServer, book: PlaybookSet) -> None:
             status = tools.pipeline_status(state, pipeline)
             for ref in (stage, other_stage):
                 if ref and status.get("ok"):
-                    _, why = tools._stage_or_error(status, ref)
+                    _, why = tools.stage_or_error(status, ref)
                     if why:
                         return {"ok": False, "error": why}
             return tools.compare_stage(state, pipeline, stage, other_stage, eval_set)
