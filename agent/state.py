@@ -120,6 +120,19 @@ class MlflowState:
         return queries.json_artifact(self.client(), run_id, path)
 
 
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        return self._cached(("run", run_id), lambda: queries.run(self.client(), run_id))
+
+    def table_artifact(self, run_id: str, path: str) -> list[dict[str, Any]] | None:
+        return self._cached(("table", run_id, path), lambda: queries.table_artifact(self.client(), run_id, path))
+
+    def text_artifact(self, run_id: str, path: str) -> str | None:
+        return self._cached(("text", run_id, path), lambda: queries.text_artifact(self.client(), run_id, path))
+
+    def registered_model(self, name: str) -> dict[str, Any]:
+        return self._cached(("model", name), lambda: queries.registered_model(self.client(), name))
+
+
 class PrefectState:
     def __init__(self, api_url: str | None = None):
         self.url = api_url or os.environ.get("PREFECT_API_URL") or None

@@ -456,3 +456,104 @@ def search_playbooks(book: PlaybookSet, query: str, k: int = 3) -> dict[str, Any
 
 def service_status(state: LiveState) -> dict[str, Any]:
     return {"ok": True, "services": state.services(), "sources": [], "notes": []}
+
+
+def stage_or_error(status: dict[str, Any], stage: str | None) -> tuple[dict[str, Any] | None, str | None]:
+    """The stage a tool asks for (default: the last one with metrics), or why there is none."""
+    stages = status.get("stages") or []
+    if not stages:
+        return None, f"pipeline {status.get('pipeline')} has no stage run yet (state {status.get('state')})"
+    if stage:
+        chosen = resolve_stage(stages, stage)
+        if chosen is None:
+            names = ", ".join(s["stage"] for s in stages)
+            return None, f"no stage matching {stage!r} in {status['pipeline']}; stages: {names}"
+        return chosen, None
+    done = [s for s in stages if s["metrics"]]
+    return (done[-1] if done else stages[-1]), None
+
+
+def _row_error(row: dict[str, Any]) -> float:
+    from core.metrics.asr import utterance_wer
+
+    if isinstance(row.get("errors"), int | float):
+        return float(row["errors"])
+    return utterance_wer(str(row.get("reference") or ""), str(row.get("prediction") or ""))
+
+
+def worst_predictions(state: LiveState, pipeline: str | None = None, stage: str | None = None,
+                      eval_set: str | None = None, phase: str = "final", k: int = 5) -> dict[str, Any]:
+    """A stage's worst predictions on an eval set (default: its primary set), from the predictions
+    table the flow logged: reference, prediction and the utterance's error (WER after French
+    normalisation, or the span errors counted by token classification)."""
+    status = pipeline_status(state, pipeline)
+    if not status.get("ok"):
+        return status
+    chosen, why = stage_or_error(status, stage)
+    if chosen is None:
+        return {"ok": False, "error": why, "sources": status["sources"][:1], "notes": status["notes"]}
+    sets = sorted({r["eval_set"] for r in chosen["metrics"]} | set(chosen["roles"]))
+    eval_set = eval_set or chosen.get("primary_eval") or (sets[0] if sets else None)
+    path = S.predictions_table(phase, eval_set or "")
+    rows = state.mlflow.table_artifact(chosen["run_id"], path) if eval_set else None
+    if rows is None:
+        return {"ok": False, "error": f"stage {chosen['stage']} (status {chosen['status']}) has no {phase} predictions "
+                                      f"on {eval_set!r}; eval sets: {', '.join(sets) or 'none'}",
+                "sources": [_src("mlflow_run", chosen["run_id"], f"stage {chosen['stage']}")], "notes": status["notes"]}
+    scored = sorted(({**r, "error": round(_row_error(r), 4)} for r in rows), key=lambda r: r["error"], reverse=True)
+    return {"ok": True, "pipeline": status["pipeline"], "stage": chosen["stage"], "eval_set": eval_set, "phase": phase,
+            "total": len(rows), "worst": scored[:max(1, k)],
+            "sources": [_src("mlflow_artifact", f"{chosen['run_id']}/{path}", f"stage {chosen['stage']}")],
+            "notes": status["notes"]}
+
+
+def champion(state: LiveState, model: str) -> dict[str, Any]:
+    """A registered model's aliases and versions; the champion's stage run with its primary-set
+    metrics (baseline, final, delta) and the run that trained it."""
+    down = _unavailable(state)
+    if down:
+        return down
+    info = state.mlflow.registered_model(model)
+    version = info["aliases"].get(S.ALIAS_CHAMPION)
+    sources = [_src("registered_model", f"models:/{info['name']}", info["name"])]
+    notes = [] if version else [f"{info['name']} has no champion alias; aliases: {info['aliases'] or 'none'}"]
+    entry = next((v for v in info["versions"] if v["version"] == version), None)
+    summary = None
+    if entry and entry["run_id"]:
+        record = state.mlflow.run(entry["run_id"])
+        if record is not None:
+            stage = stage_summary(record)
+            summary = {"stage": stage["stage"], "run_id": stage["run_id"], "pipeline": record["tags"].get(S.TAG_PIPELINE),
+                       "gate": stage["gate"], "primary_eval": stage["primary_eval"], "row": _primary_row(stage),
+                       "metrics": [r for r in stage["metrics"] if r["quality"]]}
+            sources.append(_src("mlflow_run", stage["run_id"], f"stage {stage['stage']}"))
+    return {"ok": True, "model": info["name"], "champion_version": version, "champion": summary,
+            "aliases": info["aliases"], "versions": info["versions"], "uri": f"models:/{info['name']}@champion",
+            "sources": sources, "notes": notes}
+
+
+def diagnose_stage(state: LiveState, book: PlaybookSet, pipeline: str | None = None,
+                   stage: str | None = None) -> dict[str, Any]:
+    """Why a stage failed (or that it did not): what the flow recorded (diagnosis, remedy, the
+    playbook's fix; a killed or interrupted run) plus the rules' verdict on the stage's own log
+    (``logs/stage.log`` in MLflow)."""
+    from agent.diagnose import diagnose
+
+    status = pipeline_status(state, pipeline)
+    if not status.get("ok"):
+        return status
+    if stage:
+        _, why = stage_or_error(status, stage)
+        if why:
+            return {"ok": False, "error": why, "sources": status["sources"][:1], "notes": status["notes"]}
+    result = explain_failure(state, book, status["pipeline"], stage)
+    chosen = result.get("stage") or (stage_or_error(status, None)[0])
+    if chosen:
+        log = state.mlflow.text_artifact(chosen["run_id"], f"{S.DIR_LOGS}/stage.log")
+        if log is not None:
+            result["log_diagnosis"] = diagnose(log, None, playbooks=book, use_llm=False).model_dump(mode="json")
+            result["sources"] = [*result.get("sources", []),
+                                 _src("mlflow_artifact", f"{chosen['run_id']}/{S.DIR_LOGS}/stage.log", "stage log")]
+        else:
+            result.setdefault("notes", []).append(f"no stage.log logged for {chosen['stage']}")
+    return result

@@ -62,7 +62,7 @@ def _healthy(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def _port_free(port: int) -> bool:
+def port_free(port: int) -> bool:
     with socket.socket() as s:
         # As the servers bind: a closed connection in TIME_WAIT does not hold the port, a listener does.
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -134,7 +134,7 @@ def _group_alive(pgid: int | None) -> bool:
 
 def _wait_port_released(port: int, timeout_s: float) -> bool:
     deadline = time.time() + timeout_s
-    while not _port_free(port):
+    while not port_free(port):
         if time.time() >= deadline:
             return False
         time.sleep(0.5)

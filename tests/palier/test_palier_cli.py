@@ -44,7 +44,7 @@ def test_help_lists_every_command_under_its_group_whatever_the_width():
     listed = [line.split()[0] for line in lines if line.startswith("  ") and not line.startswith("   ")
               and not line.strip().startswith("-")]
     for name in ("up", "down", "status", "validate", "run", "summary", "watch", "check", "diagnose", "playbook",
-                 "ask", "chat", "generate-training", "check-dataset", "data", "query", "export", "import-ct2",
+                 "ask", "chat", "mcp", "generate-training", "check-dataset", "data", "query", "export", "import-ct2",
                  "evaluate"):
         assert name in listed, name
     assert "export-ct2" not in listed
@@ -55,6 +55,17 @@ def test_help_lists_every_command_under_its_group_whatever_the_width():
     assert "check-dataset Check a JSON Lines training set" in text and "Before training an sft or token_cls" in text
     assert "data `data check MANIFEST.csv`: does every audio file of a speech manifest load?" in text
     assert "Exit codes: 0 ok; 1 the command ran and found a problem" in text
+
+
+def test_mcp_over_http_refuses_a_port_in_use():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = runner.invoke(app, ["mcp", "--http", str(port)])
+    assert result.exit_code == 2 and f"port {port} on 127.0.0.1 is already in use" in result.output
 
 
 def test_export_needs_a_format_and_refuses_options_of_another_one(tmp_path):

@@ -61,3 +61,12 @@ def asr_metrics(
             metrics["medical_term_accuracy"] = accuracy
             metrics["medical_term_occurrences"] = float(occurrences)
     return metrics
+
+
+def utterance_wer(reference: str, prediction: str) -> float:
+    """One utterance's WER after ``normalize_fr``; an empty reference scores its predicted
+    words (each one an insertion), so a hallucination on silence still ranks as an error."""
+    ref, pred = normalize_fr(reference or ""), normalize_fr(prediction or "")
+    if not ref.split():
+        return float(len(pred.split()))
+    return float(jiwer.wer(ref, pred))

@@ -216,6 +216,17 @@ class Tracker:
             self._client.set_registered_model_alias(name, S.ALIAS_CHAMPION, version.version)
         return str(version.version)
 
+    def move_alias(self, name: str, alias: str, version: str) -> str | None:
+        """Point ``name@alias`` at ``version``; returns the version it pointed at before (None if unset)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            before = str(self._client.get_model_version_by_alias(name, alias).version)
+        except MlflowException:
+            before = None
+        self._client.set_registered_model_alias(name, alias, version)
+        return before
+
     def champion_metric(self, name: str, metric_key: str) -> float | None:
         from mlflow.exceptions import MlflowException
 

@@ -82,15 +82,14 @@ def flow_run_stage_runs(client: Any, flow_run_id: str) -> list[Any]:
                               order_by=["attributes.start_time ASC"])
 
 
-def json_artifact(client: Any, run_id: str, path: str) -> dict[str, Any] | None:
-    """A run's JSON artifact, or None when it is absent or unreadable."""
+def _artifact_bytes(client: Any, run_id: str, path: str) -> bytes | None:
+    """A run's artifact file, or None when it is absent or cannot be downloaded."""
     flag = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
     saved = os.environ.get(flag)
     os.environ[flag] = "false"  # a progress bar per artifact would garble a chat answer
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            local = client.download_artifacts(run_id, path, tmp)
-            return json.loads(Path(local).read_text(encoding="utf-8"))
+            return Path(client.download_artifacts(run_id, path, tmp)).read_bytes()
     except Exception:  # noqa: BLE001 - an absent or unreadable artifact is simply not there
         return None
     finally:
@@ -98,6 +97,15 @@ def json_artifact(client: Any, run_id: str, path: str) -> dict[str, Any] | None:
             os.environ.pop(flag, None)
         else:
             os.environ[flag] = saved
+
+
+def json_artifact(client: Any, run_id: str, path: str) -> dict[str, Any] | None:
+    """A run's JSON artifact, or None when it is absent or unreadable."""
+    data = _artifact_bytes(client, run_id, path)
+    try:
+        return json.loads(data.decode("utf-8")) if data is not None else None
+    except ValueError:
+        return None
 
 
 def _model_version(client: Any, uri: str) -> Any:
@@ -131,3 +139,48 @@ def download_registered_model(tracking_uri: str, uri: str, cache: Path) -> Path:
                 shutil.rmtree(target)
             local.replace(target)
     return target
+
+
+def run(client: Any, run_id: str) -> dict[str, Any] | None:
+    """One run as plain data, or None when the id is unknown."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return run_record(client.get_run(run_id))
+    except MlflowException:
+        return None
+
+
+def table_artifact(client: Any, run_id: str, path: str) -> list[dict[str, Any]] | None:
+    """A table a run logged with ``log_table`` (``{"columns": [...], "data": [[...]]}``) as rows,
+    or None when it is absent or unreadable."""
+    table = json_artifact(client, run_id, path)
+    if not isinstance(table, dict) or "columns" not in table or "data" not in table:
+        return None
+    return [dict(zip(table["columns"], row)) for row in table["data"]]
+
+
+def text_artifact(client: Any, run_id: str, path: str, limit: int = 2_000_000) -> str | None:
+    """The end (``limit`` characters) of a run's text artifact, or None when it is absent."""
+    data = _artifact_bytes(client, run_id, path)
+    return data.decode("utf-8", errors="replace")[-limit:] if data is not None else None
+
+
+def registered_model(client: Any, name: str) -> dict[str, Any]:
+    """A registered model's versions (newest first) and aliases; RegistryRefError naming the
+    known models when there is no model of that name."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException:
+        known = sorted(m.name for m in client.search_registered_models(max_results=200))
+        raise RegistryRefError(f"no registered model named {name!r}; known: {', '.join(known) or 'none'}") from None
+    versions = client.search_model_versions(f"name = '{name}'")
+    aliases = {alias: str(version) for alias, version in (model.aliases or {}).items()}
+    rows = [{"version": str(v.version), "run_id": v.run_id, "status": v.status, "created": v.creation_timestamp,
+             "aliases": sorted(a for a, n in aliases.items() if n == str(v.version)),
+             "tags": {k: t for k, t in (v.tags or {}).items() if k.startswith(S.TAG_PREFIX)}}
+            for v in versions]
+    return {"name": model.name, "description": model.description, "aliases": aliases,
+            "versions": sorted(rows, key=lambda r: int(r["version"]), reverse=True)}

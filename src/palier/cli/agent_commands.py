@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 
 from palier.cli.app import command
-from palier.cli.output import ExitCode, fail, failing_on, out
+from palier.cli.output import ExitCode, err, fail, failing_on, out
 
 SECTION = "Agent"
 
@@ -204,3 +204,26 @@ def chat(
         if not question.strip():
             continue
         _print_answer(answer(question, state=state, playbooks=book, use_llm=False if no_llm else None))
+
+
+@command(SECTION, "mcp", "Serve palier's agent tools to any assistant over MCP: stdio, or --http PORT on 127.0.0.1.")
+def mcp(
+    http: Annotated[Optional[int], typer.Option(  # noqa: UP007
+        "--http", min=1, max=65535, help="serve streamable HTTP on 127.0.0.1:PORT (path /mcp) instead of stdio")] = None,
+) -> None:
+    """Serve the Model Context Protocol: pipelines, stage comparisons, worst predictions, champions,
+    diagnoses, preflight, playbooks; running a pipeline (preflight enforced) and moving an alias
+    (confirmation required). Every answer is redacted. Setup for Claude Code, Cursor and the
+    MLflow Assistant: docs/mcp.md."""
+    from palier.mcp_server import build_server
+
+    server = build_server(_playbooks())
+    if http is None:
+        server.run("stdio")
+        return
+    from palier.services import HOST, port_free
+
+    if not port_free(http):
+        fail(f"--http {http}: port {http} on {HOST} is already in use; pick another port")
+    err().print(f"palier MCP server on http://{HOST}:{http}/mcp (Ctrl-C to stop)", soft_wrap=True)
+    server.run("streamable-http", host=HOST, port=http)
