@@ -285,6 +285,45 @@ def gpu_memory_known(ctx: StageContext, params: dict[str, Any]) -> Hit | None:
     return None if normalize_gpu(requested) in GPU_MEMORY_GB else Hit({"gpu": requested})
 
 
+def stage_space_need(ctx: StageContext):
+    """The estimate of ``core.disk_space`` for this stage, or None when the model's size is
+    unknown (a local folder without safetensors, a hub model not in the table)."""
+    from core.disk_space import encoder_width, known_params, stage_space
+
+    base = str(ctx.pipeline.get("base_model") or "")
+    params = ctx.facts.model_params.get(base) or known_params(base)
+    if not params:
+        return None
+    t = ctx.stage.get("training") if isinstance(ctx.stage.get("training"), dict) else {}
+    whisper = ctx.stage.get("whisper") if isinstance(ctx.stage.get("whisper"), dict) else {}
+    train = ctx.stage.get("train") if isinstance(ctx.stage.get("train"), dict) else {}
+    cached = 0
+    if whisper.get("cache_encoder_outputs"):
+        cached = train.get("max_samples") or ctx.facts.data_sizes.get(str(train.get("path", "")), 0) or 0
+    export = ctx.stage.get("export")
+    return stage_space(params, method=str(t.get("method", "full")), save_total_limit=int(t.get("save_total_limit", 2)),
+                       cached_utterances=int(cached), encoder_d_model=encoder_width(base),
+                       exports=(str(export.get("format", "ct2")),) if isinstance(export, dict) else ())
+
+
+@check("disk_space")
+def disk_space(ctx: StageContext, params: dict[str, Any]) -> Hit | None:
+    """``params.when``: ``short`` (the stage does not fit where it runs: the local disk's free
+    space, Kaggle's 20 GB output) or ``large`` (it fits but needs at least ``min_gb``: said
+    before the run, with the amount a Modal Volume or Kaggle needs)."""
+    from core.disk_space import GB, where_it_fits
+
+    need = stage_space_need(ctx)
+    if need is None:
+        return None
+    verdict = where_it_fits(need, ctx.backend_kind, ctx.facts.runs_free_bytes)
+    if params.get("when", "short") == "short":
+        return None if verdict.fits else Hit({"need": verdict.message})
+    if verdict.fits and need.total >= float(params.get("min_gb", 10)) * GB:
+        return Hit({"need": verdict.message})
+    return None
+
+
 @check("has_eval_role")
 def has_eval_role(ctx: StageContext, params: dict[str, Any]) -> Hit | None:
     """The stage has no eval set with this role (e.g. no guard set: regressions go unseen)."""

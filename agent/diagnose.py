@@ -268,6 +268,17 @@ def _evidence(lines: list[str], idx: list[int], final: set[int], hb: HeartbeatFa
     return out
 
 
+def _context(patterns: list[str], lines: list[str], evidence: list[str]) -> list[str]:
+    """The last line each context pattern matches (what the failure concerns: the checkpoint
+    being loaded), when it is not already quoted."""
+    out = []
+    for group in _match_lines(patterns, lines):
+        text = redact(lines[group[-1]].strip())[:300] if group else ""
+        if text and text not in evidence and text not in out:
+            out.append(text)
+    return out
+
+
 def _rank(c: _Candidate) -> tuple:
     return (c.in_final, c.confirmed, c.failure.priority, len(c.lines))
 
@@ -319,6 +330,7 @@ def _known(best: _Candidate, scan: _Scan, heartbeat: HeartbeatFacts | None) -> D
                          with_heartbeat=f.heartbeat is not None and heartbeat is not None)
     if f.kind == "none" and heartbeat is not None and heartbeat.source == "log_age":
         evidence.append(heartbeat.describe())
+    evidence += _context(f.evidence.context, scan.lines, evidence)
     to_confirm = None
     remedy = f.remedy.model_dump() if f.remedy else None
     if not best.confirmed:

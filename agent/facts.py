@@ -16,6 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.paths import home as palier_home
+
 LIBRARIES = (
     "torch", "transformers", "tokenizers", "accelerate", "datasets", "peft", "trl", "bitsandbytes",
     "jiwer", "evaluate", "soundfile", "librosa", "seqeval", "scikit-learn", "ctranslate2",
@@ -55,6 +57,9 @@ class EnvFacts(BaseModel):
         default_factory=dict, description="base model ref -> its module names (meta-device build)"
     )
     gated_repos: list[str] = Field(default_factory=list, description="hub ids known to be gated")
+    runs_free_bytes: int | None = Field(default=None, description="free space where run folders go (PALIER_HOME)")
+    model_params: dict[str, int] = Field(default_factory=dict,
+                                         description="local base model path -> parameter count (safetensors headers)")
     api_signatures: dict[str, list[str]] = Field(
         default_factory=dict, description="'module:Object' -> accepted keyword names (injected or inspected)"
     )
@@ -207,6 +212,40 @@ def _local_files(paths: list[str], roots: list[Path]
     return local, parents, sizes
 
 
+def free_bytes(folder: Path) -> int | None:
+    """Free space on the disk that holds ``folder`` (its nearest existing parent)."""
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            return shutil.disk_usage(candidate).free
+    return None
+
+
+def safetensors_params(folder: Path) -> int | None:
+    """Parameters of a local model folder, from its safetensors headers (no tensor is read)."""
+    import json
+    import math
+    import struct
+
+    files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+    total = 0
+    for path in files:
+        with path.open("rb") as fh:
+            (n,) = struct.unpack("<Q", fh.read(8))
+            header = json.loads(fh.read(n))
+        total += sum(math.prod(t["shape"]) for k, t in header.items() if k != "__metadata__")
+    return total or None
+
+
+def _model_params(base: Any, local: dict[str, bool], roots: list[Path]) -> dict[str, int]:
+    if not isinstance(base, str) or not local.get(base):
+        return {}
+    for root in roots:
+        params = safetensors_params(root / base)
+        if params:
+            return {base: params}
+    return {}
+
+
 def _model_packages(base: Any) -> dict[str, bool]:
     """Whether a ``package:`` / ``pypi:`` base model is installed."""
     if isinstance(base, str) and base.startswith("package:"):
@@ -243,7 +282,8 @@ def collect_env_facts(
         cuda = cuda or gpu is not None
     hf_offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
     network = probe_network() if (check_network and not hf_offline) else None
-    local, parents, sizes = _local_files(config_paths(config), [Path.cwd()] + ([Path(base_dir)] if base_dir else []))
+    roots = [Path.cwd()] + ([Path(base_dir)] if base_dir else [])
+    local, parents, sizes = _local_files(config_paths(config), roots)
     base = getattr(config, "base_model", None) if config is not None else None
     modules = {}
     if inspect_models and isinstance(base, str) and _uses_lora(config):
@@ -269,4 +309,6 @@ def collect_env_facts(
         data_sizes=sizes,
         model_packages=_model_packages(base),
         model_modules=modules,
+        runs_free_bytes=free_bytes(palier_home()),
+        model_params=_model_params(base, local, roots),
     )

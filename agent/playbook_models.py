@@ -20,6 +20,7 @@ Kind = Literal[
     "whisper_generation_config",
     "nccl_timeout",
     "disk_full",
+    "torn_checkpoint",
     "bf16_unsupported",
     "fp16_unscale",
     "backend_timeout",
@@ -137,8 +138,11 @@ class Evidence(Block):
     all: list[str] = Field(default_factory=list)
     none: list[str] = Field(default_factory=list)
     min_lines: int = Field(default=1, ge=1, description="distinct matching lines needed (a repeated symptom)")
+    context: list[str] = Field(default_factory=list,
+                               description="lines quoted with the evidence when the failure matched (the file "
+                                           "or checkpoint concerned); never used to match")
 
-    @field_validator("any", "all", "none")
+    @field_validator("any", "all", "none", "context")
     @classmethod
     def _compiles(cls, patterns: list[str]) -> list[str]:
         import re

@@ -11,6 +11,7 @@ owns every MLflow run; the stage runner never calls MLflow.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from prefect import flow, get_run_logger
 from prefect.states import Failed, State
 from prefect.runtime import flow_run
 
+from core import fault_points
 from core.config import load_pipeline
 from core.contracts import StageResult, StageSpec
 from core.ct2.packaged import is_packaged_ref, resolve_base_model
@@ -166,16 +168,36 @@ def _run_one(tracker: Tracker, uri: str, experiment: str, spec: StageSpec, paren
              previous: StageResult | None, upstream: StageOutput | None, out_dir: Path):
     """A new stage run: run the stage on its backend, log it, gate it, register its model."""
     run_id = tracker.start_stage_run(experiment, parent, spec, attempt=1)
-    try:
-        result = run_stage_task(spec, run_id, uri)
-    except BaseException as exc:
-        close_run(tracker, run_id, exc)
-        raise
+    result = finished_output(out_dir)
+    if result is not None:
+        get_run_logger().warning(f"[{spec.name}] finished earlier in {out_dir} but was never logged (orchestrator "
+                                 "stopped in between): logging that result instead of training again")
+    else:
+        try:
+            result = run_stage_task(spec, run_id, uri)
+        except BaseException as exc:
+            close_run(tracker, run_id, exc)
+            raise
+    fault_points.reached("after_stage_end")
     log_results(spec, result, previous, run_id, out_dir, uri)
     decision = gate_and_register(spec, result, run_id, upstream.run_id if upstream else None,
                                  upstream.model_version if upstream else None, out_dir, uri)
     tracker.end_run(run_id, "succeeded")
     return run_id, decision["version"], result
+
+
+def finished_output(out_dir: Path) -> StageResult | None:
+    """The result a stage runner wrote and marked succeeded in ``out_dir`` (its folder is keyed
+    by the stage key), or None."""
+    meta, metrics = out_dir / "meta.json", out_dir / "metrics.json"
+    if not (meta.is_file() and metrics.is_file() and (out_dir / "model").is_dir()):
+        return None
+    try:
+        if json.loads(meta.read_text(encoding="utf-8")).get("status") != "succeeded":
+            return None
+        return StageResult.model_validate_json(metrics.read_text(encoding="utf-8"))
+    except ValueError:
+        return None
 
 
 def _reuse(tracker: Tracker, experiment: str, spec: StageSpec, out_dir: Path, parent: str, logger, quiet=False):

@@ -35,6 +35,7 @@ class EventRelay:
         self.spec, self.relay, self.logger = spec, relay, logger
         self.phase: str | None = None
         self.logged: dict[str, tuple[float, float]] = {}  # phase -> (fraction, time) of its last line
+        self.set_aside: list[str] = []
 
     def __call__(self, event: dict) -> None:
         name, logger, kind = self.spec.name, self.logger, event.get("type")
@@ -57,6 +58,9 @@ class EventRelay:
                 f"[{name}] {event.get('message', '')}")
         elif kind == "error":
             logger.error(f"[{name}] {event.get('error')}")
+        elif kind == "checkpoint_set_aside" and self.relay is not None:  # its warning came as a "log" event
+            self.set_aside.append(f"{event.get('checkpoint')} -> {Path(event.get('moved_to', '')).name}: {event.get('reason')}")
+            self.relay.tracker.set_tags(self.relay.run_id, {S.TAG_CHECKPOINT_SET_ASIDE: "; ".join(self.set_aside)[:4900]})
 
 
 def watch(backend, handle: JobHandle, spec: StageSpec, relay: MetricRelay | None, logger,

@@ -29,6 +29,12 @@ CASES = [
     ("whisper_generation_config.log", None, "whisper_generation_config", "whisper-generation-config-outdated"),
     ("nccl_timeout.log", None, "nccl_timeout", "nccl-watchdog-timeout"),
     ("disk_full.log", None, "disk_full", "disk-full"),
+    # a Trainer resuming from a checkpoint cut as a crash leaves it (the installed libraries' own wording;
+    # the safetensors one starts with the line run_trainer prints before resuming)
+    ("torn_checkpoint_safetensors.log", None, "torn_checkpoint", "torn-checkpoint"),
+    ("torn_checkpoint_optimizer.log", None, "torn_checkpoint", "torn-checkpoint"),
+    ("torn_checkpoint_trainer_state.log", None, "torn_checkpoint", "torn-trainer-state"),
+    ("torn_checkpoint_rng_empty.log", None, "torn_checkpoint", "torn-torch-file"),
     ("bf16_unsupported.log", None, "bf16_unsupported", "bf16-unsupported"),
     ("fp16_unscale.log", None, "fp16_unscale", "fp16-unscale"),
     ("rich_traceback_fp16.log", None, "fp16_unscale", "fp16-unscale"),
@@ -63,6 +69,12 @@ def test_known_log(book, log, name, heartbeat, kind, failure_id):
     if kind not in ("none",):
         assert result.evidence, "a diagnosis must show its evidence"
         assert result.fix
+
+
+def test_a_torn_checkpoint_names_its_path_and_the_fix(book, log):
+    result = diagnose(log("torn_checkpoint_safetensors.log"), playbooks=book, use_llm=False)
+    assert any("checkpoint-4" in line for line in result.evidence), result.evidence
+    assert "torn-checkpoint-N" in result.fix and result.confidence >= 0.8
 
 
 def test_fixed_json_schema(book, log):

@@ -163,7 +163,8 @@ def test_diagnose_run_dir_reads_stage_log_and_events(tmp_path, book):
 def test_preflight_lines_for_logs(book, make_config_, make_facts_):
     from agent.preflight import preflight
 
-    lines = preflight(make_config_({"backend": {"gpu": "H200"}}), make_facts_(), playbooks=book).lines()
+    lines = [line for line in preflight(make_config_({"backend": {"gpu": "H200"}}), make_facts_(), playbooks=book).lines()
+             if "disk-space" not in line]  # the space a large-v3 stage needs: tests/agent/test_preflight.py
     assert lines[0].startswith("[fixed] whisper.h200-flagged-kernel (exp1)")
     assert "[AUTOFIX] [whisper.h200-flagged-kernel] exp1: backend.gpu 'H200' -> 'H100'" in lines
     assert lines[-1] == "preflight: OK"

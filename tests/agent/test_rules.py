@@ -140,6 +140,18 @@ CASES = [
     ("model.base-model-resolves", {}, {"base_model": "openai/whisper-small"}, {"local_paths": {"openai/whisper-small": False}, "path_parents": {"openai/whisper-small": False}}, False),
     ("model.base-model-resolves", {}, {"base_model": "package:gt-nothing"}, {"model_packages": {"package:gt-nothing": False}}, True),
     ("model.base-model-resolves", {}, {"base_model": "../models/whisper-fr"}, {"local_paths": {"../models/whisper-fr": True}}, False),
+    # large-v3 full fine-tune: about 58 GB; the local disk's free space, Kaggle's 20 GB output
+    ("train.disk-space", {**LOCAL_CPU}, {}, {"runs_free_bytes": 30 * 1024 ** 3}, True),
+    ("train.disk-space", {**LOCAL_CPU}, {}, {"runs_free_bytes": 100 * 1024 ** 3}, False),
+    ("train.disk-space", {"backend": {"kind": "kaggle"}}, {}, {}, True),
+    ("train.disk-space", {"backend": {"kind": "kaggle"}, "training": {"method": "lora"}}, {}, {}, False),
+    ("train.disk-space", {**LOCAL_CPU}, {"base_model": "org/unknown-model"}, {"runs_free_bytes": 10 * 1024 ** 2},
+     False),  # size unknown: not judged
+    ("train.disk-space", {**LOCAL_CPU}, {"base_model": "models/x"}, {"runs_free_bytes": 10 * 1024 ** 2,
+                                                                     "model_params": {"models/x": 5_000_000}}, True),
+    ("train.disk-space-large", {}, {}, {}, True),  # on Modal: the amount for the Volume
+    ("train.disk-space-large", {}, {"base_model": "openai/whisper-small"}, {}, False),  # about 9 GB
+    ("train.disk-space-large", {**LOCAL_CPU}, {}, {"runs_free_bytes": 30 * 1024 ** 3}, False),  # blocked instead
 ]
 
 

@@ -43,7 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         # The traceback stays in stage.log for diagnosis; this line is what a user reads first.
         import traceback
 
+        from core.stage.runner import full_disk_message, is_disk_full
+
         traceback.print_exc()
+        if is_disk_full(exc, args.out):
+            print(f"error: {full_disk_message(spec, args.out)}", file=sys.stderr)
         print(f"error: stage {spec.name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -8,8 +8,12 @@ training from the last checkpoint.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
+import shutil
+import sys
 import time
 import traceback
 from contextlib import contextmanager
@@ -118,6 +122,48 @@ class _StageRun:
         self.write_json(self.out_dir / "meta.json", self.meta)
 
 
+# torch.save's zip writer on a full disk: "[enforce fail at inline_container.cc:672] . unexpected pos
+# 482308 vs 482260" or "PytorchStreamWriter failed writing file data/0: file write failed", no errno.
+_WRITE_FAILED = re.compile(r"unexpected pos \d+ vs \d+|file write failed|PytorchStreamWriter failed")
+NEARLY_FULL_BYTES = 64 * 1024 ** 2
+
+
+def is_disk_full(exc: BaseException, out_dir: Path) -> bool:
+    """ENOSPC anywhere in the exception chain, or a writer's failure on a disk with almost no
+    space left (torch words a full disk without the errno)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        text = str(seen)
+        if getattr(seen, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in text \
+                or "os error 28" in text:
+            return True
+        if _WRITE_FAILED.search(text) and out_dir.exists() and shutil.disk_usage(out_dir).free < NEARLY_FULL_BYTES:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def full_disk_message(spec: StageSpec, out_dir: Path) -> str:
+    """The folder that filled up, its free space, and what the stage needs there: measured from
+    a complete checkpoint when one was written, else estimated from the base model."""
+    from core.disk_space import human, stage_space
+    from core.stage.checkpoints import COMPLETE_MARKER, checkpoints_newest_first
+
+    limit = spec.stage.training.save_total_limit
+    done = [c for c in checkpoints_newest_first(out_dir / "checkpoints") if (c / COMPLETE_MARKER).is_file()]
+    if done:
+        each = sum(p.stat().st_size for p in done[0].rglob("*") if p.is_file())
+        model = sum(p.stat().st_size for p in done[0].glob("*.safetensors"))
+        need = f"about {human((limit + 1) * each + model)} ({limit + 1} checkpoints of {human(each)}, final model)"
+    else:
+        weights = sum(p.stat().st_size for p in Path(spec.base_model).glob("*.safetensors"))
+        need = stage_space(weights // 4, method=getattr(spec.stage.training, "method", "full"),
+                           save_total_limit=limit).describe() if weights else "unknown (base model size unknown)"
+    free = shutil.disk_usage(out_dir).free if out_dir.exists() else 0
+    return (f"no space left on device under {out_dir} ({human(free)} free); this stage needs {need}. Free space "
+            f"or lower save_total_limit, then rerun: it resumes from the last complete checkpoint")
+
+
 def _run_stage(spec: StageSpec, out_dir: Path, cache_dir: Path | None, rank: int, world_size: int) -> StageResult:
     run = _StageRun(spec, out_dir, rank)
     events = run.events
@@ -140,8 +186,12 @@ def _run_stage(spec: StageSpec, out_dir: Path, cache_dir: Path | None, rank: int
         return result
     except BaseException as exc:
         tb = traceback.format_exc()
-        events.emit("error", error=f"{type(exc).__name__}: {exc}", traceback=tb)
-        run.finish("cancelled" if isinstance(exc, KeyboardInterrupt) else "failed", error=f"{type(exc).__name__}: {exc}")
+        try:  # on a full disk these small writes may fail too: the stage's own error must win
+            events.emit("error", error=f"{type(exc).__name__}: {exc}", traceback=tb)
+            run.finish("cancelled" if isinstance(exc, KeyboardInterrupt) else "failed",
+                       error=f"{type(exc).__name__}: {exc}")
+        except OSError as write_error:
+            print(f"palier: could not record the failure in {out_dir}: {write_error}", file=sys.stderr, flush=True)
         raise
     finally:
         events.close()

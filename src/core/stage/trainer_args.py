@@ -10,6 +10,7 @@ only the fields that class has or that the family sets differently.
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from transformers import TrainerCallback
 from core.config.common import TrainerSchedule
 from core.events import EventLog
 from core.stage.cancel import CANCEL, Cancelled
+from core.stage.checkpoints import CompletionCallback, resume_point
 
 FALLBACK_SAVE_STEPS = 500  # eval_strategy "steps" without eval_steps (the Trainer then evaluates every logging_steps)
 
@@ -99,24 +101,20 @@ class EventsCallback(TrainerCallback):
         return {f"last_logged_{key}": self.last_logs[key] for key in keys if key in self.last_logs}
 
 
-def last_checkpoint(folder: Path) -> Path | None:
-    if not folder.is_dir():
-        return None
-    candidates = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
-    return max(candidates, key=lambda p: int(p.name.split("-")[-1]), default=None)
-
-
 # Recipes whose batches carry only what the model's forward takes, labelled "labels".
 EXPLICIT_COLUMNS = {"remove_unused_columns": False, "label_names": ["labels"]}
 
 
 def run_trainer(trainer, checkpoint_dir: Path, events: EventLog) -> dict[str, float]:
-    """Train (from the last checkpoint in ``checkpoint_dir`` when there is one) and return the
-    Trainer's numeric metrics plus ``global_step``. A cancellation raises ``Cancelled`` after
-    the Trainer saved a checkpoint (see ``EventsCallback``)."""
-    resume = last_checkpoint(checkpoint_dir)
+    """Train (from the newest checkpoint in ``checkpoint_dir`` that loads, when there is one)
+    and return the Trainer's numeric metrics plus ``global_step``. A cancellation raises
+    ``Cancelled`` after the Trainer saved a checkpoint (see ``EventsCallback``). Each checkpoint
+    is marked complete once saved (``core.stage.checkpoints``)."""
+    trainer.add_callback(CompletionCallback())
+    resume = resume_point(checkpoint_dir, events)
     if resume:
         events.log(f"resuming training from {resume.name}")
+        print(f"palier: resuming training from {resume}", file=sys.stderr, flush=True)
     output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if CANCEL.is_set():
         raise Cancelled(f"cancelled at step {trainer.state.global_step}; checkpoint saved for resume")

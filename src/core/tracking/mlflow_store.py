@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core import fault_points
 from core.tracking import schema as S
 from core.tracking.outage import PatientClient, configure_mlflow_http
 
@@ -208,9 +209,12 @@ class Tracker:
         except MlflowException as exc:
             if "already exists" not in str(exc).lower() and "RESOURCE_ALREADY_EXISTS" not in str(exc):
                 raise
-        source = f"{self.get_run(run_id).info.artifact_uri}/{S.DIR_MODEL}"
-        version = self._client.create_model_version(name, source=source, run_id=run_id, tags=tags,
-                                              description=description or None)
+        version = self.version_for_key(name, tags.get(S.TAG_STAGE_KEY, ""))
+        if version is None:  # else: registered by a run killed before its aliases moved
+            source = f"{self.get_run(run_id).info.artifact_uri}/{S.DIR_MODEL}"
+            version = self._client.create_model_version(name, source=source, run_id=run_id, tags=tags,
+                                                        description=description or None)
+            fault_points.reached("after_model_version")
         self._client.set_registered_model_alias(name, S.ALIAS_CANDIDATE, version.version)
         if alias == S.ALIAS_CHAMPION:
             self._client.set_registered_model_alias(name, S.ALIAS_CHAMPION, version.version)
@@ -226,6 +230,13 @@ class Tracker:
             before = None
         self._client.set_registered_model_alias(name, alias, version)
         return before
+
+    def version_for_key(self, name: str, stage_key: str):
+        """The model version already registered for this stage key, if any (one per key)."""
+        if not stage_key:
+            return None
+        found = self._client.search_model_versions(f"name = '{name}' and tags.`{S.TAG_STAGE_KEY}` = '{stage_key}'")
+        return max(found, key=lambda v: int(v.version), default=None)
 
     def champion_metric(self, name: str, metric_key: str) -> float | None:
         from mlflow.exceptions import MlflowException

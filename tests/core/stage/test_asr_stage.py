@@ -158,3 +158,42 @@ def test_unknown_local_model_fails_with_clear_message(tmp_path, tiny_whisper, sp
     assert proc.returncode == 1
     assert "cannot load WhisperFeatureExtractor" in proc.stderr and "HF_HUB_OFFLINE=1" in proc.stderr
     assert json.loads((out / "meta.json").read_text())["status"] == "failed"
+
+
+def test_kill_9_then_a_torn_newest_checkpoint_resumes_from_the_previous_one(tmp_path, tiny_whisper, speech_cache):
+    """Issue 18: a stage killed mid-training whose newest checkpoint is torn (its weights cut to
+    half, what a crash or a full disk during a save leaves): the rerun sets it aside and
+    finishes from the previous checkpoint instead of failing on it forever."""
+    from core.stage.checkpoints import COMPLETE_MARKER, checkpoints_newest_first
+
+    spec = _spec(tmp_path, tiny_whisper, training={"max_steps": 400, "save_steps": 2, "logging_steps": 1,
+                                                   "per_device_train_batch_size": 2})[0]
+    out = tmp_path / "run"
+    out.mkdir()
+    spec_file = spec.write(out / "spec.json")
+    proc = subprocess.Popen([sys.executable, "-m", "core.stage", "--spec", str(spec_file), "--out", str(out),
+                             "--cache-dir", str(speech_cache)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    while len([c for c in checkpoints_newest_first(out / "checkpoints") if (c / COMPLETE_MARKER).is_file()]) < 2:
+        assert proc.poll() is None and time.time() < deadline, "the stage ended before two checkpoints"
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    complete = [c for c in checkpoints_newest_first(out / "checkpoints") if (c / COMPLETE_MARKER).is_file()]
+    torn, previous = complete[0], complete[1]
+    weights = torn / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+
+    torn_step = int(torn.name.split("-")[1])
+    resumed = spec.model_copy(update={"stage": spec.stage.model_copy(update={
+        "training": spec.stage.training.model_copy(update={"max_steps": torn_step + 2})})})
+    proc = _run(resumed, out, speech_cache)
+    assert f"set aside as {out / 'checkpoints' / ('torn-' + torn.name)}" in proc.stderr
+    events = read_events(out)
+    aside = [e for e in events if e["type"] == "checkpoint_set_aside"]
+    assert [a["checkpoint"] for a in aside][-1] == torn.name and "model.safetensors" in aside[-1]["reason"]
+    messages = [e.get("message", "") for e in events if e["type"] == "log"]
+    assert f"resuming training from {previous.name}" in messages
+    assert (out / "checkpoints" / f"torn-{torn.name}" / "model.safetensors").is_file()  # never deleted
+    assert json.loads((out / "metrics.json").read_text())["train"]["global_step"] == torn_step + 2

@@ -1,6 +1,6 @@
 """``run_trainer``, the end of every family's ``train()``: a graceful cancellation stops at a
 step with a checkpoint and raises ``Cancelled``; the next run resumes from that checkpoint and
-finishes the schedule. Runs a real (tiny) Trainer on the CPU."""
+finishes the schedule, setting aside a newest checkpoint that a crash left torn. Runs a real (tiny) Trainer on the CPU."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from core.events import EventLog
 pytestmark = pytest.mark.integration
 
 
-def _trainer(checkpoint_dir, events, stop_at: int | None):
+def _trainer(checkpoint_dir, events, stop_at: int | None, save_steps: int | None = None):
     import torch
     from torch import nn
     from transformers import Trainer, TrainerCallback, TrainingArguments
@@ -45,7 +45,8 @@ def _trainer(checkpoint_dir, events, stop_at: int | None):
             if stop_at is not None and state.global_step == stop_at:
                 CANCEL.set()
 
-    schedule = TrainerSchedule(max_steps=6, per_device_train_batch_size=4, learning_rate=0.05, logging_steps=1)
+    schedule = TrainerSchedule(max_steps=6, per_device_train_batch_size=4, learning_rate=0.05, logging_steps=1,
+                               save_steps=save_steps)
     args = TrainingArguments(**shared_arguments(schedule, checkpoint_dir, "cpu", eval_batch_size=4,
                                                 activation_checkpointing=False), **EXPLICIT_COLUMNS)
     callback = EventsCallback(events)
@@ -55,7 +56,8 @@ def _trainer(checkpoint_dir, events, stop_at: int | None):
 
 def test_cancel_checkpoints_then_rerun_resumes(tmp_path):
     from core.stage.cancel import CANCEL, Cancelled
-    from core.stage.trainer_args import last_checkpoint, run_trainer
+    from core.stage.checkpoints import last_checkpoint
+    from core.stage.trainer_args import run_trainer
 
     checkpoints = tmp_path / "checkpoints"
     events = EventLog(tmp_path / "events.jsonl")
@@ -74,3 +76,35 @@ def test_cancel_checkpoints_then_rerun_resumes(tmp_path):
     assert callback.last_logged(("loss",)).keys() == {"last_logged_loss"}
     messages = [json.loads(line).get("message", "") for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     assert "resuming training from checkpoint-3" in messages
+
+
+def test_rerun_sets_aside_a_torn_checkpoint_and_resumes_from_the_previous_one(tmp_path):
+    from core.stage.cancel import CANCEL, Cancelled
+    from core.stage.checkpoints import COMPLETE_MARKER, checkpoint_problem
+    from core.stage.trainer_args import run_trainer
+
+    checkpoints = tmp_path / "checkpoints"
+    events = EventLog(tmp_path / "events.jsonl")
+    trainer, _ = _trainer(checkpoints, events, stop_at=3, save_steps=2)
+    try:
+        with pytest.raises(Cancelled, match="cancelled at step 4"):
+            run_trainer(trainer, checkpoints, events)
+    finally:
+        CANCEL.clear()
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint-2", "checkpoint-4"]
+    assert all((checkpoints / name / COMPLETE_MARKER).is_file() for name in ("checkpoint-2", "checkpoint-4"))
+    weights = checkpoints / "checkpoint-4" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # what a crash mid-save leaves
+    assert "model.safetensors" in checkpoint_problem(checkpoints / "checkpoint-4")
+
+    trainer, _ = _trainer(checkpoints, events, stop_at=None, save_steps=2)
+    summary = run_trainer(trainer, checkpoints, events)
+    events.close()
+    assert summary["global_step"] == 6.0
+    torn = checkpoints / "torn-checkpoint-4"
+    assert checkpoint_problem(torn) is not None  # kept for inspection, never deleted
+    records = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    aside = [r for r in records if r["type"] == "checkpoint_set_aside"]
+    assert [a["checkpoint"] for a in aside] == ["checkpoint-4"] and "model.safetensors" in aside[0]["reason"]
+    assert "resuming training from checkpoint-2" in [r.get("message", "") for r in records]
+    assert checkpoint_problem(checkpoints / "checkpoint-6") is None
