@@ -134,6 +134,9 @@ def stage_summary(run: dict[str, Any]) -> dict[str, Any]:
         "progress": _progress(run["metrics"]),
         "start_time": run.get("start_time"),
         "end_time": run.get("end_time"),
+        "key": tags.get(S.TAG_STAGE_KEY),
+        "killed_reason": tags.get(S.TAG_KILLED_REASON),
+        "timings": {k.removeprefix("timing_s/"): v for k, v in run["metrics"].items() if k.startswith("timing_s/")},
     }
 
 

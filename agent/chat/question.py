@@ -28,8 +28,8 @@ _ASKS: dict[str, tuple[str, ...]] = {
              r"next steps?|la suite|je fais quoi|on fait quoi|what do i do with|what do we do)\b",),
     "compare": (r"\b(compar\w*|baselin\w*|meilleure?s?|mieux|better|worse|pire|amelior\w*|improv\w*|versus|vs|"
                 r"gain\w*|regress\w*|par rapport|than|delta|beat|battu|progres\w*|diff\w*|plus bas|lower|higher|"
-                r"degrad\w*|perdu|lost)\b",),
-    "status": (r"\b(ou en est|ou en sont|ou on en est|where is|where are|status|statut|etat|avancement|progress|"
+                r"degrad\w*|perdu|lost|what changed|qu.est.ce qui a change|changed between|chang\w* entre)\b",),
+    "status": (r"\b(ou en est|ou en sont|ou on en est|en est ou|en sont ou|on en est ou|where are we|where do we stand|where is|where are|status|statut|etat|avancement|progress|"
                r"en cours|how far|how is|how are|comment va|termine|finished|done|fini)\b",),
     "metrics": (r"\b(resultats?|results?|scores?|wer|cer|f1|metri\w*|accuracy|exactitude|combien de temps|how long|"
                 r"duree|loss)\b",),
@@ -116,6 +116,9 @@ def stage_references(question: str) -> list[str]:
     for m in re.finditer(r"\b(\d+)\s*(?:ere|er|eme|e|st|nd|rd|th)\s+(?:et|and|ou|or|vs)\s+(?:la |le |the )?(\d+)\s*"
                          r"(?:ere|er|eme|e|st|nd|rd|th)\s+(?:etape|stage|exp\w*)", q):
         found.append((m.start(), f"exp{m.group(1)}"))
+    # "the two stages", "les deux étapes": the first and the second.
+    for m in re.finditer(r"\b(?:the two|both|les deux|des deux)\s+(?:stages|etapes|exps?|experiences)\b", q):
+        found += [(m.start(), "exp1"), (m.start() + 1, "exp2")]
     # "exp1 and 2", "exp 1 et 2": a bare number right after a reference and a conjunction.
     for m in re.finditer(r"\b(?:exp\w*|etape|stage)\s*\d+\s*(?:and|et|vs|versus|,|&|a|to)\s*(\d+)\b", q):
         found.append((m.start(1), f"exp{m.group(1)}"))

@@ -122,11 +122,22 @@ def answer_offline(question: str, state: LiveState, book: PlaybookSet) -> Answer
 
 
 def ask(question: str, *, state: LiveState | None = None, playbooks: PlaybookSet | None = None,
-        use_llm: bool | None = None) -> Answer:
-    """Answer a question. ``use_llm``: None = when configured; False = offline only."""
+        use_llm: bool | None = None, context: dict[str, Any] | None = None) -> Answer:
+    """Answer a question. ``use_llm``: None = when configured; False = offline only. ``context``:
+    the previous answer's ``data["about"]`` (agent.chat.session.ChatSession keeps it). Never
+    raises for a question: an error inside becomes an answer that says what failed."""
     state = state or LiveState.from_env()
     book = playbooks or load_checked_playbooks()
+    try:
+        return _ask(question, state, book, use_llm, context)
+    except Exception as exc:  # noqa: BLE001 - any question gets an answer, never a traceback
+        return failed_answer(question, exc)
+
+
+def _ask(question: str, state: LiveState, book: PlaybookSet, use_llm: bool | None,
+         context: dict[str, Any] | None) -> Answer:
     from agent.chat import llm as chat_llm
+    from agent.chat.converse import answer as converse
     from agent.diagnosis import llm_assist
 
     with state.mlflow.snapshot():
@@ -136,7 +147,24 @@ def ask(question: str, *, state: LiveState | None = None, playbooks: PlaybookSet
                 if client is not None:
                     return chat_llm.answer_with_llm(client, question, state, book)
             except LlmError as exc:
-                fallback = answer_offline(question, state, book)
+                fallback = converse(question, state, book, context)
                 note = f"(LLM unavailable, offline answer: {redact(str(exc))})"
                 return fallback.model_copy(update={"text": f"{fallback.text}\n{note}"})
-        return answer_offline(question, state, book)
+        return converse(question, state, book, context)
+
+
+def failed_answer(question: str, exc: Exception) -> Answer:
+    """One honest sentence: what was understood, what failed, what to run instead."""
+    from agent.chat.insight_text import words
+
+    lang = detect_language(question) if question.strip() else "en"
+    try:
+        understood = f"intent {detect_intent(question)}"
+    except Exception:  # noqa: BLE001 - the reading itself may be what failed
+        understood = "nothing usable"
+    instead = "`palier status`, `palier diagnose <stage folder>` ou `palier ask --no-llm` avec un nom de pipeline" \
+        if lang == "fr" else "`palier status`, `palier diagnose <stage folder>` or `palier ask --no-llm` naming a pipeline"
+    text = words(lang)["crash"].format(understood=understood, error=f"{type(exc).__name__}: {str(exc)[:200]}",
+                                       instead=instead)
+    return Answer(question=redact(question[:2000]), language=lang, intent="error", text=redact(text),
+                  data={"ok": False, "error": redact(f"{type(exc).__name__}: {exc}"), "about": {}})

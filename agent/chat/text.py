@@ -74,6 +74,8 @@ def _beyond_tolerance(row: dict[str, Any], stage: dict[str, Any]) -> bool:
 
 def render_compare(data: dict[str, Any], lang: str) -> list[str]:
     w = W[lang]
+    if not isinstance(data.get("stage"), dict):  # a status without stage runs (never run, no results)
+        return render_status(data, lang)
     s = data["stage"]
     on = w["on_set"].format(eval_set=data["eval_set"]) if data.get("eval_set") else ""
     if data.get("other_stage"):
@@ -192,7 +194,8 @@ def render_fact(data: dict[str, Any], lang: str) -> list[str]:
     w = W[lang]
     results = data.get("results") or []
     if not results:
-        return [w["nothing"]]
+        closest = data.get("closest") or []
+        return [w["nothing"]] + ([w["closest"].format(topics="; ".join(closest))] if closest else [])
     best = results[0]
     key = "fact_translated" if best.get("in_question_language") else "fact_untranslated"
     lines = [w[key].format(answer=best["answer"]) + (f" ({best['cite']})" if best.get("cite") else "")]

@@ -180,6 +180,8 @@ def ask(
         typer.echo(reply.to_json())
     else:
         _print_answer(reply)
+    if str(reply.data.get("error") or "").startswith("MLflow unreachable"):
+        raise typer.Exit(1)  # an answer is exit 0, whatever it says; a tracking server down is not one
 
 
 @command(SECTION, "chat", "Interactive questions (as `palier ask`); 'exit' or Ctrl-D to leave.")
@@ -187,11 +189,9 @@ def chat(
     no_llm: Annotated[bool, typer.Option("--no-llm", help="offline answers even if an LLM is configured")] = False,
 ) -> None:
     """Interactive questions; 'exit' or Ctrl-D to leave."""
-    from agent.chat.respond import ask as answer
-    from agent.base.state import LiveState
+    from agent.chat.session import ChatSession
 
-    book = _playbooks()
-    state = LiveState.from_env()
+    session = ChatSession(playbooks=_playbooks(), use_llm=False if no_llm else None)
     console = out()
     console.print("[dim]palier chat — questions in French or English; 'exit' to leave.[/dim]")
     while True:
@@ -204,4 +204,4 @@ def chat(
             return
         if not question.strip():
             continue
-        _print_answer(answer(question, state=state, playbooks=book, use_llm=False if no_llm else None))
+        _print_answer(session.ask(question))
