@@ -13,14 +13,16 @@ _SPECIAL: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("worst", re.compile(r"\b(pires?|worst|plus mauvais\w*)\b.{0,40}\b(transcri\w*|predictions?|utterances?|phrases?|"
                          r"exemples?|examples?|enonces?|sorties?|outputs?|hypothes\w*|erreurs?|errors?)\b|"
                          r"\b(rate|rates|misses|gets wrong|se trompe)\b.{0,15}\b(le plus|most)\b|"
-                         r"\b(worst|pires?) (on|sur)\b")),
+                         r"\b(worst|pires?) (on|sur)\b|\b(gets?|got) (\w+ )?(most )?wrong\b|\bmost wrong\b|"
+                         r"\berreurs? de (transcription|reconnaissance)\b|\ble plus d.erreurs\b|\bmistakes\b")),
     ("duration", re.compile(r"\b(combien de temps|how long|duree|took|a pris|a dure|training time|temps d\W?entrainement|"
                             r"temps d\W?evaluation|how much time)\b")),
     ("gate", re.compile(r"\b(promu\w*|promot\w*|rejet\w*|refus\w*|rejected|refused|pass(?:e|ed)? (?:la |the )?gate|"
                         r"la gate a|the gate)\b")),
-    ("best", re.compile(r"\b((?:meilleurs?|best)(?: \w+){0,2} (?:modele|model|checkpoint)s?\b(?! ?(?:size|taille|de taille))|c.est quoi le champion|"
+    ("best", re.compile(r"\b((?:top|meilleurs?|best)(?: \w+){0,2} (?:modele|model|checkpoint)s?\b(?! ?(?:size|taille|de taille))|c.est quoi le champion|"
                         r"quel est le champion|which (?:model )?is (?:the )?champion|the champions?\b|le champion\b|"
-                        r"les champions)")),
+                        r"les champions|quel modele\b.{0,30}\b(?:utiliser|prendre|prod\w*|deploy\w*|deployer)|"
+                        r"which model\b.{0,30}\b(?:use|deploy|ship|production))")),
     ("guard", re.compile(r"\b(garde|guard|gardes|guards)\b")),
 )
 _FOLLOW = re.compile(r"^\s*(et|and|also|aussi|puis|then|what about|how about|et pour|et sur|and on|and for|"

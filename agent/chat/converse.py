@@ -194,7 +194,7 @@ def _resume_lines(intent: str, target: dict[str, Any], lang: str) -> list[str]:
     """Under a failure or next-step answer about an interrupted stage: its checkpoint and real paths."""
     from agent.chat.insight_text import render_stopped
 
-    stage = _stopped_stage(target) if intent in ("failure", "next") else None
+    stage = _stopped_stage(target) if intent in ("failure", "next", "status") else None
     return render_stopped(insights.stopped_stage(_status_of(target), stage), lang)[1:] if stage else []
 
 
@@ -235,7 +235,8 @@ def answer(question: str, state: LiveState, book: PlaybookSet, context: dict[str
         return answer_offline(question, state, book)
     target = _target(question, intent, named, follow, ctx, state)
     chosen_line = ask_back = None
-    needs = intent in NEEDS_RESULTS or (intent == "status" and asks_metrics_only(question))
+    # A model described by its domain ("le modèle médical") is a model with results, not a run.
+    needs = intent in NEEDS_RESULTS or (intent == "status" and (asks_metrics_only(question) or target.get("by") == "domain"))
     if needs and target.get("pipeline") and target.get("stages") and not target["explicit"]:
         target["pipeline"], chosen_line, ask_back = with_results(target["statuses"], target["pipeline"],
                                                                  _full_stage_names(target), lang)

@@ -21,7 +21,7 @@ _ASKS: dict[str, tuple[str, ...]] = {
                  r"joignable|dispo\w*|available|ok|lance|started|demarr\w*)\b",
                  r"\b(is|est-ce que|are)\b.*\b(mlflow|prefect)\b.*\b(up|running|down|ok)\b"),
     "failure": (r"\b(echou\w*|echec\w*|fail\w*|plant\w*|crash\w*|erreurs?|errors?|broke\w*|cass\w*|mort|dead|"
-                r"killed|tue|arrete|stopp\w*|went wrong|gone wrong|probleme|problem|bloqu\w*|stuck|hang\w*|fige\w*|"
+                r"killed|tue|arrete|stopp\w*|died|dies|meurt|logs?|journal|journaux|went wrong|gone wrong|probleme|problem|bloqu\w*|stuck|hang\w*|fige\w*|"
                 r"what happened|s est (?:il |elle )?passe|cloche)\b",),
     "next": (r"\b(next|prochaine?s?|ensuite|what now|what should|should i|que dois|que faut|que faire|quoi faire|"
              r"faire maintenant|a faire|do now|recommend\w*|conseil\w*|what do i do|what to do|que je fasse|"
@@ -29,7 +29,7 @@ _ASKS: dict[str, tuple[str, ...]] = {
     "compare": (r"\b(compar\w*|baselin\w*|meilleure?s?|mieux|better|worse|pire|amelior\w*|improv\w*|versus|vs|"
                 r"gain\w*|regress\w*|par rapport|than|delta|beat|battu|progres\w*|diff\w*|plus bas|lower|higher|"
                 r"degrad\w*|perdu|lost|what changed|qu.est.ce qui a change|changed between|chang\w* entre)\b",),
-    "status": (r"\b(ou en est|ou en sont|ou on en est|en est ou|en sont ou|on en est ou|where are we|where do we stand|where is|where are|status|statut|etat|avancement|progress|"
+    "status": (r"\b(ou en est|ou en sont|ou on en est|en est ou|en sont ou|on en est ou|where are we|where do we stand|quoi de neuf|what.s new|whats new|recap|where is|where are|status|statut|etat|avancement|progress|"
                r"en cours|how far|how is|how are|comment va|termine|finished|done|fini)\b",),
     "metrics": (r"\b(resultats?|results?|scores?|wer|cer|f1|metri\w*|accuracy|exactitude|combien de temps|how long|"
                 r"duree|loss)\b",),
