@@ -167,6 +167,44 @@ LAST: list[Q | tuple[Q, ...]] = [
 ]
 
 
+# Written after the fixes the set above prompted (LAST: 23/33 at its first run), at once, scored once.
+FINAL: list[Q | tuple[Q, ...]] = [
+    Q("est-ce que l'exp2 a fait mieux que le modèle de départ ?", "fr", [r"exp2-medical", r"0\.309"], [NOT_KILLED],
+      "results"),
+    Q("what's the final WER of the medical model on medical_test?", "en", [r"0\.309"], [NOT_KILLED], "results"),
+    Q("exp1 vs exp2 on general_test in demo", "en", [r"0\.254", r"0\.281"], [], "results"),
+    Q("le modèle général a baissé le WER de combien ?", "fr", [r"exp1-general", r"0\.412", r"0\.254"], [NOT_KILLED],
+      "results"),
+    Q("worst examples of the medical model", "en", [r"tachycardie"], [], "worst"),
+    Q("quelles sont les pires sorties de exp2 ?", "fr", [r"tachycardie|amoxicilline"], [], "worst"),
+    Q("how long did the general stage of demo take?", "en", [r"312|5\.2 min"], [], "duration"),
+    Q("durée de l'évaluation de exp2 ?", "fr", [r"18\.5|8\.41"], [], "duration"),
+    Q("why did exp2 become champion?", "en", [r"champion", r"0\.309"], [], "gate"),
+    Q("french a été refusé par la gate ?", "fr", [r"french", r"rejected|refus|rejet"], [], "gate"),
+    Q("demo-copie is dead, can I resume it?", "en", [r"checkpoint-100"], [NO_PLACEHOLDER], "killed"),
+    Q("qu'est-il arrivé à exp2 dans demo-copie ?", "fr", [r"killed|tu[eé]|interrompu", r"\b100\b"], [], "killed"),
+    Q("where is the stage.log of the killed run?", "en", [r"runs/demo-copie/exp2-medical-\w+/stage\.log"],
+      [r"<[a-z._ -]+>"], "killed"),
+    Q("demo-lexique won't start", "en", [r"medical_fr_v2\.txt"], [], "preflight"),
+    Q("quel est le problème avec demo-lexique ?", "fr", [r"medical_fr_v2\.txt"], [], "preflight"),
+    Q("is demo-neuf running?", "en", [r"demo-neuf", r"never|no run|not"], [], "never-run"),
+    Q("best model for anonymising PII?", "en", [r"pii-demo-english"], [], "best"),
+    Q("le meilleur modèle de transcription ?", "fr", [r"demo-whisper-fr-medical"], [], "best"),
+    Q("did any stage regress on a guard set?", "en", [r"general_test"], [NO_CRASH], "guard"),
+    Q("régression sur la garde ?", "fr", [r"general_test"], [NO_CRASH], "guard"),
+    Q("how to make evaluation faster?", "en", [r"ct2|ctranslate2|eval_sample"], [], "playbook"),
+    Q("quel GPU pas cher pour fine-tuner ?", "fr", [r"t4|l4"], [], "playbook"),
+    Q("which whisper model size for a small GPU?", "en", [r"small|medium"], [], "playbook"),
+    Q("comment faire une pizza ?", "fr", [r"rien trouv"], [r"playbooks/[\w-]+\.md#"], "playbook"),
+    Q("what pipelines do I have", "en", [r"demo-copie", r"pii-demo"], [], "vague"),
+    (Q("où en est demo ?", "fr", [r"exp1-general", r"exp2-medical"], [r"killed"], "follow-up"),
+     Q("et exp2 sur le jeu général ?", "fr", [r"general_test", r"0\.281"], [NOT_KILLED], "follow-up"),
+     Q("pourquoi ?", "fr", [r"champion|general_test"], [], "follow-up")),
+    (Q("why did demo-copie fail?", "en", [r"killed"], [], "follow-up"),
+     Q("what about demo-lexique?", "en", [r"medical_fr_v2\.txt"], [], "follow-up")),
+]
+
+
 def turns(items: list[Q | tuple[Q, ...]]) -> int:
     return sum(len(i) if isinstance(i, tuple) else 1 for i in items)
 
@@ -201,12 +239,12 @@ def _run_set(name: str, items: list[Q | tuple[Q, ...]], state, book) -> list[dic
     return rows
 
 
-def evaluate(sets: tuple[str, ...] = ("lookalike", "last")) -> dict:
+def evaluate(sets: tuple[str, ...] = ("lookalike", "last", "final")) -> dict:
     from agent.base.state import LiveState, MlflowState, PrefectState
     from agent.rules import load_checked_playbooks
     from bench.chat_lookalike import build
 
-    chosen = {"lookalike": LOOKALIKE, "last": LAST}
+    chosen = {"lookalike": LOOKALIKE, "last": LAST, "final": FINAL}
     saved = os.environ.get("PALIER_HOME")
     with tempfile.TemporaryDirectory(prefix="palier-chat-ho-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None) as tmp:
         os.environ["PALIER_HOME"] = str(Path(tmp) / "home")
