@@ -233,7 +233,10 @@ def answer(question: str, state: LiveState, book: PlaybookSet, context: dict[str
     intent = _intent(question, named, follow, ctx, state, book)
     if intent not in (*RUN_INTENTS, "best", "guard"):
         return answer_offline(question, state, book)
-    target = _target(question, intent, named, follow, ctx, state)
+    try:
+        target = _target(question, intent, named, follow, ctx, state)
+    except Exception:  # noqa: BLE001 - an unreadable store: the tools' own answer says what is wrong
+        return answer_offline(question, state, book)
     chosen_line = ask_back = None
     # A model described by its domain ("le modèle médical") is a model with results, not a run.
     needs = intent in NEEDS_RESULTS or (intent == "status" and (asks_metrics_only(question) or target.get("by") == "domain"))
