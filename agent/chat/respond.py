@@ -32,6 +32,8 @@ from agent.base.state import LiveState
 
 __all__ = ["Answer", "Source", "answer_offline", "ask"]
 
+MAX_QUESTION_CHARS = 1000
+
 
 def _safe(fn: Any, *args: Any) -> dict[str, Any]:
     try:
@@ -128,10 +130,15 @@ def ask(question: str, *, state: LiveState | None = None, playbooks: PlaybookSet
     raises for a question: an error inside becomes an answer that says what failed."""
     state = state or LiveState.from_env()
     book = playbooks or load_checked_playbooks()
+    read = question[:MAX_QUESTION_CHARS]  # a pasted log is not a question: its head says what is asked
     try:
-        return _ask(question, state, book, use_llm, context)
+        answer = _ask(read, state, book, use_llm, context)
     except Exception as exc:  # noqa: BLE001 - any question gets an answer, never a traceback
-        return failed_answer(question, exc)
+        return failed_answer(read, exc)
+    if len(question) > MAX_QUESTION_CHARS:
+        note = f"(question read up to its first {MAX_QUESTION_CHARS} characters of {len(question)})"
+        answer = answer.model_copy(update={"text": f"{answer.text}\n{note}"})
+    return answer
 
 
 def _ask(question: str, state: LiveState, book: PlaybookSet, use_llm: bool | None,
