@@ -1,5 +1,8 @@
 """palier's agent: playbooks -> preflight rules, failure diagnosis, safe remedies, chat.
 
+Subpackages, one arrow direction: ``chat`` -> ``diagnosis`` -> ``rules`` -> ``playbooks`` ->
+``base`` (a package imports only those to its right).
+
 Public API (what the flow calls)::
 
     from agent import (collect_env_facts, preflight, diagnose, diagnose_run_dir, safe_remedy,
@@ -9,9 +12,9 @@ Importing ``agent`` is cheap: torch, transformers, mlflow, prefect and openai ar
 only inside the functions that need them.
 """
 
-from agent.diagnose import Diagnosis, diagnose, read_log
-from agent.facts import EnvFacts, collect_env_facts
-from agent.heartbeat import (
+from agent.diagnosis.diagnose import Diagnosis, diagnose, read_log
+from agent.base.facts import EnvFacts, collect_env_facts
+from agent.diagnosis.heartbeat import (
     HeartbeatFacts,
     heartbeat_from_events,
     heartbeat_from_file,
@@ -20,11 +23,12 @@ from agent.heartbeat import (
     log_text_from_events,
     read_events,
 )
-from agent.playbooks import PlaybookError, PlaybookSet, load_playbooks
-from agent.preflight import Change, Finding, PreflightReport, preflight
-from agent.redact import redact
-from agent.remedies import safe_remedy
-from agent.run_dir import diagnose_run_dir, facts_from_run_dir
+from agent.playbooks.parse import PlaybookError, PlaybookSet, load_playbooks
+from agent.rules import load_checked_playbooks
+from agent.rules.preflight import Change, Finding, PreflightReport, preflight
+from agent.base.redact import redact
+from agent.diagnosis.remedies import safe_remedy
+from agent.diagnosis.run_dir import diagnose_run_dir, facts_from_run_dir
 
 __all__ = [
     "Change",
@@ -43,6 +47,7 @@ __all__ = [
     "heartbeat_from_file",
     "heartbeat_from_log_age",
     "is_stalled",
+    "load_checked_playbooks",
     "load_playbooks",
     "log_text_from_events",
     "preflight",

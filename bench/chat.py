@@ -228,15 +228,15 @@ def score(q: Q, text: str, lang: str) -> list[str]:
 
 
 def evaluate(root: Path | None = None) -> dict:
-    from agent.chat import ask
-    from agent.playbooks import load_playbooks
-    from agent.state import LiveState, MlflowState, PrefectState
+    from agent.chat.respond import ask
+    from agent.rules import load_checked_playbooks
+    from agent.base.state import LiveState, MlflowState, PrefectState
     from bench.chat_fixtures import build
 
     with tempfile.TemporaryDirectory(prefix="palier-chat-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None) as tmp:
         fx = build(Path(root or tmp) / "state")
         try:
-            book = load_playbooks()
+            book = load_checked_playbooks()
             state = LiveState(MlflowState(fx.uri), PrefectState(None), fx.pipelines_dir)
             rows = []
             started = time.perf_counter()

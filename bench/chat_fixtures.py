@@ -4,7 +4,7 @@ into a local SQLite MLflow store, no server:
 
 - ``demo``     finished: exp1-general candidate, exp2-medical champion (general_test guard).
 - ``fr``       failed: exp1-mls champion, exp2-common-voice failed twice with a CUDA OOM
-               (diagnosis from agent.diagnose on the stage log, halve-batch remedy applied).
+               (diagnosis from agent.diagnosis.diagnose on the stage log, halve-batch remedy applied).
 - ``mini``     killed: the previous run failed at ``bruit`` (labels over 448 tokens); the
                latest run's ``bruit`` is marked running but its process is gone.
 - ``pii-demo`` finished with the gate rejecting ``french`` (F1 down on its primary set).
@@ -199,7 +199,7 @@ class _Writer:
         return result
 
     def failed(self, name: str, parent: str, spec: Any, log: str, attempt: int, remedy: str | None = None) -> str:
-        from agent.diagnose import diagnose_with_rules
+        from agent.diagnosis.diagnose import diagnose_with_rules
         from core.tracking import schema as S
 
         run_id = self.tracker.start_stage_run(f"palier/{name}", parent, spec, attempt)

@@ -1,6 +1,6 @@
 """``python -m bench.diagnosis``: the rule-based diagnoser measured on real logs.
 
-Runs every log of ``bench/diagnosis_corpus`` (labels.jsonl) through ``agent.diagnose`` (rules
+Runs every log of ``bench/diagnosis_corpus`` (labels.jsonl) through ``agent.diagnosis.diagnose`` (rules
 only, no LLM) and writes ``bench/results/diagnosis.md`` and ``.json``: accuracy per expected kind
 on the ``tune`` and ``held_out`` parts, false hangs (a hang kind for a log that is not a hang),
 and the confusion of every miss. Pure text: a few seconds, no model, no server.
@@ -68,8 +68,8 @@ def load_cases(corpus: Path = CORPUS) -> list[Case]:
 
 
 def run_cases(cases: list[Case]) -> list[Outcome]:
-    from agent.diagnose import diagnose, read_log
-    from agent.playbooks import load_playbooks
+    from agent.diagnosis.diagnose import diagnose, read_log
+    from agent.playbooks.parse import load_playbooks
 
     book = load_playbooks()
     takes_age = "log_age_s" in inspect.signature(diagnose).parameters
@@ -125,7 +125,7 @@ def render(summary: dict, label: str) -> str:
     lines = [
         f"# Diagnosis on real logs ({label})",
         "",
-        "`python -m bench.diagnosis`: every log of `bench/diagnosis_corpus` through `agent.diagnose` "
+        "`python -m bench.diagnosis`: every log of `bench/diagnosis_corpus` through `agent.diagnosis.diagnose` "
         "(rules only). The `held_out` part (sha256(id) first hex digit < 6) is never used to tune rules.",
         "",
         "| part | correct | accuracy |",

@@ -1,4 +1,4 @@
-"""preflight_task: the Prefect task that runs the agent's playbook rules (``agent.preflight``)
+"""preflight_task: the Prefect task that runs the agent's playbook rules (``agent.rules.preflight``)
 before any compute is paid for."""
 
 from __future__ import annotations

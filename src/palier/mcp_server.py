@@ -19,13 +19,14 @@ from mcp.server.mcpserver.resources import TextResource
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-# The agent's functions, in one place (the agent package may be reorganised into subpackages).
-from agent import actions, tools
-from agent.diagnose import diagnose as classify_log
-from agent.file_inputs import InputFileError, read_run_log
-from agent.playbooks import PlaybookSet, default_playbooks_dir, load_playbooks
-from agent.redact import redact, redact_obj
-from agent.state import LiveState
+# The agent's functions, in one place.
+from agent.chat import actions, tools
+from agent.diagnosis.diagnose import diagnose as classify_log
+from agent.diagnosis.file_inputs import InputFileError, read_run_log
+from agent.playbooks.parse import PlaybookSet, default_playbooks_dir
+from agent.rules import load_checked_playbooks
+from agent.base.redact import redact, redact_obj
+from agent.base.state import LiveState
 
 INSTRUCTIONS = (
     "palier runs progressive fine-tuning pipelines (stage 1 -> stage 2 -> ..., each stage starting from the "
@@ -197,7 +198,7 @@ def build_server(book: PlaybookSet | None = None) -> MCPServer:
     """The MCP server with palier's tools and playbooks (loaded once: a malformed playbook fails here)."""
     from palier import __version__
 
-    book = book or load_playbooks()
+    book = book or load_checked_playbooks()
     server = MCPServer("palier", title="palier", instructions=INSTRUCTIONS, version=__version__,
                        log_level="WARNING")
     _read_tools(server, book)

@@ -16,9 +16,9 @@ import pytest
 
 from core.config.pipeline import deep_merge
 
-from agent.context import StageContext
-from agent.facts import EnvFacts
-from agent.playbooks import load_playbooks
+from agent.rules.context import StageContext
+from agent.base.facts import EnvFacts
+from agent.rules import load_checked_playbooks
 from core.config.pipeline import deep_merge
 
 LOGS = Path(__file__).parent / "logs"
@@ -113,7 +113,7 @@ def stage_ctx(stage: dict[str, Any] | None = None, pipeline: dict[str, Any] | No
 
 @pytest.fixture(scope="session")
 def book():
-    return load_playbooks()
+    return load_checked_playbooks()
 
 
 @pytest.fixture

@@ -155,7 +155,7 @@ def test_importing_the_agent_stays_light():
     import subprocess
     import sys
 
-    code = ("import sys, agent, palier.cli, agent.file_inputs, agent.chat, agent.tools, agent.state, agent.llm_assist; "
+    code = ("import sys, agent, palier.cli, agent.diagnosis.file_inputs, agent.chat.respond, agent.chat.tools, agent.base.state, agent.diagnosis.llm_assist; "
             "heavy = [m for m in ('torch', 'transformers', 'mlflow', 'prefect', 'openai', 'trl') if m in sys.modules]; "
             "assert not heavy, heavy")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

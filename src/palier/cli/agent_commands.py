@@ -20,10 +20,11 @@ SECTION = "Agent"
 
 
 def _playbooks():  # noqa: ANN202
-    from agent.playbooks import PlaybookError, load_playbooks
+    from agent.playbooks.parse import PlaybookError
+    from agent.rules import load_checked_playbooks
 
     try:
-        return load_playbooks()
+        return load_checked_playbooks()
     except PlaybookError as exc:
         fail(f"malformed playbook: {exc}")
 
@@ -37,7 +38,7 @@ def check(
 ) -> None:
     """Preflight: every playbook rule on every stage, before a GPU is paid for (credentials,
     hub access, data paths, GPU and memory rules). Exit 1 when a rule blocks the launch."""
-    from agent.file_inputs import InputFileError, check_pipeline_file
+    from agent.diagnosis.file_inputs import InputFileError, check_pipeline_file
 
     book = _playbooks()
     with failing_on(InputFileError):
@@ -86,8 +87,8 @@ def diagnose(
 ) -> None:
     """Classify a failed or stalled run from its log (and heartbeat events). Without events, the
     log file's age tells a stalled run (no write for 10 min or more) from one still writing."""
-    from agent.diagnose import diagnose as classify
-    from agent.file_inputs import InputFileError, read_run_log
+    from agent.diagnosis.diagnose import diagnose as classify
+    from agent.diagnosis.file_inputs import InputFileError, read_run_log
 
     with failing_on(InputFileError):
         run_log = read_run_log(logfile, events, log_age_s=log_age, use_file_age=not no_log_age)
@@ -132,7 +133,7 @@ def playbook(
     topic: Annotated[Optional[str], typer.Argument(help="a rule/failure id or words to search")] = None,  # noqa: UP007
 ) -> None:
     """List the playbooks, or show the sections about TOPIC (a rule or failure id, or words)."""
-    from agent.retrieval import search_sections
+    from agent.playbooks.retrieval import search_sections
 
     book = _playbooks()
     if not topic:
@@ -170,7 +171,7 @@ def ask(
     no_llm: Annotated[bool, typer.Option("--no-llm", help="offline answer even if an LLM is configured")] = False,
 ) -> None:
     """Ask about pipelines (MLflow, Prefect) and the playbooks; the answer cites its sources."""
-    from agent.chat import ask as answer
+    from agent.chat.respond import ask as answer
 
     if not question.strip():
         fail("empty question")
@@ -179,6 +180,8 @@ def ask(
         typer.echo(reply.to_json())
     else:
         _print_answer(reply)
+    if str(reply.data.get("error") or "").startswith("MLflow unreachable"):
+        raise typer.Exit(1)  # an answer is exit 0, whatever it says; a tracking server down is not one
 
 
 @command(SECTION, "chat", "Interactive questions (as `palier ask`); 'exit' or Ctrl-D to leave.")
@@ -186,11 +189,9 @@ def chat(
     no_llm: Annotated[bool, typer.Option("--no-llm", help="offline answers even if an LLM is configured")] = False,
 ) -> None:
     """Interactive questions; 'exit' or Ctrl-D to leave."""
-    from agent.chat import ask as answer
-    from agent.state import LiveState
+    from agent.chat.session import ChatSession
 
-    book = _playbooks()
-    state = LiveState.from_env()
+    session = ChatSession(playbooks=_playbooks(), use_llm=False if no_llm else None)
     console = out()
     console.print("[dim]palier chat — questions in French or English; 'exit' to leave.[/dim]")
     while True:
@@ -203,7 +204,8 @@ def chat(
             return
         if not question.strip():
             continue
-        _print_answer(answer(question, state=state, playbooks=book, use_llm=False if no_llm else None))
+        _print_answer(session.ask(question))
+
 
 
 @command(SECTION, "mcp", "Serve palier's agent tools to any assistant over MCP: stdio, or --http PORT on 127.0.0.1.")

@@ -43,7 +43,7 @@ def err() -> Console:
 
 def fail(message: str, code: ExitCode = ExitCode.BAD_INPUT) -> NoReturn:
     """Print ``error: MESSAGE`` (secrets redacted, never wrapped) on stderr and end the command."""
-    from agent.redact import redact
+    from agent.base.redact import redact
 
     err().print(f"[bold red]error:[/] {escape(redact(message))}")
     raise typer.Exit(code)

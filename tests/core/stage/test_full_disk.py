@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from agent.diagnose import diagnose
+from agent.diagnosis.diagnose import diagnose
 from core.config import load_pipeline
 from core.plan import plan
 from core.stage.checkpoints import COMPLETE_MARKER, checkpoints_newest_first
