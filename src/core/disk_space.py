@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from core.language import Phrase
+
 GB = 1024 ** 3
 MB = 1024 ** 2
 KAGGLE_OUTPUT_BYTES = 20 * GB  # /kaggle/working: what a notebook may keep (Kaggle's documented limit)
@@ -65,9 +67,15 @@ class SpaceNeed:
     def total(self) -> int:
         return sum(self.parts.values())
 
-    def describe(self) -> str:
-        shown = ", ".join(f"{name} {human(size)}" for name, size in self.parts.items() if size)
-        return f"about {human(self.total)} ({shown})"
+    def describe(self, language: str = "en") -> str:
+        def name(part: str) -> str:
+            if language != "fr":
+                return part
+            return (part.replace("checkpoints", "points de contrôle").replace("final model", "modèle final")
+                    .replace("encoder cache", "cache de l'encodeur"))
+
+        shown = ", ".join(f"{name(part)} {human(size)}" for part, size in self.parts.items() if size)
+        return f"{'environ' if language == 'fr' else 'about'} {human(self.total)} ({shown})"
 
 
 def stage_space(params: int, *, method: str = "full", save_total_limit: int = 2, cached_utterances: int = 0,
@@ -91,21 +99,26 @@ def stage_space(params: int, *, method: str = "full", save_total_limit: int = 2,
 @dataclass(frozen=True)
 class SpaceVerdict:
     fits: bool
-    message: str
+    message: Phrase
 
 
 def where_it_fits(need: SpaceNeed, backend: str, local_free: int | None) -> SpaceVerdict:
     """Whether the stage's writes fit where it runs: the local disk's free space, Kaggle's
     20 GB output, or a Modal Volume (no fixed limit: the amount is said so it can be planned)."""
-    total = need.total
+    total, fr, en = need.total, need.describe("fr"), need.describe("en")
     if backend == "kaggle":
         fits = total <= KAGGLE_OUTPUT_BYTES
-        return SpaceVerdict(fits, f"needs {need.describe()}; Kaggle keeps at most {human(KAGGLE_OUTPUT_BYTES)} "
-                                  f"of output{'' if fits else ': it will not fit'}")
+        limit = human(KAGGLE_OUTPUT_BYTES)
+        return SpaceVerdict(fits, Phrase(
+            f"il faut {fr} ; Kaggle garde au plus {limit} de sortie{'' if fits else ' : cela ne tiendra pas'}",
+            f"needs {en}; Kaggle keeps at most {limit} of output{'' if fits else ': it will not fit'}"))
     if backend == "modal":
-        return SpaceVerdict(True, f"needs {need.describe()} on the Modal Volume that holds the run folder")
+        return SpaceVerdict(True, Phrase(f"il faut {fr} sur le Volume Modal qui porte le dossier du run",
+                                         f"needs {en} on the Modal Volume that holds the run folder"))
     if local_free is None:
-        return SpaceVerdict(True, f"needs {need.describe()}; free space on the local disk unknown")
-    fits = total <= local_free
-    return SpaceVerdict(fits, f"needs {need.describe()}; the local disk has {human(local_free)} free"
-                              f"{'' if fits else ': it will fill up during training'}")
+        return SpaceVerdict(True, Phrase(f"il faut {fr} ; espace libre du disque local inconnu",
+                                         f"needs {en}; free space on the local disk unknown"))
+    fits, free = total <= local_free, human(local_free)
+    return SpaceVerdict(fits, Phrase(
+        f"il faut {fr} ; le disque local a {free} de libre{'' if fits else ' : il sera plein avant la fin'}",
+        f"needs {en}; the local disk has {free} free{'' if fits else ': it will fill up during training'}"))

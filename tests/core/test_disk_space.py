@@ -41,11 +41,11 @@ def test_known_models(name, params, width):
 def test_where_it_fits():
     need = stage_space(LARGE_V3)
     assert not where_it_fits(need, "kaggle", None).fits
-    assert "Kaggle keeps at most 20.0 GB" in where_it_fits(need, "kaggle", None).message
+    assert "Kaggle keeps at most 20.0 GB" in where_it_fits(need, "kaggle", None).message.en
     assert where_it_fits(stage_space(244_000_000, save_total_limit=1), "kaggle", None).fits
     assert stage_space(244_000_000, save_total_limit=1).total < KAGGLE_OUTPUT_BYTES
     modal = where_it_fits(need, "modal", None)
-    assert modal.fits and "57.7 GB" in modal.message and "Modal Volume" in modal.message
+    assert modal.fits and "57.7 GB" in modal.message.en and "Modal Volume" in modal.message.en and "environ 57.7 GB" in modal.message.fr
     local = where_it_fits(need, "local", 30 * GB)
-    assert not local.fits and "30.0 GB free" in local.message and "fill up" in local.message
+    assert not local.fits and "30.0 GB free" in local.message.en and "fill up" in local.message.en
     assert where_it_fits(need, "local", None).fits  # unknown: not judged

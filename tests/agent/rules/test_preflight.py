@@ -40,7 +40,7 @@ def test_clean_config_passes(book, make_config_, make_facts_):
     assert report.ok and not report.changes
     # A large-v3 full fine-tune writes tens of GB: said before the run, nothing else to say.
     assert [f.rule_id for f in report.findings] == ["train.disk-space-large"]
-    assert "57.7 GB" in report.findings[0].message and "Modal Volume" in report.findings[0].message
+    assert "57.7 GB" in report.findings[0].message and "Volume Modal" in report.findings[0].message
 
 
 def test_forced_invalid_values_are_autofixed_to_a_valid_config(book, make_config_, make_facts_, force_):
@@ -58,7 +58,7 @@ def test_kaggle_default_gpu_becomes_t4_and_bf16_becomes_fp16(book, make_config_,
     report = preflight(config, make_facts_(), playbooks=book)
     # Only the space blocks: a large-v3 full fine-tune does not fit Kaggle's 20 GB of output.
     assert [f.rule_id for f in report.blocking] == ["train.disk-space"], [f.message for f in report.blocking]
-    assert "Kaggle keeps at most 20.0 GB" in report.blocking[0].message
+    assert "Kaggle garde au plus 20.0 GB" in report.blocking[0].message
     fixed = report.config.stages[0]
     assert fixed.backend.gpu == "NvidiaTeslaT4"
     assert (fixed.training.fp16, fixed.training.bf16) == (True, False)
