@@ -17,7 +17,7 @@ from prefect.futures import as_completed
 
 from core import search as S_
 from core.contracts import StageResult, StageSpec
-from core.cost import run_cost
+from core.cost import RunCost, run_cost
 from core.tracking import schema as S
 from core.tracking.mlflow_store import Tracker
 from flows.stopping import close_run
@@ -39,8 +39,9 @@ class Trials:
 
 
 def run_search(tracker: Tracker, uri: str, experiment: str, spec: StageSpec, stage_run_id: str, out_dir: Path,
-               logger) -> StageResult:
-    """Run (or continue) the stage's search; the winner's folder becomes ``out_dir``."""
+               prices, logger) -> tuple[StageResult, RunCost]:
+    """Run (or continue) the stage's search; the winner's folder becomes ``out_dir``. Returns the winner's
+    result and what every finished trial used."""
     from optuna.trial import TrialState
 
     search = spec.stage.search
@@ -71,12 +72,14 @@ def run_search(tracker: Tracker, uri: str, experiment: str, spec: StageSpec, sta
             if not running:
                 break
             future = next(as_completed(list(running)))
-            _finish(study, tracker, spec, trials, running.pop(future), future, logger)
+            _finish(study, tracker, spec, trials, running.pop(future), future, prices, logger)
     except BaseException as exc:
         for number in running.values():
             close_run(tracker, trials.runs[number], exc)
         raise
-    return _conclude(tracker, spec, stage_run_id, out_dir, trials, logger)
+    result = _conclude(tracker, spec, stage_run_id, out_dir, trials, logger)
+    costs = [run_cost(trials.specs[n], r, prices) for n, r in trials.results.items()]
+    return result, RunCost(sum(c.gpu_seconds for c in costs), sum(c.usd for c in costs))
 
 
 def _free_slot(slots: list[str], running: dict, trials: Trials) -> str | None:
@@ -101,7 +104,7 @@ def _launch(tracker: Tracker, uri: str, experiment: str, spec: StageSpec, stage_
         trial, run_id, uri)
 
 
-def _finish(study, tracker: Tracker, spec: StageSpec, trials: Trials, number: int, future, logger) -> None:
+def _finish(study, tracker: Tracker, spec: StageSpec, trials: Trials, number: int, future, prices, logger) -> None:
     from optuna.trial import TrialState
 
     run_id = trials.runs[number]
@@ -116,7 +119,7 @@ def _finish(study, tracker: Tracker, spec: StageSpec, trials: Trials, number: in
     value = S_.objective(result, spec)
     study.tell(number, value)
     trials.states[number], trials.results[number] = "complete", result
-    tracker.log_metrics(run_id, stage_metrics(result, None) | run_cost(trials.specs[number], result).metrics())
+    tracker.log_metrics(run_id, stage_metrics(result, None) | run_cost(trials.specs[number], result, prices).metrics())
     tracker.end_run(run_id, "succeeded")
     logger.info(f"[{spec.name}] trial {number} ({_describe(trials.params[number])}): "
                 f"{spec.stage.gate.metric} {value:.4f}")

@@ -120,6 +120,9 @@ class BackendConfig(Strict):
     timeout_s: int = Field(default=24 * 3600, gt=0, le=24 * 3600)
     heartbeat_stall_s: int = Field(default=900, gt=0, description="no event for this long = stall")
     options: dict[str, str | int | bool] = Field(default_factory=dict)
+    step_time_s: float | None = Field(
+        default=None, gt=0, description="seconds per optimizer step on this backend, for the cost estimate "
+        "(default: measured on an earlier run of the stage)")
 
 
 class TrainerSchedule(Strict):
