@@ -112,17 +112,27 @@ def _finish(study, tracker: Tracker, spec: StageSpec, trials: Trials, number: in
         result = future.result()
     except (StageFailed, RuntimeError, ValueError, OSError) as exc:
         logger.error(f"[{spec.name}] trial {number} failed: {exc}")
-        study.tell(number, state=TrialState.FAIL)
+        _tell(study, number, state=TrialState.FAIL)
         trials.states[number] = "fail"
         tracker.end_run(run_id, "failed")
         return
     value = S_.objective(result, spec)
-    study.tell(number, value)
+    _tell(study, number, value)
     trials.states[number], trials.results[number] = "complete", result
     tracker.log_metrics(run_id, stage_metrics(result, None) | run_cost(trials.specs[number], result, prices).metrics())
     tracker.end_run(run_id, "succeeded")
     logger.info(f"[{spec.name}] trial {number} ({_describe(trials.params[number])}): "
                 f"{spec.stage.gate.metric} {value:.4f}")
+
+
+def _tell(study, number: int, value: float | None = None, state=None) -> None:
+    """``study.tell``; the grid sampler then calls ``study.stop`` once its grid is covered, which Optuna
+    refuses outside ``study.optimize`` (the trial is stored before that): this loop stops by itself."""
+    try:
+        study.tell(number, value, state=state)
+    except RuntimeError as exc:
+        if "Study.stop" not in str(exc):
+            raise
 
 
 def _read_back(trials: Trials, spec: StageSpec, number: int, logger) -> None:
