@@ -90,5 +90,6 @@ def test_the_local_backend_gives_a_pinned_trial_its_own_gpu(spec):
 
     pinned = search.trial_spec(spec, 0, {"training.learning_rate": 1.0e-3, "training.warmup_steps": 0}, "1")
     assert LocalBackend().environment(pinned)["CUDA_VISIBLE_DEVICES"] == "1"
-    assert "CUDA_VISIBLE_DEVICES" not in LocalBackend(extra_env={}).environment(spec) or \
-        os.environ.get("CUDA_VISIBLE_DEVICES") is not None
+    on_cpu = pinned.model_copy(update={"stage": pinned.stage.model_copy(update={
+        "backend": pinned.stage.backend.model_copy(update={"device": "cpu"})})})
+    assert LocalBackend().environment(on_cpu)["CUDA_VISIBLE_DEVICES"] == ""  # a CPU trial sees no GPU
