@@ -84,8 +84,10 @@ def test_killed_orchestrator_resumes_the_search_without_redoing_a_finished_trial
 
     from core.tracking import schema as S
 
-    pipeline = tiny_search_pipeline(tmp_path / "resume.yaml", tiny_whisper, name="resume", trials=3, parallel=1,
-                                    stages=1, steps=150)
+    # The grid (seed 0) asks for 2 steps first, then 30: trial 1 is still training when the orchestrator
+    # is killed and when the next one starts.
+    pipeline = tiny_search_pipeline(tmp_path / "resume.yaml", tiny_whisper, name="resume", trials=2, parallel=1,
+                                    stages=1, parameters={"training.max_steps": {"choices": [30, 2]}})
     env = {**services["env"], "PALIER_HOME": str(services["home"])}
     cmd = [str(BIN / "palier"), "run", str(pipeline)]
     first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -106,18 +108,21 @@ def test_killed_orchestrator_resumes_the_search_without_redoing_a_finished_trial
         return [t.state for t in study.get_trials(deepcopy=False)]
 
     try:
-        _wait_for(lambda: TrialState.COMPLETE in states() and TrialState.RUNNING in states(), 400,
-                  "a finished trial and a running one")
+        runs = Path(services["home"]) / "runs" / "resume"
+        _wait_for(lambda: states() == [TrialState.COMPLETE, TrialState.RUNNING] and any(runs.glob("general.t1-*/job.json")),
+                  400, "a finished trial and a submitted one")
     finally:
         os.kill(first.pid, signal.SIGKILL)  # the orchestrator only: the running trial's job lives on
         first.wait(timeout=30)
-    finished_before = [i for i, s in enumerate(states()) if s == TrialState.COMPLETE]
+    assert states() == [TrialState.COMPLETE, TrialState.RUNNING]
     second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
-    assert states() == [TrialState.COMPLETE] * 3
+    assert states() == [TrialState.COMPLETE] * 2
     c = MlflowClient(services["env"]["MLFLOW_TRACKING_URI"])
     trials = _runs(c, "palier/resume", f"tags.`{S.TAG_KIND}` = '{S.KIND_TRIAL}'")
-    for number in finished_before:  # one run each: not run again after the kill
-        assert len([t for t in trials if t.data.tags[S.TAG_TRIAL] == str(number)]) == 1
-    reattached = [t for t in trials if t.data.tags.get(S.TAG_REATTACHED)]
-    assert reattached, "the trial running at the kill was watched again, not submitted twice"
+    by_trial = {n: [t for t in trials if t.data.tags[S.TAG_TRIAL] == n] for n in ("0", "1")}
+    assert len(by_trial["0"]) == 1, "the finished trial was not run again"
+    assert len(by_trial["1"]) == 2  # the killed orchestrator's run (closed as killed) and the new one
+    resumed = next(t for t in by_trial["1"] if t.info.status == "FINISHED")
+    assert resumed.data.tags.get(S.TAG_REATTACHED), "the running trial was watched again, not submitted twice"
+    assert resumed.data.params["training.max_steps"] == "30"
