@@ -73,5 +73,6 @@ def search_overhead(work: Path, model: BenchModel, train_manifest: Path, eval_ma
         "orchestration_per_stage_s": round(per_stage, 1), "orchestration_per_trial_s": round(per_trial, 1),
         "notes": (f"one {FLOW_STAGE['max_steps']}-step stage; search = the same stage with {TRIALS} grid trials "
                   "one after another; orchestration = flow seconds minus the runner's own (direct) seconds, per "
-                  "stage and per trial; ratio = per trial / per stage (lower is better)"),
+                  "stage and per trial (a trial's share includes a quarter of the flow run's fixed start-up); ratio = per "
+                  "trial / per stage (lower is better)"),
     }
