@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-BENCHES = ("eval", "prep", "export", "flow", "diagnosis")
+BENCHES = ("eval", "prep", "export", "flow", "search", "diagnosis")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def model_rows(args: argparse.Namespace, selected: set[str], work: Path, context: dict, say) -> list[dict]:
     """The rows of every selected benchmark that runs the speech model (all but diagnosis)."""
-    from bench import eval_bench, export_bench, flow_bench, prep_bench, workload
+    from bench import eval_bench, export_bench, flow_bench, prep_bench, search_bench, workload
 
     cache = work / "cache"
     model = workload.bench_model(work, args.model)
@@ -112,6 +112,9 @@ def model_rows(args: argparse.Namespace, selected: set[str], work: Path, context
     if "flow" in selected:
         say("orchestration overhead (starts private Prefect and MLflow servers)")
         rows.append(flow_bench.flow_overhead(work, model, train_manifest, eval_manifest, args.flow_rounds))
+    if "search" in selected:
+        say(f"search: {search_bench.TRIALS} trials vs one stage through the flow (private servers)")
+        rows.append(search_bench.search_overhead(work, model, train_manifest, eval_manifest, args.flow_rounds))
     return rows
 
 

@@ -24,6 +24,7 @@ from core import fault_points
 from core.config import load_pipeline
 from core.contracts import StageResult, StageSpec
 from core.ct2.packaged import is_packaged_ref, resolve_base_model
+from core.cost import RunCost, run_cost, total_cost
 from core.paths import cache_dir, stage_dir
 from core.plan import plan, upstream_of
 from core.tracking import schema as S
@@ -32,8 +33,10 @@ from core.versioning import code_version, data_digest
 from flows.stale_runs import sweep
 from flows.stopping import close_run
 from tasks.artifacts import publish_artifacts
+from tasks.budget import check_budget
 from tasks.preflight import PreflightBlocked, preflight_task, quiet_blocked_preflight
 from tasks.results import gate_and_register, log_results, summarize, summary_rows
+from tasks.search import run_search
 from tasks.stage import StageFailed, run_stage_task
 
 quiet_blocked_preflight()
@@ -74,9 +77,12 @@ def exp_pipeline(pipeline: str = "pipelines/demo.yaml", tracking_uri: str | None
     except PreflightBlocked as blocked:
         return _blocked(blocked, config.name, logger)
     try:
-        done = _run_stages(tracker, uri, config, specs, parent, only, logger)
+        check_budget(config, specs, logger)
+        costs: list[RunCost] = []
+        done = _run_stages(tracker, uri, config, specs, parent, only, logger, costs)
         rows = summary_rows(done)
         summarize(parent, rows, uri)
+        tracker.log_metrics(parent, total_cost(costs))
         try:
             publish_artifacts(config.name, config.experiment_name, parent, uri)
         except Exception as exc:  # the results are in MLflow already; the artifacts are a view
@@ -130,7 +136,7 @@ class StageOutput:
 
 
 def _run_stages(tracker: Tracker, uri: str, config, specs: list[StageSpec], parent: str, only: list[str] | None,
-                logger) -> list[tuple[StageSpec, StageResult]]:
+                logger, costs: list[RunCost]) -> list[tuple[StageSpec, StageResult]]:
     """Each stage from the previous one's output, reusing a finished run with the same key."""
     done: list[tuple[StageSpec, StageResult]] = []
     outputs: dict[str, StageOutput] = {}
@@ -147,8 +153,8 @@ def _run_stages(tracker: Tracker, uri: str, config, specs: list[StageSpec], pare
         if reused is not None:
             run_id, version, result = reused
         else:
-            run_id, version, result = _run_one(tracker, uri, config.experiment_name, spec, parent, previous,
-                                               upstream, out_dir)
+            run_id, version, result, cost = _run_one(tracker, uri, config, spec, parent, previous, upstream, out_dir)
+            costs.append(cost)
         outputs[spec.name] = StageOutput(out_dir / "model", run_id, version)
         done.append((spec, result))
         previous = result
@@ -164,26 +170,34 @@ def _with_base_model(spec: StageSpec, upstream: StageOutput | None, logger) -> S
     return spec
 
 
-def _run_one(tracker: Tracker, uri: str, experiment: str, spec: StageSpec, parent: str,
+def _run_one(tracker: Tracker, uri: str, config, spec: StageSpec, parent: str,
              previous: StageResult | None, upstream: StageOutput | None, out_dir: Path):
-    """A new stage run: run the stage on its backend, log it, gate it, register its model."""
-    run_id = tracker.start_stage_run(experiment, parent, spec, attempt=1)
+    """A new stage run: run the stage on its backend (or its search, whose winner becomes its output),
+    log it, gate it, register its model."""
+    run_id = tracker.start_stage_run(config.experiment_name, parent, spec, attempt=1)
     result = finished_output(out_dir)
     if result is not None:
         get_run_logger().warning(f"[{spec.name}] finished earlier in {out_dir} but was never logged (orchestrator "
                                  "stopped in between): logging that result instead of training again")
+        cost = run_cost(spec, result, config.prices)
     else:
         try:
-            result = run_stage_task(spec, run_id, uri)
+            if spec.stage.search is not None:
+                result, cost = run_search(tracker, uri, config.experiment_name, spec, run_id, out_dir, config.prices,
+                                          get_run_logger())
+            else:
+                result = run_stage_task(spec, run_id, uri)
+                cost = run_cost(spec, result, config.prices)
         except BaseException as exc:
             close_run(tracker, run_id, exc)
             raise
     fault_points.reached("after_stage_end")
     log_results(spec, result, previous, run_id, out_dir, uri)
+    tracker.log_metrics(run_id, cost.metrics())
     decision = gate_and_register(spec, result, run_id, upstream.run_id if upstream else None,
                                  upstream.model_version if upstream else None, out_dir, uri)
     tracker.end_run(run_id, "succeeded")
-    return run_id, decision["version"], result
+    return run_id, decision["version"], result, cost
 
 
 def finished_output(out_dir: Path) -> StageResult | None:

@@ -8,7 +8,7 @@ import pytest
 from e2e_services import deployment_run, flow_run_id
 from repo_paths import ROOT
 from speed_markers import starts_servers
-from tiny import tiny_asr_pipeline
+from tiny import tiny_asr_pipeline, tiny_search_pipeline
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +28,8 @@ def services(tmp_path_factory, tiny_whisper, speech_cache):
     not_a_model.mkdir()
     (not_a_model / "README.md").write_text("weights were never copied here\n", encoding="utf-8")
     tiny_asr_pipeline(pipelines / "broken.yaml", not_a_model, stages=1, name="broken")
+    # A stage that searches (4 trials, 2 at a time) and a plain stage that starts from its winner.
+    tiny_search_pipeline(pipelines / "search.yaml", tiny_whisper, name="search", trials=4, parallel=2)
     # Long enough to be stopped or killed while it trains.
     tiny_asr_pipeline(pipelines / "long.yaml", tiny_whisper, stages=1, name="long", steps=5000)
     env = {"PALIER_HOME": str(home), "PALIER_PREFECT_PORT": str(free_port()), "PALIER_MLFLOW_PORT": str(free_port()),

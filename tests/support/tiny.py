@@ -53,3 +53,16 @@ def tiny_asr_pipeline(path: Path, base_model: Path, stages: int = 2, name: str =
         stage.update(stage_overrides)
     path.write_text(yaml.safe_dump(plan, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
+
+
+def tiny_search_pipeline(path: Path, base_model: Path, name: str, trials: int, parallel: int, stages: int = 2,
+                         parameters: dict | None = None) -> Path:
+    """The tiny pipeline whose first stage searches, on a grid: by default the learning rate (its trials
+    differ in what they learn)."""
+    tiny_asr_pipeline(path, base_model, stages=stages, name=name)
+    plan = yaml.safe_load(path.read_text(encoding="utf-8"))
+    plan["stages"][0]["search"] = {
+        "parameters": parameters or {"training.learning_rate": {"choices": [1.0e-5, 3.0e-4, 1.0e-3, 3.0e-3][:trials]}},
+        "sampler": "grid", "trials": trials, "parallel": parallel}
+    path.write_text(yaml.safe_dump(plan, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path

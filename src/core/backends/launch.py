@@ -38,6 +38,10 @@ def stage_command(python: str, gpus: int, arguments: list[str], module: str = RU
     return [*launcher, "-m", module, *arguments]
 
 
+# backend.options key a search sets on each trial run by the local backend: CUDA_VISIBLE_DEVICES of its job.
+CUDA_DEVICES_OPTION = "cuda_visible_devices"
+
+
 def stage_environment(device: str, gpus: int) -> dict[str, str]:
     """Variables to add to the runner's environment (on top of the machine's own)."""
     env = {"PALIER_DEVICE": device, "PYTHONUNBUFFERED": "1"}

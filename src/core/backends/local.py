@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from core.backends.base import CancelResult
-from core.backends.launch import RUNNER_MODULE, runner_arguments, stage_command, stage_environment
+from core.backends.launch import CUDA_DEVICES_OPTION, RUNNER_MODULE, runner_arguments, stage_command, stage_environment
 from core.contracts import JobHandle, JobStatus, StageSpec
 from core.paths import cache_dir
 from core.processes import pid_alive
@@ -46,6 +46,9 @@ class LocalBackend:
         # One preprocessed-data cache for every pipeline and rerun on this machine.
         env.setdefault("PALIER_CACHE_DIR", str(cache_dir()))
         env.update(stage_environment(spec.stage.backend.device, spec.stage.backend.gpus))
+        gpu = spec.stage.backend.options.get(CUDA_DEVICES_OPTION)
+        if gpu is not None and spec.stage.backend.device != "cpu":  # a search's trial pinned to one GPU
+            env["CUDA_VISIBLE_DEVICES"] = str(gpu)
         return env
 
     def submit(self, spec: StageSpec, out_dir: Path) -> JobHandle:

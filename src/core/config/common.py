@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-
-class Strict(BaseModel):
-    """Base for every config model: immutable, and a typo in a key is an error, not a default."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, strict=True)
+from core.config.search import SearchConfig, set_path, unknown_path
+from core.config.strict import Strict  # noqa: F401 - every family's config imports it from here
 
 
 class HubData(Strict):
@@ -122,6 +120,9 @@ class BackendConfig(Strict):
     timeout_s: int = Field(default=24 * 3600, gt=0, le=24 * 3600)
     heartbeat_stall_s: int = Field(default=900, gt=0, description="no event for this long = stall")
     options: dict[str, str | int | bool] = Field(default_factory=dict)
+    step_time_s: float | None = Field(
+        default=None, gt=0, description="seconds per optimizer step on this backend, for the cost estimate "
+        "(default: measured on an earlier run of the stage)")
 
 
 class TrainerSchedule(Strict):
@@ -181,6 +182,7 @@ class StageBase(Strict):
     train: DataSource
     evals: list[EvalSet] = Field(min_length=1)
     backend: BackendConfig = Field(default_factory=BackendConfig)
+    search: SearchConfig | None = Field(default=None, description="try several settings, keep the best (docs/search.md)")
 
     @model_validator(mode="after")
     def _one_primary(self):
@@ -190,6 +192,26 @@ class StageBase(Strict):
         names = [e.name for e in self.evals]
         if len(set(names)) != len(names):
             raise ValueError(f"stage {self.name!r} has duplicate eval set names: {names}")
+        return self
+
+    @model_validator(mode="after")
+    def _searchable(self):
+        if self.search is None:
+            return self
+        raw = self.model_dump(mode="json") | {"search": None}
+        for path, space in self.search.parameters.items():
+            why = unknown_path(type(self), path)
+            if why is not None:
+                raise ValueError(f"search.parameters.{path}: {why}")
+            for value in space.samples():
+                trial = copy.deepcopy(raw)
+                set_path(trial, path, value)
+                try:
+                    type(self).model_validate(trial)
+                except ValidationError as exc:
+                    first = exc.errors()[0]
+                    raise ValueError(f"search.parameters.{path}: value {value!r} does not fit the stage "
+                                     f"({first['msg'].removeprefix('Value error, ')})") from None
         return self
 
     @property

@@ -38,6 +38,13 @@ class TrackingConfig(Strict):
     log_models: bool = True
 
 
+class BudgetConfig(Strict):
+    """A run whose estimate (core.cost) is above either bound is refused before it starts."""
+
+    usd: float | None = Field(default=None, gt=0)
+    gpu_hours: float | None = Field(default=None, gt=0)
+
+
 class PipelineConfig(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     description: str = ""
@@ -46,6 +53,9 @@ class PipelineConfig(Strict):
     language: str = "french"
     task: Literal["transcribe", "translate"] = "transcribe"
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    budget: BudgetConfig | None = None
+    prices: dict[Literal["local", "modal", "kaggle"], dict[str, float]] = Field(
+        default_factory=dict, description="USD per GPU hour by backend and GPU, over core.cost's dated table")
     stages: list[StageConfig] = Field(min_length=1)
 
     @model_validator(mode="before")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -90,11 +91,15 @@ def generate(generator: str, params: dict, cache_dir: Path) -> Path:
         return out / (out / PRODUCED).read_text(encoding="utf-8").strip()
     if manifest.exists():
         return manifest
-    tmp = out.with_name(out.name + ".partial")
-    if tmp.exists():  # left by an interrupted run
+    # One folder per process: a search's trials may generate the same set at the same time.
+    tmp = out.with_name(f"{out.name}.partial-{os.getpid()}")
+    if tmp.exists():  # left by an interrupted run with the same pid
         shutil.rmtree(tmp)
     produced = RECIPES[generator](tmp, **params)
     (tmp / PRODUCED).write_text(str(produced.relative_to(tmp)), encoding="utf-8")
+    if (out / PRODUCED).exists():  # another process finished it first
+        shutil.rmtree(tmp, ignore_errors=True)
+        return out / (out / PRODUCED).read_text(encoding="utf-8").strip()
     if out.exists():  # a half-written folder from an interrupted run
         shutil.rmtree(out)
     tmp.replace(out)

@@ -235,7 +235,7 @@ def _merge(parts: list[dict]) -> PreparedSet:
 def _save(p: PreparedSet, path: Path) -> None:
     lengths = np.asarray([len(x) for x in p.labels], dtype=np.int32)
     flat = np.concatenate(p.labels) if p.labels else np.zeros(0, dtype=np.int32)
-    tmp = path.with_name(path.stem + ".tmp.npz")
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")  # a search's trials may prepare the same set at once
     np.savez(tmp, features=p.features, labels=flat, lengths=lengths, durations=p.durations,
              meta=np.asarray(json.dumps({"ids": p.ids, "texts": p.texts, "dropped": p.dropped,
                                          "examples": p.dropped_examples})))

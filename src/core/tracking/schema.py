@@ -46,6 +46,19 @@ TAG_STOPPED_BY = "palier.stopped_by"  # SIGTERM | SIGINT: the run was stopped on
 # Written by core.tracking.outage / spool: the tracking server's outages a run lived through.
 TAG_TRACKING_OUTAGES = "palier.tracking.outages"
 TAG_REPLAYED_METRICS = "palier.tracking.replayed_metrics"  # step metrics sent late from the disk spool
+# A stage that searches (tasks.search): each trial is a run nested under the stage run.
+KIND_TRIAL = "trial"  # TAG_KIND of a trial run ("pipeline" and "stage" are the others)
+TAG_TRIAL = "palier.trial"  # the trial's number in the stage's Optuna study
+TAG_TRIAL_STAGE_KEY = "palier.trial.stage_key"  # the searching stage's key (the trial run's own key is its trial's)
+TAG_SEARCH_WINNER = "palier.search.winner"  # "true" on the winning trial's run
+TAG_SEARCH_WINNER_TRIAL = "palier.search.winner_trial"  # on the stage run: the winning trial's number
+PARAM_TRIAL_PREFIX = "trial."  # a trial run's searched values, e.g. trial.training.learning_rate
+PARAM_WINNER_PREFIX = "search.winner."  # the same on the stage run, for the winner
+# Written by tasks.results / core.cost: what a stage run or trial used and cost.
+METRIC_GPU_SECONDS = "cost/gpu_seconds"
+METRIC_COST_USD = "cost/usd"
+METRIC_TOTAL_GPU_SECONDS = "cost/total_gpu_seconds"  # on the pipeline run: every stage and trial
+METRIC_TOTAL_COST_USD = "cost/total_usd"
 # MLflow's UI shows an experiment with this tag in its model-training view, not the GenAI one.
 TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
 EXPERIMENT_KIND_TRAINING = "custom_model_development"
@@ -60,6 +73,7 @@ ARTIFACT_REMEDY = "diagnosis/remedy.json"
 ARTIFACT_RESULTS = "results/metrics.json"  # the stage's StageResult
 ARTIFACT_DATA_REPORT = "results/data_report.json"
 ARTIFACT_GATE = "results/gate.json"
+ARTIFACT_SEARCH_TRIALS = "search/trials.json"  # on a searching stage's run: every trial, the winner marked
 ARTIFACT_SUMMARY = "results/summary.json"  # on the pipeline run: baseline vs final rows
 ARTIFACT_SUMMARY_CHART = "charts/baseline_vs_final.png"
 ARTIFACT_CURVES_CHART = "charts/training_curves.png"

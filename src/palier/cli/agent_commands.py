@@ -46,10 +46,28 @@ def check(
     if as_json:
         payload = json.loads(report.to_json())
         payload["pipeline_file"] = str(pipeline)
+        payload["cost"] = over = _cost(pipeline)
         typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
     else:
         _print_report(report, str(pipeline))
-    raise typer.Exit(ExitCode.OK if report.ok else ExitCode.FAILED)
+        over = _cost(pipeline, show=True)
+    raise typer.Exit(ExitCode.OK if report.ok and not over["over_budget"] else ExitCode.FAILED)
+
+
+def _cost(pipeline: Path, show: bool = False) -> dict:
+    """The plan's estimated GPU hours and cost (printed with ``show``) and why it is over budget."""
+    from core.cost import over_budget
+    from palier.cli.pipeline_commands import _plan, load, print_cost
+    from tasks.budget import plan_estimates
+
+    config = load(pipeline)
+    specs = _plan(pipeline, config, [])
+    if show:
+        return {"over_budget": print_cost(config, specs)}
+    estimates = plan_estimates(config, specs)
+    return {"stages": [{"stage": e.stage, "backend": e.backend, "trials": e.trials, "steps": e.steps,
+                        "gpu_hours": e.gpu_hours, "usd": e.usd, "missing": e.missing()} for e in estimates],
+            "over_budget": over_budget(estimates, config.budget)}
 
 
 def _print_report(report, source: str) -> None:  # noqa: ANN001

@@ -72,6 +72,16 @@ def print_plan(specs) -> None:  # noqa: ANN001
         console.print(f"   trains on    {describe_source(s.train)}")
         console.print(f"   evaluates    {evals}")
         console.print(f"   registers    {s.output_name}  (gate: {s.gate.metric})")
+        if s.search is not None:
+            space = "; ".join(f"{path} in {_space(p)}" for path, p in s.search.parameters.items())
+            console.print(f"   searches     {s.search.trials} trials ({s.search.sampler}, {s.search.parallel} at a time): "
+                          f"{escape(space)}", soft_wrap=True)
+
+
+def _space(p) -> str:  # noqa: ANN001
+    if p.choices is not None:
+        return "{" + ", ".join(str(c) for c in p.choices) + "}"
+    return f"[{p.low:g}, {p.high:g}]" + (" log" if p.log else "") + (f" step {p.step:g}" if p.step else "")
 
 
 def _plan(pipeline: Path, config, only: list[str]):  # noqa: ANN001, ANN202
@@ -86,8 +96,25 @@ def _plan(pipeline: Path, config, only: list[str]):  # noqa: ANN001, ANN202
     return specs
 
 
-def _show_plan(specs, only: list[str], dry_run: bool) -> None:  # noqa: ANN001
+def print_cost(config, specs) -> list:  # noqa: ANN001
+    """The plan's GPU hours and cost, stage by stage; returns why it does not fit the budget ([] if it does)."""
+    from core.cost import cost_lines, over_budget
+    from tasks.budget import plan_estimates
+
+    estimates = plan_estimates(config, specs)
+    console = out()
+    console.print("[bold]cost estimate[/]")
+    for line in cost_lines(estimates):
+        console.print(f"   {escape(line)}", soft_wrap=True)
+    problems = over_budget(estimates, config.budget)
+    for problem in problems:
+        err().print(f"[red]over budget:[/] {escape(problem)}", soft_wrap=True)
+    return problems
+
+
+def _show_plan(config, specs, only: list[str], dry_run: bool) -> None:  # noqa: ANN001
     print_plan([spec for spec in specs if not only or spec.name in only])
+    print_cost(config, [spec for spec in specs if not only or spec.name in only])
     if not dry_run:
         return
     from core.backends.dryrun import describe_pipeline, render
@@ -142,8 +169,12 @@ def run(
     only = list(only or [])
     specs = _plan(pipeline, config, only)
     if plan_only or dry_run:
-        _show_plan(specs, only, dry_run)
+        _show_plan(config, specs, only, dry_run)
         return
+    from tasks.budget import BudgetExceeded, check_budget
+
+    with failing_on(BudgetExceeded):
+        check_budget(config, [spec for spec in specs if not only or spec.name in only])
     use_running_services()
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         fail("no MLflow server: run `palier up` first (or set MLFLOW_TRACKING_URI)")
