@@ -111,6 +111,11 @@ class StageOutput:
     model_dir: Path
     run_id: str
     model_version: str | None
+    registered_name: str = ""
+
+    def uri(self) -> str | None:
+        """``models:/NAME/VERSION`` of this output, when it was registered."""
+        return f"models:/{self.registered_name}/{self.model_version}" if self.model_version else None
 
 
 def _run_stages(tracker: Tracker, uri: str, config, specs: list[StageSpec], parent: str, only: list[str] | None,
@@ -133,7 +138,7 @@ def _run_stages(tracker: Tracker, uri: str, config, specs: list[StageSpec], pare
         else:
             run_id, version, result = _run_one(tracker, uri, config.experiment_name, spec, parent, previous,
                                                upstream, out_dir)
-        outputs[spec.name] = StageOutput(out_dir / "model", run_id, version)
+        outputs[spec.name] = StageOutput(out_dir / "model", run_id, version, spec.stage.output_name)
         done.append((spec, result))
         previous = result
     return done
@@ -159,7 +164,8 @@ def _run_one(tracker: Tracker, uri: str, experiment: str, spec: StageSpec, paren
         raise
     log_results(spec, result, previous, run_id, out_dir, uri)
     decision = gate_and_register(spec, result, run_id, upstream.run_id if upstream else None,
-                                 upstream.model_version if upstream else None, out_dir, uri)
+                                 upstream.model_version if upstream else None, out_dir, uri,
+                                 upstream_uri=upstream.uri() if upstream else None)
     tracker.end_run(run_id, "succeeded")
     return run_id, decision["version"], result
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from prefect import get_run_logger, task
@@ -9,6 +11,7 @@ from prefect import get_run_logger, task
 from core.contracts import StageResult, StageSpec
 from core.events import read_all
 from core.gate import GateDecision, decide
+from core.model_refs import MLFLOW_MODEL_DIR
 from core.tracking import schema as S
 from core.tracking.charts import baseline_vs_final, training_curves
 from core.tracking.mlflow_store import Tracker, rows_from_jsonl
@@ -53,9 +56,37 @@ def log_results(spec: StageSpec, result: StageResult, previous: StageResult | No
         tracker.log_artifact(stage_run_id, out_dir / "stage.log", S.DIR_LOGS)
 
 
+def mlflow_model_folder(spec: StageSpec, out_dir: Path, logger) -> Path | None:
+    """The stage's MLflow model folder: written by the stage runner, or here (a stage that ran
+    where MLflow is not installed: Modal, Kaggle) by the same code in a subprocess, the one place
+    the orchestrator's machine imports transformers. None when it cannot be made (said why)."""
+    folder = out_dir / MLFLOW_MODEL_DIR
+    if (folder / S.MLMODEL_FILE).is_file():
+        return folder
+    cmd = [sys.executable, "-m", "core.stage.mlflow_model", "--family", spec.family,
+           "--model", str(out_dir / "model"), "--out", str(folder)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0 or not (folder / S.MLMODEL_FILE).is_file():
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        logger.warning(f"[{spec.name}] no MLflow model for {out_dir / 'model'}: {tail[0]}; "
+                       "registering the plain model folder")
+        return None
+    return folder
+
+
+def version_description(stage_description: str, stage_run_id: str, upstream_uri: str | None,
+                        base_model: str) -> str:
+    """What the registry's version page says about where the model comes from."""
+    lines = [stage_description] if stage_description else []
+    lines.append(f"Trained by run {stage_run_id}, starting from "
+                 f"{upstream_uri or base_model}.")
+    return "\n\n".join(lines)
+
+
 @task(name="gate-and-register", task_run_name="{spec.name}: gate and register")
 def gate_and_register(spec: StageSpec, result: StageResult, stage_run_id: str, upstream_run_id: str | None,
-                      upstream_version: str | None, out_dir: Path, tracking_uri: str) -> dict:
+                      upstream_version: str | None, out_dir: Path, tracking_uri: str,
+                      upstream_uri: str | None = None) -> dict:
     logger = get_run_logger()
     tracker = Tracker(tracking_uri)
     stage = spec.stage
@@ -68,19 +99,26 @@ def gate_and_register(spec: StageSpec, result: StageResult, stage_run_id: str, u
     tags = {
         S.TAG_STAGE: spec.name,
         S.TAG_STAGE_KEY: spec.key,
-        S.TAG_BASE_MODEL: spec.base_model,
+        S.TAG_BASE_MODEL: upstream_uri or spec.base_model,
         S.TAG_UPSTREAM_STAGE: spec.upstream_stage or "",
         S.TAG_UPSTREAM_RUN: upstream_run_id or "",
         S.TAG_UPSTREAM_MODEL_VERSION: upstream_version or "",
+        S.TAG_SOURCE_RUN: stage_run_id,
         S.TAG_GATE: decision.alias,
     }
+    folder = mlflow_model_folder(spec, out_dir, logger)
+    model_id = tracker.log_model(stage_run_id, folder, stage.output_name, {S.TAG_STAGE: spec.name}) if folder else None
+    description = version_description(stage.description, stage_run_id, upstream_uri, spec.base_model)
     version = tracker.register(stage_run_id, stage.output_name, out_dir / "model", tags, decision.alias,
-                               description=stage.description)
-    tracker.set_tags(stage_run_id, {S.TAG_GATE: decision.alias, S.TAG_MODEL_VERSION: version})
+                               description=stage.description, model_id=model_id, version_description=description)
+    tracker.set_tags(stage_run_id, {S.TAG_GATE: decision.alias, S.TAG_MODEL_VERSION: version,
+                                    S.TAG_LOGGED_MODEL: model_id or ""})
     tracker.log_json(stage_run_id, {"alias": decision.alias, "improved": decision.improved,
-                                    "reasons": decision.reasons, "version": version}, S.ARTIFACT_GATE)
-    logger.info(f"[{spec.name}] registered {stage.output_name} v{version} as {decision.alias}")
-    return {"alias": decision.alias, "version": version, "improved": decision.improved}
+                                    "reasons": decision.reasons, "version": version, "model_id": model_id},
+                     S.ARTIFACT_GATE)
+    logger.info(f"[{spec.name}] registered {stage.output_name} v{version} as {decision.alias}"
+                + (f" (LoggedModel {model_id})" if model_id else ""))
+    return {"alias": decision.alias, "version": version, "improved": decision.improved, "model_id": model_id}
 
 
 def summary_rows(specs_results: list[tuple[StageSpec, StageResult]]) -> list[dict]:

@@ -1,0 +1,71 @@
+"""A deployment run's models as MLflow users meet them: LoggedModels of the stage runs, registered
+versions that MLflow's own loaders and `mlflow models serve` accept, and lineage on the version."""
+
+import base64
+import os
+
+import pytest
+
+from mlflow_serving import invoke, served_model
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def registry(services, tiny_run):
+    from mlflow import MlflowClient
+
+    proc = tiny_run["proc"]
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return MlflowClient(services["env"]["MLFLOW_TRACKING_URI"])
+
+
+def _alias_uri(client, name: str) -> str:
+    """models:/NAME@ALIAS with the alias the gate gave the version (champion when it won)."""
+    from core.tracking import schema as S
+
+    version = client.search_model_versions(f"name = '{name}'")[0]
+    return f"models:/{name}@{version.tags[S.TAG_GATE]}"
+
+
+def test_versions_come_from_logged_models_with_lineage(registry):
+    from core.tracking import schema as S
+
+    exp = registry.get_experiment_by_name("palier/tiny")
+    models = {m.name: m for m in registry.search_logged_models([exp.experiment_id])}
+    assert set(models) == {"tiny-general", "tiny-medical"}
+    for name, model in models.items():
+        version = registry.get_model_version(name, "1")
+        assert version.model_id == model.model_id and version.source == f"models:/{model.model_id}"
+        assert model.source_run_id == version.run_id and model.status.to_string() == "READY"
+        run = registry.get_run(version.run_id)
+        assert run.data.tags[S.TAG_LOGGED_MODEL] == model.model_id
+        assert model.model_id in {o.model_id for o in run.outputs.model_outputs}
+    medical = registry.get_model_version("tiny-medical", "1")
+    general = registry.get_model_version("tiny-general", "1")
+    assert medical.tags[S.TAG_BASE_MODEL] == "models:/tiny-general/1"
+    assert medical.tags[S.TAG_SOURCE_RUN] == medical.run_id
+    assert "models:/tiny-general/1" in medical.description and medical.run_id in medical.description
+    assert general.run_id in general.description
+
+
+def test_asr_version_loads_and_serves_a_transcription(registry, services, tmp_path):
+    import mlflow.pyfunc
+    import mlflow.transformers
+
+    from core.demo.speech import VOICE_POOLS, synthesize
+
+    os.environ["MLFLOW_TRACKING_URI"] = services["env"]["MLFLOW_TRACKING_URI"]
+    uri = _alias_uri(registry, "tiny-medical")
+    pipe = mlflow.transformers.load_model(uri)
+    assert pipe.task == "automatic-speech-recognition"
+    assert type(pipe.feature_extractor).__name__ == "WhisperFeatureExtractor"
+    assert type(pipe.tokenizer).__name__ == "WhisperTokenizer"
+    wav = synthesize(["Le patient présente une fièvre depuis trois jours."], tmp_path / "speech",
+                     next(iter(VOICE_POOLS)))[0].path
+    text = mlflow.pyfunc.load_model(uri).predict(wav.read_bytes())
+    assert isinstance(text, list) and len(text) == 1 and isinstance(text[0], str)
+
+    with served_model(uri, services["env"], tmp_path / "serve.log") as url:
+        answer = invoke(url, {"inputs": [base64.b64encode(wav.read_bytes()).decode()]})
+    assert answer["predictions"] == text  # the server transcribes the WAV as the loaded model does
