@@ -177,6 +177,13 @@ def base_model_resolves(ctx: StageContext, params: dict[str, Any]) -> Hit | None
             return Hit({"ref": ref, "why": f"the Python package {dist!r} is not installed",
                         "todo": f"pip install {dist}"})
         return None
+    if ref.startswith("models:/"):
+        problem = ctx.facts.registry_models.get(ref)
+        if problem:
+            return Hit({"ref": ref, "why": problem,
+                        "todo": "use a version or alias the registry has (models:/NAME@ALIAS or models:/NAME/VERSION) "
+                                "of a model of this family, with its MLflow server up"})
+        return None
     if ref.startswith("pypi:"):
         if ctx.facts.model_packages.get(ref) is False:
             from core.packaged_models import PackagedModelError, check_installed

@@ -51,6 +51,8 @@ class EnvFacts(BaseModel):
     )
     data_sizes: dict[str, int] = Field(default_factory=dict, description="local csv/jsonl path -> records")
     model_packages: dict[str, bool] = Field(default_factory=dict, description="'package:<dist>' -> installed")
+    registry_models: dict[str, str] = Field(
+        default_factory=dict, description="'models:/...' base model -> '' when usable, else why not")
     model_modules: dict[str, list[str]] = Field(
         default_factory=dict, description="base model ref -> its module names (meta-device build)"
     )
@@ -225,6 +227,27 @@ def _model_packages(base: Any) -> dict[str, bool]:
     return {}
 
 
+def _registry_models(base: Any, family: str | None) -> dict[str, str]:
+    """Whether a ``models:/`` base model exists on the tracking server and is of the pipeline's family."""
+    from core.model_refs import is_registry_ref
+
+    if not isinstance(base, str) or not is_registry_ref(base):
+        return {}
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        return {base: "no MLflow server to ask: run `palier up` and `source .state/env` (or set MLFLOW_TRACKING_URI)"}
+    from core.tracking.queries import RegistryRefError, registered_version, version_family
+
+    try:
+        version = registered_version(uri, base)
+    except RegistryRefError as exc:
+        return {base: str(exc)}
+    found = version_family(uri, version)
+    if family and found and found != family:
+        return {base: f"version {version.version} of {version.name} is a {found} model, this pipeline's family is {family}"}
+    return {base: ""}
+
+
 def collect_env_facts(
     config: Any = None,
     *,
@@ -268,5 +291,6 @@ def collect_env_facts(
         path_parents=parents,
         data_sizes=sizes,
         model_packages=_model_packages(base),
+        registry_models=_registry_models(base, getattr(config, "family", None)),
         model_modules=modules,
     )

@@ -20,11 +20,13 @@ from prefect.runtime import flow_run
 
 from core.config import load_pipeline
 from core.contracts import StageResult, StageSpec
+from core.model_refs import is_registry_ref, parse_registry_ref
 from core.packaged_models import is_packaged_ref, resolve_base_model
 from core.paths import cache_dir, stage_dir
 from core.plan import plan, upstream_of
 from core.tracking import schema as S
 from core.tracking.mlflow_store import Tracker
+from core.tracking.queries import RegistryRefError, download_registered_model, registered_version
 from core.versioning import code_version, data_digest
 from flows.stale_runs import sweep
 from flows.stopping import close_run
@@ -34,11 +36,39 @@ from tasks.results import gate_and_register, log_results, summarize, summary_row
 from tasks.stage import StageFailed, run_stage_task
 
 
-def plan_pipeline(pipeline_file: str) -> tuple:
+def plan_pipeline(pipeline_file: str, tracking_uri: str | None = None) -> tuple:
     path = Path(pipeline_file).resolve()
-    config = load_pipeline(path)
+    config = pin_registered_base(load_pipeline(path), tracking_uri)
     specs = plan(config, code_version(), lambda src: data_digest(src, path.parent), pipeline_file=str(path))
     return config, specs
+
+
+def pin_registered_base(config, tracking_uri: str | None):
+    """``base_model: models:/NAME@ALIAS`` -> ``models:/NAME/VERSION``, the version the alias names
+    now: the run records it, and a stage key changes when the alias moves. A reference the
+    registry does not have is left as written: the preflight refuses it and says why."""
+    if not tracking_uri or not is_registry_ref(config.base_model):
+        return config
+    try:
+        ref = parse_registry_ref(config.base_model)
+    except ValueError:
+        return config
+    if ref.alias is None:
+        return config
+    try:
+        version = registered_version(tracking_uri, config.base_model)
+    except RegistryRefError:
+        return config
+    return config.model_copy(update={"base_model": ref.version_uri(str(version.version))})
+
+
+def _registered_upstream(tracking_uri: str, ref: str, logger) -> StageOutput:
+    """A registered version as the first stage's upstream: downloaded once into the cache, its
+    run, version and LoggedModel recorded as the lineage (the baseline measures that model)."""
+    version = registered_version(tracking_uri, ref)
+    folder = download_registered_model(tracking_uri, ref, cache_dir())
+    logger.info(f"base model {ref}: version {version.version} of {version.name} (run {version.run_id}) in {folder}")
+    return StageOutput(folder, version.run_id or "", str(version.version), version.name, version.model_id)
 
 
 def _tracking_uri(explicit: str | None) -> str:
@@ -57,7 +87,7 @@ def exp_pipeline(pipeline: str = "pipelines/demo.yaml", tracking_uri: str | None
     logger = get_run_logger()
     uri = _tracking_uri(tracking_uri)
     pipeline_file = str(Path(pipeline).resolve())
-    config, specs = plan_pipeline(pipeline)
+    config, specs = plan_pipeline(pipeline, uri)
     tracker = Tracker(uri)
     for line in sweep(uri).lines():  # runs a dead process left open
         logger.warning(line)
@@ -112,6 +142,7 @@ class StageOutput:
     run_id: str
     model_version: str | None
     registered_name: str = ""
+    model_id: str | None = None  # its MLflow LoggedModel
 
     def uri(self) -> str | None:
         """``models:/NAME/VERSION`` of this output, when it was registered."""
@@ -127,6 +158,8 @@ def _run_stages(tracker: Tracker, uri: str, config, specs: list[StageSpec], pare
     for spec in specs:
         upstream_name = upstream_of(spec.base_model)
         upstream = outputs[upstream_name] if upstream_name is not None else None
+        if upstream is None and is_registry_ref(spec.base_model):
+            upstream = _registered_upstream(uri, spec.base_model, logger)
         spec = _with_base_model(spec, upstream, logger)
         out_dir = stage_dir(spec.pipeline, spec.name, spec.key)
         selected = not only or spec.name in only
@@ -134,11 +167,12 @@ def _run_stages(tracker: Tracker, uri: str, config, specs: list[StageSpec], pare
         if reused is None and not selected:
             raise StageFailed(f"stage {spec.name} is not selected and has no finished output to start from")
         if reused is not None:
-            run_id, version, result = reused
+            run_id, version, result, model_id = reused
         else:
-            run_id, version, result = _run_one(tracker, uri, config.experiment_name, spec, parent, previous,
+            run_id, version, result, model_id = _run_one(tracker, uri, config.experiment_name, spec, parent, previous,
                                                upstream, out_dir)
-        outputs[spec.name] = StageOutput(out_dir / "model", run_id, version, spec.stage.output_name)
+        outputs[spec.name] = StageOutput(out_dir / "model", run_id, version, spec.stage.output_name,
+                                        model_id)
         done.append((spec, result))
         previous = result
     return done
@@ -162,12 +196,13 @@ def _run_one(tracker: Tracker, uri: str, experiment: str, spec: StageSpec, paren
     except BaseException as exc:
         close_run(tracker, run_id, exc)
         raise
-    log_results(spec, result, previous, run_id, out_dir, uri)
+    model_id = log_results(spec, result, previous, run_id, out_dir, uri,
+                           upstream_model_id=upstream.model_id if upstream else None)
     decision = gate_and_register(spec, result, run_id, upstream.run_id if upstream else None,
                                  upstream.model_version if upstream else None, out_dir, uri,
-                                 upstream_uri=upstream.uri() if upstream else None)
+                                 upstream_uri=upstream.uri() if upstream else None, model_id=model_id)
     tracker.end_run(run_id, "succeeded")
-    return run_id, decision["version"], result
+    return run_id, decision["version"], result, model_id
 
 
 def _reuse(tracker: Tracker, experiment: str, spec: StageSpec, out_dir: Path, parent: str, logger, quiet=False):
@@ -186,4 +221,4 @@ def _reuse(tracker: Tracker, experiment: str, spec: StageSpec, out_dir: Path, pa
     tracker.end_run(run_id, "skipped")
     if not quiet:
         logger.info(f"[{spec.name}] already done with the same key {spec.key} (run {finished.info.run_id}): skipped")
-    return run_id, finished.data.tags.get(S.TAG_MODEL_VERSION), result
+    return run_id, finished.data.tags.get(S.TAG_MODEL_VERSION), result, finished.data.tags.get(S.TAG_LOGGED_MODEL)

@@ -144,6 +144,11 @@ class Tracker:
         send = self._client.call if wait else self._client.attempt
         send("log_batch", run_id, metrics=metrics)
 
+    def log_datasets(self, run_id: str, inputs: list) -> None:
+        """``mlflow.entities.DatasetInput``s (core.tracking.datasets) as the run's inputs."""
+        if inputs:
+            self._client.log_inputs(run_id, datasets=inputs)
+
     def log_json(self, run_id: str, payload: Any, artifact_file: str) -> None:
         self._client.log_dict(run_id, payload, artifact_file)
 
