@@ -244,7 +244,7 @@ def _registry_models(base: Any, family: str | None) -> dict[str, str]:
         return {base: str(exc)}
     found = version_family(uri, version)
     if family and found and found != family:
-        return {base: f"version {version.version} of {version.name} is a {found} model, this pipeline's family is {family}"}
+        return {base: f"version {version.version} of {version.name} is a model of family {found}, this pipeline's family is {family}"}
     return {base: ""}
 
 

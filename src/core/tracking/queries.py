@@ -134,8 +134,9 @@ def _model_version(client: Any, uri: str) -> Any:
 def registered_version(tracking_uri: str, uri: str) -> Any:
     """The ``ModelVersion`` a ``models:/`` reference names (an alias resolved to its version now).
     RegistryRefError when it is malformed or absent (naming what exists) or the server is down."""
-    from core.tracking.outage import unreachable
+    from core.tracking.outage import configure_mlflow_http, unreachable
 
+    configure_mlflow_http()  # a server that is down answers at once, not after MLflow's retries
     try:
         return _model_version(read_client(tracking_uri), uri)
     except RegistryRefError:
