@@ -28,6 +28,7 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 FAMILY_TASKS = {"asr": "automatic-speech-recognition", "token_cls": "token-classification",
                 "sft": "text-generation"}
 MLFLOW_MODEL_DIR = "mlflow-model"  # a stage folder's MLflow model, beside its plain model/ folder
+MLFLOW_MODEL_ENV = "PALIER_MLFLOW_MODEL"  # "1": the stage runner writes MLFLOW_MODEL_DIR itself
 
 _REGISTRY = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w\-]+)|/(?P<version>\d+))$")
 

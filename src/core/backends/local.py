@@ -18,6 +18,7 @@ from pathlib import Path
 from core.backends.base import CancelResult
 from core.backends.launch import RUNNER_MODULE, runner_arguments, stage_command, stage_environment
 from core.contracts import JobHandle, JobStatus, StageSpec
+from core.model_refs import MLFLOW_MODEL_ENV
 from core.paths import cache_dir
 from core.processes import pid_alive
 
@@ -46,6 +47,9 @@ class LocalBackend:
         # One preprocessed-data cache for every pipeline and rerun on this machine.
         env.setdefault("PALIER_CACHE_DIR", str(cache_dir()))
         env.update(stage_environment(spec.stage.backend.device, spec.stage.backend.gpus))
+        # This machine has MLflow: the runner writes the MLflow model while the model is warm
+        # (elsewhere the orchestrator writes it after fetching the outputs).
+        env[MLFLOW_MODEL_ENV] = "1"
         return env
 
     def submit(self, spec: StageSpec, out_dir: Path) -> JobHandle:

@@ -28,6 +28,7 @@ from core.model_refs import FAMILY_TASKS, MLFLOW_MODEL_DIR
 
 __all__ = ["MLFLOW_MODEL_DIR", "save_mlflow_model"]
 
+GENERATION_PARAMS = {"max_new_tokens": 128, "do_sample": False, "temperature": 1.0}
 _REQUIREMENTS = ("mlflow", "transformers", "tokenizers", "torch", "accelerate", "safetensors")
 
 
@@ -47,6 +48,15 @@ def _pipeline(family: str, model_dir: Path):
         return transformers.pipeline("token-classification", model=model, tokenizer=tokenizer,
                                      aggregation_strategy="simple", device="cpu")
     return transformers.pipeline(FAMILY_TASKS[family], model=str(model_dir), device="cpu")
+
+
+def _signature(family: str):
+    """Chat models take generation settings per request (``params``); the others MLflow's default."""
+    if family != "sft":
+        return None
+    from mlflow.models import infer_signature
+
+    return infer_signature(["Bonjour"], ["Bonjour"], params=dict(GENERATION_PARAMS))
 
 
 def link_or_copy(src: Path, dest: Path) -> None:
@@ -84,7 +94,7 @@ def save_mlflow_model(family: str, model_dir: Path, dest: Path) -> dict:
     shutil.rmtree(tmp, ignore_errors=True)
     pipe = _pipeline(family, model_dir)
     mlflow.transformers.save_model(transformers_model=pipe, path=str(tmp), task=FAMILY_TASKS[family],
-                                   pip_requirements=requirements(family))
+                                   pip_requirements=requirements(family), signature=_signature(family))
     # token_cls: the flavor holds a Transformers token classifier built from palier's own folder,
     # a different set of files; the palier files ride along for a stage that starts from it.
     shared = share_files(model_dir, tmp / "model", replace=family != "token_cls")

@@ -19,6 +19,7 @@ from typing import Any
 
 from core.contracts import EvalResult, StageResult, StageSpec
 from core.events import EventLog
+from core.model_refs import MLFLOW_MODEL_DIR, MLFLOW_MODEL_ENV
 from core.stage.cancel import check_cancel
 from core.stage.device import pick_torch_device
 from core.stage.recipe import EvalOutcome, RecipeContext, StageRecipe
@@ -151,7 +152,6 @@ def _run_stage(spec: StageSpec, out_dir: Path, cache_dir: Path | None, rank: int
 def _save_mlflow_model(spec: StageSpec, out_dir: Path, events: EventLog) -> None:
     """The output as an MLflow model too; one that cannot be made is said, not fatal (the plain
     model folder is registered instead)."""
-    from core.model_refs import MLFLOW_MODEL_DIR
     from core.stage.mlflow_model import save_mlflow_model
 
     try:
@@ -175,7 +175,7 @@ def _train_and_evaluate(run: _StageRun, ctx: RecipeContext, recipe: StageRecipe,
     exported = None
     if run.main:
         run.timed("save", recipe.save, out_dir / "model")
-        if importlib.util.find_spec("mlflow") is not None:  # remote images leave it to the orchestrator
+        if os.environ.get(MLFLOW_MODEL_ENV) == "1" and importlib.util.find_spec("mlflow") is not None:
             run.timed("mlflow_model", _save_mlflow_model, spec, out_dir, run.events)
         if getattr(spec.stage, "export", None) is not None:
             from core.stage.export import export_stage_output

@@ -39,7 +39,11 @@ def token_classification_model(model_dir: Path):
                                         label2id={v: k for k, v in id2label.items()})
     model = AutoModelForTokenClassification.from_config(config)
     backbone = AutoModel.from_pretrained(location)
-    getattr(model, model.base_model_prefix).load_state_dict(backbone.state_dict())
+    # *ForTokenClassification models drop the pooler (unused by a per-token head); nothing else may differ.
+    missing, unexpected = getattr(model, model.base_model_prefix).load_state_dict(backbone.state_dict(), strict=False)
+    if missing or any(not k.startswith("pooler.") for k in unexpected):
+        raise ValueError(f"{location}: backbone weights do not fit {type(model).__name__} "
+                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
     head = load_file(str(model_dir / HEAD_FILE))
     with torch.no_grad():
         model.classifier.weight.copy_(head["classifier.weight"])

@@ -253,6 +253,7 @@ class Tracker:
                 source = f"{self.get_run(run_id).info.artifact_uri}/{S.DIR_MODEL}"
             else:
                 source = f"models:/{model_id}"
+                tags = {**tags, S.TAG_LOGGED_MODEL: model_id}
             version = str(self._client.create_model_version(
                 name, source=source, run_id=run_id, tags=tags, description=version_description or description or None,
                 model_id=model_id).version)
