@@ -11,6 +11,7 @@ owns every MLflow run; the stage runner never calls MLflow.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,7 +193,12 @@ def _run_one(tracker: Tracker, uri: str, experiment: str, spec: StageSpec, paren
     """A new stage run: run the stage on its backend, log it, gate it, register its model."""
     run_id = tracker.start_stage_run(experiment, parent, spec, attempt=1)
     try:
-        result = run_stage_task(spec, run_id, uri)
+        result = finished_on_disk(spec, out_dir)
+        if result is None:
+            result = run_stage_task(spec, run_id, uri)
+        else:
+            get_run_logger().info(f"[{spec.name}] finished earlier with key {spec.key} but not registered "
+                                  "(tracking server down?): logging and registering that output")
     except BaseException as exc:
         close_run(tracker, run_id, exc)
         raise
@@ -203,6 +209,19 @@ def _run_one(tracker: Tracker, uri: str, experiment: str, spec: StageSpec, paren
                                  upstream_uri=upstream.uri() if upstream else None, model_id=model_id)
     tracker.end_run(run_id, "succeeded")
     return run_id, decision["version"], result, model_id
+
+
+def finished_on_disk(spec: StageSpec, out_dir: Path) -> StageResult | None:
+    """A stage that finished here with this key but was never logged (the tracking server was
+    down when it ended): its result and model are on disk, so they are logged and registered now
+    instead of being trained again."""
+    metrics_file, meta_file = out_dir / "metrics.json", out_dir / "meta.json"
+    if not metrics_file.is_file() or not meta_file.is_file() or not (out_dir / "model").is_dir():
+        return None
+    if json.loads(meta_file.read_text(encoding="utf-8")).get("status") != "succeeded":
+        return None
+    result = StageResult.model_validate_json(metrics_file.read_text(encoding="utf-8"))
+    return result if result.key == spec.key else None
 
 
 def _reuse(tracker: Tracker, experiment: str, spec: StageSpec, out_dir: Path, parent: str, logger, quiet=False):

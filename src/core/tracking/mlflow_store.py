@@ -229,9 +229,13 @@ class Tracker:
         self._client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
         return model.model_id
 
-    def run_version(self, name: str, run_id: str) -> str | None:
-        """The version of ``name`` already registered from this run (a retried registration)."""
-        found = self._client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    def run_version(self, name: str, run_id: str, stage_key: str | None = None) -> str | None:
+        """The version of ``name`` already registered from this run, or from this stage key (a
+        registration retried by a later run after an outage): never register one output twice."""
+        found = list(self._client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'"))
+        if not found and stage_key:
+            found = list(self._client.search_model_versions(
+                f"name = '{name}' and tags.`{S.TAG_STAGE_KEY}` = '{stage_key}'"))
         return str(max(int(v.version) for v in found)) if found else None
 
     def register(self, run_id: str, name: str, model_dir: Path, tags: dict[str, str], alias: str,
@@ -246,7 +250,7 @@ class Tracker:
         except MlflowException as exc:
             if "already exists" not in str(exc).lower() and "RESOURCE_ALREADY_EXISTS" not in str(exc):
                 raise
-        version = self.run_version(name, run_id)
+        version = self.run_version(name, run_id, tags.get(S.TAG_STAGE_KEY))
         if version is None:
             if model_id is None:
                 self.log_artifacts(run_id, model_dir, S.DIR_MODEL)
