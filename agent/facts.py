@@ -16,6 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.model_refs import PACKAGE_PREFIX, PYPI_PREFIX
+
 LIBRARIES = (
     "torch", "transformers", "tokenizers", "accelerate", "datasets", "peft", "trl", "bitsandbytes",
     "jiwer", "evaluate", "soundfile", "librosa", "seqeval", "scikit-learn", "ctranslate2",
@@ -193,13 +195,17 @@ def _uses_lora(config: Any) -> bool:
 
 def _local_files(paths: list[str], roots: list[Path]
                  ) -> tuple[dict[str, bool], dict[str, bool], dict[str, int]]:
-    """For each path the config names: found here, its parent folder exists, its record count."""
+    """For each path the config names: found (relative paths under ``roots``, as the stage runner
+    reads them), its parent folder exists there or in the current folder (a typo rather than a hub
+    id), its record count."""
 
     def found(p: str) -> Path | None:
-        return next((c for c in [*(r / p for r in roots), Path(p).expanduser()] if c.exists()), None)
+        given = Path(p).expanduser()
+        candidates = [given] if given.is_absolute() else [r / p for r in roots]
+        return next((c for c in candidates if c.exists()), None)
 
     local = {p: found(p) is not None for p in paths}
-    parents = {p: any((r / p).parent.is_dir() for r in roots) for p in paths if not local[p]}
+    parents = {p: any((r / p).parent.is_dir() for r in [*roots, Path.cwd()]) for p in paths if not local[p]}
     sizes = {}
     for p in paths:
         where = found(p)
@@ -211,16 +217,16 @@ def _local_files(paths: list[str], roots: list[Path]
 
 def _model_packages(base: Any) -> dict[str, bool]:
     """Whether a ``package:`` / ``pypi:`` base model is installed."""
-    if isinstance(base, str) and base.startswith("package:"):
+    if isinstance(base, str) and base.startswith(PACKAGE_PREFIX):
         try:
-            return {base: bool(metadata.version(base[len("package:"):].strip()))}
+            return {base: bool(metadata.version(base[len(PACKAGE_PREFIX):].strip()))}
         except metadata.PackageNotFoundError:
             return {base: False}
-    if isinstance(base, str) and base.startswith("pypi:"):
+    if isinstance(base, str) and base.startswith(PYPI_PREFIX):
         from core.packaged_models import PackagedModelError, check_installed
 
         try:
-            check_installed(base[len("pypi:"):].strip())
+            check_installed(base[len(PYPI_PREFIX):].strip())
             return {base: True}
         except PackagedModelError:
             return {base: False}
@@ -266,7 +272,8 @@ def collect_env_facts(
         cuda = cuda or gpu is not None
     hf_offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
     network = probe_network() if (check_network and not hf_offline) else None
-    local, parents, sizes = _local_files(config_paths(config), [Path.cwd()] + ([Path(base_dir)] if base_dir else []))
+    # Relative paths start at the pipeline file's folder, as the stage runner reads them.
+    local, parents, sizes = _local_files(config_paths(config), [Path(base_dir)] if base_dir else [Path.cwd()])
     base = getattr(config, "base_model", None) if config is not None else None
     modules = {}
     if inspect_models and isinstance(base, str) and _uses_lora(config):

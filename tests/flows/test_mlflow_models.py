@@ -29,6 +29,8 @@ def _alias_uri(client, name: str) -> str:
 
 
 def test_versions_come_from_logged_models_with_lineage(registry):
+    from mlflow.entities import LoggedModelStatus
+
     from core.tracking import schema as S
 
     exp = registry.get_experiment_by_name("palier/tiny")
@@ -38,7 +40,7 @@ def test_versions_come_from_logged_models_with_lineage(registry):
         version = registry.get_model_version(name, "1")
         # MLflow's SQL registry keeps the LoggedModel as the version's source (it does not store model_id)
         assert version.source == f"models:/{model.model_id}" and version.tags[S.TAG_LOGGED_MODEL] == model.model_id
-        assert model.source_run_id == version.run_id and model.status.to_string() == "READY"
+        assert model.source_run_id == version.run_id and model.status == LoggedModelStatus.READY
         run = registry.get_run(version.run_id)
         assert run.data.tags[S.TAG_LOGGED_MODEL] == model.model_id
         assert model.model_id in {o.model_id for o in run.outputs.model_outputs}

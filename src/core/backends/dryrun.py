@@ -15,7 +15,7 @@ from core.backends.kaggle_entry import INPUT_PLACEHOLDER
 from core.contracts import StageSpec
 
 UNKNOWN_KAGGLE_USER = "<your-kaggle-username>"
-STAGE_OUTPUT_PREFIX = "stage:"
+from core.model_refs import STAGE_PREFIX as STAGE_OUTPUT_PREFIX
 
 
 def describe_pipeline(specs: list[StageSpec], only: list[str] | None = None) -> list[dict[str, Any]]:
