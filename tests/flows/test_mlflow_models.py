@@ -72,3 +72,31 @@ def test_asr_version_loads_and_serves_a_transcription(registry, services, tmp_pa
     with served_model(uri, services["env"], tmp_path / "serve.log") as url:
         answer = invoke(url, {"inputs": [base64.b64encode(wav.read_bytes()).decode()]})
     assert answer["predictions"] == text  # the server transcribes the WAV as the loaded model does
+
+
+def test_pipeline_starts_from_a_registered_version(registry, services, tmp_path):
+    """`base_model: models:/NAME@ALIAS`: pinned to its version, downloaded once, the upstream of lineage."""
+    import subprocess
+
+    from core.tracking import schema as S
+    from e2e_services import BIN
+    from tiny import tiny_asr_pipeline
+
+    ref = _alias_uri(registry, "tiny-medical")
+    upstream = registry.get_model_version("tiny-medical", "1")
+    pipeline = tiny_asr_pipeline(tmp_path / "from-registry.yaml", ref, stages=1, name="from-registry")
+    proc = subprocess.run([str(BIN / "palier"), "run", str(pipeline)], env=services["env"], capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    version = registry.get_model_version("from-registry-general", "1")
+    assert version.tags[S.TAG_BASE_MODEL] == "models:/tiny-medical/1"  # the alias, pinned to what it named
+    assert version.tags[S.TAG_UPSTREAM_RUN] == upstream.run_id and version.tags[S.TAG_UPSTREAM_MODEL_VERSION] == "1"
+    assert (services["home"] / "cache" / "registered" / "tiny-medical-v1" / "model" / "model.safetensors").is_file()
+    parent = registry.get_run(registry.get_run(version.run_id).data.tags[S.TAG_PARENT_RUN])
+    assert parent.data.params["base_model"] == "models:/tiny-medical/1"
+    # The baseline belongs to the upstream's LoggedModel, the final score to the new one.
+    upstream_scores = {m.key for m in registry.get_logged_model(upstream.source.split("/")[-1]).metrics}
+    new_scores = {m.key for m in registry.get_logged_model(version.tags[S.TAG_LOGGED_MODEL]).metrics}
+    assert S.baseline_key("general_test", "wer") in upstream_scores and S.final_key("general_test", "wer") in new_scores
+    datasets = {d.dataset.name for d in registry.get_run(version.run_id).inputs.dataset_inputs}
+    assert datasets == {"general-train", "general_test"}
