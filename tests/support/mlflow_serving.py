@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 import urllib.error
@@ -19,6 +20,8 @@ def served_model(model_uri: str, env: dict, log: Path, timeout_s: float = 240):
     from palier.services import free_port
 
     port = free_port()
+    # As in an activated virtual environment: MLflow starts the scoring server with `exec uvicorn`.
+    env = {**env, "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}"}
     with log.open("w") as out:
         proc = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
                                  "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
