@@ -27,7 +27,8 @@ from core.paths import cache_dir, stage_dir
 from core.plan import plan, upstream_of
 from core.tracking import schema as S
 from core.tracking.mlflow_store import Tracker
-from core.tracking.queries import RegistryRefError, download_registered_model, registered_version
+from core.tracking.queries import (RegistryRefError, download_registered_model, registered_version,
+                                  version_model_id)
 from core.versioning import code_version, data_digest
 from flows.stale_runs import sweep
 from flows.stopping import close_run
@@ -69,7 +70,7 @@ def _registered_upstream(tracking_uri: str, ref: str, logger) -> StageOutput:
     version = registered_version(tracking_uri, ref)
     folder = download_registered_model(tracking_uri, ref, cache_dir())
     logger.info(f"base model {ref}: version {version.version} of {version.name} (run {version.run_id}) in {folder}")
-    return StageOutput(folder, version.run_id or "", str(version.version), version.name, version.model_id)
+    return StageOutput(folder, version.run_id or "", str(version.version), version.name, version_model_id(version))
 
 
 def _tracking_uri(explicit: str | None) -> str:

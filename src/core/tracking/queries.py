@@ -148,6 +148,17 @@ def registered_version(tracking_uri: str, uri: str) -> Any:
         raise
 
 
+def version_model_id(version: Any) -> str | None:
+    """The LoggedModel a registered version was made from (MLflow's SQL registry keeps it only
+    as the version's ``models:/<model_id>`` source)."""
+    if getattr(version, "model_id", None):
+        return version.model_id
+    source = version.source or ""
+    if source.startswith("models:/m-"):
+        return source[len("models:/"):].split("/")[0]
+    return version.tags.get(S.TAG_LOGGED_MODEL)
+
+
 def version_family(tracking_uri: str, version: Any) -> str | None:
     """The task family of a registered version: palier's tag, else its MLflow model's
     ``transformers`` task; None when neither says."""

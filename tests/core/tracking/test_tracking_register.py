@@ -56,3 +56,12 @@ def test_same_output_registered_by_a_later_run_is_not_a_new_version(tracker, tmp
     assert tracker.register(later, "m", plain, {S.TAG_STAGE_KEY: "k2"}, "candidate") == "2"
     assert len(tracker._client.search_model_versions("name = 'm'")) == 2
     assert str(tracker._client.get_model_version_by_alias("m", "champion").version) == "1"
+
+
+def test_a_version_names_the_logged_model_it_came_from(tracker, tmp_path):
+    from core.tracking.queries import version_model_id
+
+    run = tracker._client.create_run(tracker.experiment_id("e")).info.run_id
+    model_id = tracker.log_model(run, _mlflow_folder(tmp_path / "mlflow-model"), "m")
+    version = tracker.register(run, "m", tmp_path / "unused", {}, "candidate", model_id=model_id)
+    assert version_model_id(tracker._client.get_model_version("m", version)) == model_id
