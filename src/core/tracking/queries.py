@@ -167,9 +167,8 @@ def version_family(tracking_uri: str, version: Any) -> str | None:
     if version.tags.get(S.TAG_FAMILY):
         return version.tags[S.TAG_FAMILY]
     try:
-        from mlflow.artifacts import load_text
-
         import yaml
+        from mlflow.artifacts import load_text
 
         mlmodel = yaml.safe_load(load_text(f"{version.source}/{S.MLMODEL_FILE}"))
     except Exception:  # noqa: BLE001 - not an MLflow model (an older palier's plain folder)
