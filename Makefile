@@ -17,10 +17,10 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 system-deps:
-	@command -v espeak-ng >/dev/null || { \
-	  echo "installing espeak-ng (speaks the demo's French sentences)"; \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq espeak-ng >/dev/null; \
-	  else sudo apt-get update -qq && sudo apt-get install -y -qq espeak-ng >/dev/null; fi; }
+	@command -v espeak-ng >/dev/null && command -v ffmpeg >/dev/null || { \
+	  echo "installing espeak-ng (speaks the demo's French sentences) and ffmpeg (decodes audio sent to a served ASR model)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq espeak-ng >/dev/null && apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq espeak-ng >/dev/null && sudo apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null; fi; }
 
 setup: system-deps $(VENV)/.installed
 

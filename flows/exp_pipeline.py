@@ -25,10 +25,13 @@ from core.config import load_pipeline
 from core.contracts import StageResult, StageSpec
 from core.ct2.packaged import is_packaged_ref, resolve_base_model
 from core.cost import RunCost, run_cost, total_cost
+from core.model_refs import is_registry_ref, parse_registry_ref
 from core.paths import cache_dir, stage_dir
 from core.plan import plan, upstream_of
 from core.tracking import schema as S
 from core.tracking.mlflow_store import Tracker
+from core.tracking.queries import (RegistryRefError, download_registered_model, registered_version,
+                                  version_model_id)
 from core.versioning import code_version, data_digest
 from flows.stale_runs import sweep
 from flows.stopping import close_run
@@ -42,11 +45,39 @@ from tasks.stage import StageFailed, run_stage_task
 quiet_blocked_preflight()
 
 
-def plan_pipeline(pipeline_file: str) -> tuple:
+def plan_pipeline(pipeline_file: str, tracking_uri: str | None = None) -> tuple:
     path = Path(pipeline_file).resolve()
-    config = load_pipeline(path)
+    config = pin_registered_base(load_pipeline(path), tracking_uri)
     specs = plan(config, code_version(), lambda src: data_digest(src, path.parent), pipeline_file=str(path))
     return config, specs
+
+
+def pin_registered_base(config, tracking_uri: str | None):
+    """``base_model: models:/NAME@ALIAS`` -> ``models:/NAME/VERSION``, the version the alias names
+    now: the run records it, and a stage key changes when the alias moves. A reference the
+    registry does not have is left as written: the preflight refuses it and says why."""
+    if not tracking_uri or not is_registry_ref(config.base_model):
+        return config
+    try:
+        ref = parse_registry_ref(config.base_model)
+    except ValueError:
+        return config
+    if ref.alias is None:
+        return config
+    try:
+        version = registered_version(tracking_uri, config.base_model)
+    except RegistryRefError:
+        return config
+    return config.model_copy(update={"base_model": ref.version_uri(str(version.version))})
+
+
+def _registered_upstream(tracking_uri: str, ref: str, logger) -> StageOutput:
+    """A registered version as the first stage's upstream: downloaded once into the cache, its
+    run, version and LoggedModel recorded as the lineage (the baseline measures that model)."""
+    version = registered_version(tracking_uri, ref)
+    folder = download_registered_model(tracking_uri, ref, cache_dir())
+    logger.info(f"base model {ref}: version {version.version} of {version.name} (run {version.run_id}) in {folder}")
+    return StageOutput(folder, version.run_id or "", str(version.version), version.name, version_model_id(version))
 
 
 def _tracking_uri(explicit: str | None) -> str:
@@ -65,7 +96,7 @@ def exp_pipeline(pipeline: str = "pipelines/demo.yaml", tracking_uri: str | None
     logger = get_run_logger()
     uri = _tracking_uri(tracking_uri)
     pipeline_file = str(Path(pipeline).resolve())
-    config, specs = plan_pipeline(pipeline)
+    config, specs = plan_pipeline(pipeline, uri)
     tracker = Tracker(uri)
     for line in sweep(uri).lines():  # runs a dead process left open
         logger.warning(line)
@@ -133,6 +164,12 @@ class StageOutput:
     model_dir: Path
     run_id: str
     model_version: str | None
+    registered_name: str = ""
+    model_id: str | None = None  # its MLflow LoggedModel
+
+    def uri(self) -> str | None:
+        """``models:/NAME/VERSION`` of this output, when it was registered."""
+        return f"models:/{self.registered_name}/{self.model_version}" if self.model_version else None
 
 
 def _run_stages(tracker: Tracker, uri: str, config, specs: list[StageSpec], parent: str, only: list[str] | None,
@@ -144,6 +181,8 @@ def _run_stages(tracker: Tracker, uri: str, config, specs: list[StageSpec], pare
     for spec in specs:
         upstream_name = upstream_of(spec.base_model)
         upstream = outputs[upstream_name] if upstream_name is not None else None
+        if upstream is None and is_registry_ref(spec.base_model):
+            upstream = _registered_upstream(uri, spec.base_model, logger)
         spec = _with_base_model(spec, upstream, logger)
         out_dir = stage_dir(spec.pipeline, spec.name, spec.key)
         selected = not only or spec.name in only
@@ -151,11 +190,13 @@ def _run_stages(tracker: Tracker, uri: str, config, specs: list[StageSpec], pare
         if reused is None and not selected:
             raise StageFailed(f"stage {spec.name} is not selected and has no finished output to start from")
         if reused is not None:
-            run_id, version, result = reused
+            run_id, version, result, model_id = reused
         else:
-            run_id, version, result, cost = _run_one(tracker, uri, config, spec, parent, previous, upstream, out_dir)
+            run_id, version, result, cost, model_id = _run_one(tracker, uri, config, spec, parent, previous, upstream,
+                                                               out_dir)
             costs.append(cost)
-        outputs[spec.name] = StageOutput(out_dir / "model", run_id, version)
+        outputs[spec.name] = StageOutput(out_dir / "model", run_id, version, spec.stage.output_name,
+                                        model_id)
         done.append((spec, result))
         previous = result
     return done
@@ -173,12 +214,13 @@ def _with_base_model(spec: StageSpec, upstream: StageOutput | None, logger) -> S
 def _run_one(tracker: Tracker, uri: str, config, spec: StageSpec, parent: str,
              previous: StageResult | None, upstream: StageOutput | None, out_dir: Path):
     """A new stage run: run the stage on its backend (or its search, whose winner becomes its output),
-    log it, gate it, register its model."""
+    log it, gate it, register its model. A stage that finished with this key but was never logged
+    (orchestrator killed, tracking server down) is logged and registered instead of trained again."""
     run_id = tracker.start_stage_run(config.experiment_name, parent, spec, attempt=1)
-    result = finished_output(out_dir)
+    result = finished_on_disk(spec, out_dir)
     if result is not None:
-        get_run_logger().warning(f"[{spec.name}] finished earlier in {out_dir} but was never logged (orchestrator "
-                                 "stopped in between): logging that result instead of training again")
+        get_run_logger().warning(f"[{spec.name}] finished earlier in {out_dir} but was never logged: "
+                                 "logging and registering that output instead of training again")
         cost = run_cost(spec, result, config.prices)
     else:
         try:
@@ -192,26 +234,29 @@ def _run_one(tracker: Tracker, uri: str, config, spec: StageSpec, parent: str,
             close_run(tracker, run_id, exc)
             raise
     fault_points.reached("after_stage_end")
-    log_results(spec, result, previous, run_id, out_dir, uri)
+    model_id = log_results(spec, result, previous, run_id, out_dir, uri,
+                           upstream_model_id=upstream.model_id if upstream else None)
     tracker.log_metrics(run_id, cost.metrics())
     decision = gate_and_register(spec, result, run_id, upstream.run_id if upstream else None,
-                                 upstream.model_version if upstream else None, out_dir, uri)
+                                 upstream.model_version if upstream else None, out_dir, uri,
+                                 upstream_uri=upstream.uri() if upstream else None, model_id=model_id)
     tracker.end_run(run_id, "succeeded")
-    return run_id, decision["version"], result, cost
+    return run_id, decision["version"], result, cost, model_id
 
 
-def finished_output(out_dir: Path) -> StageResult | None:
-    """The result a stage runner wrote and marked succeeded in ``out_dir`` (its folder is keyed
-    by the stage key), or None."""
-    meta, metrics = out_dir / "meta.json", out_dir / "metrics.json"
-    if not (meta.is_file() and metrics.is_file() and (out_dir / "model").is_dir()):
+def finished_on_disk(spec: StageSpec, out_dir: Path) -> StageResult | None:
+    """The result a stage runner wrote and marked succeeded in ``out_dir`` for this key, with its
+    model, or None."""
+    metrics_file, meta_file = out_dir / "metrics.json", out_dir / "meta.json"
+    if not metrics_file.is_file() or not meta_file.is_file() or not (out_dir / "model").is_dir():
         return None
     try:
-        if json.loads(meta.read_text(encoding="utf-8")).get("status") != "succeeded":
+        if json.loads(meta_file.read_text(encoding="utf-8")).get("status") != "succeeded":
             return None
-        return StageResult.model_validate_json(metrics.read_text(encoding="utf-8"))
+        result = StageResult.model_validate_json(metrics_file.read_text(encoding="utf-8"))
     except ValueError:
         return None
+    return result if result.key == spec.key else None
 
 
 def _reuse(tracker: Tracker, experiment: str, spec: StageSpec, out_dir: Path, parent: str, logger, quiet=False):
@@ -230,4 +275,4 @@ def _reuse(tracker: Tracker, experiment: str, spec: StageSpec, out_dir: Path, pa
     tracker.end_run(run_id, "skipped")
     if not quiet:
         logger.info(f"[{spec.name}] already done with the same key {spec.key} (run {finished.info.run_id}): skipped")
-    return run_id, finished.data.tags.get(S.TAG_MODEL_VERSION), result
+    return run_id, finished.data.tags.get(S.TAG_MODEL_VERSION), result, finished.data.tags.get(S.TAG_LOGGED_MODEL)

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 
 from core.config import load_pipeline
+from core.ct2.packaged import is_packaged_ref, resolve_base_model
+from core.paths import cache_dir
 from core.plan import plan, upstream_of
 
 
@@ -41,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         upstream = upstream_of(spec.base_model)
         if upstream:
             spec = spec.with_base_model(str((args.out / upstream / "model").resolve()))
+        elif is_packaged_ref(spec.base_model):  # as the flow does: the imported folder in the cache
+            spec = spec.with_base_model(resolve_base_model(spec.base_model, cache_dir(), print))
         spec.write(out / "spec.json")
         t0 = time.perf_counter()
         rc = subprocess.call([sys.executable, "-m", "core.stage", "--spec", str(out / "spec.json"), "--out", str(out)])

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.paths import home as palier_home
+from core.model_refs import PACKAGE_PREFIX, PYPI_PREFIX
 
 LIBRARIES = (
     "torch", "transformers", "tokenizers", "accelerate", "datasets", "peft", "trl", "bitsandbytes",
@@ -53,6 +54,8 @@ class EnvFacts(BaseModel):
     )
     data_sizes: dict[str, int] = Field(default_factory=dict, description="local csv/jsonl path -> records")
     model_packages: dict[str, bool] = Field(default_factory=dict, description="'package:<dist>' -> installed")
+    registry_models: dict[str, str] = Field(
+        default_factory=dict, description="'models:/...' base model -> '' when usable, else why not")
     model_modules: dict[str, list[str]] = Field(
         default_factory=dict, description="base model ref -> its module names (meta-device build)"
     )
@@ -196,13 +199,17 @@ def _uses_lora(config: Any) -> bool:
 
 def _local_files(paths: list[str], roots: list[Path]
                  ) -> tuple[dict[str, bool], dict[str, bool], dict[str, int]]:
-    """For each path the config names: found here, its parent folder exists, its record count."""
+    """For each path the config names: found (relative paths under ``roots``, as the stage runner
+    reads them), its parent folder exists there or in the current folder (a typo rather than a hub
+    id), its record count."""
 
     def found(p: str) -> Path | None:
-        return next((c for c in [*(r / p for r in roots), Path(p).expanduser()] if c.exists()), None)
+        given = Path(p).expanduser()
+        candidates = [given] if given.is_absolute() else [r / p for r in roots]
+        return next((c for c in candidates if c.exists()), None)
 
     local = {p: found(p) is not None for p in paths}
-    parents = {p: any((r / p).parent.is_dir() for r in roots) for p in paths if not local[p]}
+    parents = {p: any((r / p).parent.is_dir() for r in [*roots, Path.cwd()]) for p in paths if not local[p]}
     sizes = {}
     for p in paths:
         where = found(p)
@@ -248,20 +255,41 @@ def _model_params(base: Any, local: dict[str, bool], roots: list[Path]) -> dict[
 
 def _model_packages(base: Any) -> dict[str, bool]:
     """Whether a ``package:`` / ``pypi:`` base model is installed."""
-    if isinstance(base, str) and base.startswith("package:"):
+    if isinstance(base, str) and base.startswith(PACKAGE_PREFIX):
         try:
-            return {base: bool(metadata.version(base[len("package:"):].strip()))}
+            return {base: bool(metadata.version(base[len(PACKAGE_PREFIX):].strip()))}
         except metadata.PackageNotFoundError:
             return {base: False}
-    if isinstance(base, str) and base.startswith("pypi:"):
+    if isinstance(base, str) and base.startswith(PYPI_PREFIX):
         from core.ct2.packaged import PackagedModelError, check_installed
 
         try:
-            check_installed(base[len("pypi:"):].strip())
+            check_installed(base[len(PYPI_PREFIX):].strip())
             return {base: True}
         except PackagedModelError:
             return {base: False}
     return {}
+
+
+def _registry_models(base: Any, family: str | None) -> dict[str, str]:
+    """Whether a ``models:/`` base model exists on the tracking server and is of the pipeline's family."""
+    from core.model_refs import is_registry_ref
+
+    if not isinstance(base, str) or not is_registry_ref(base):
+        return {}
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        return {base: "no MLflow server to ask: run `palier up` and `source .state/env` (or set MLFLOW_TRACKING_URI)"}
+    from core.tracking.queries import RegistryRefError, registered_version, version_family
+
+    try:
+        version = registered_version(uri, base)
+    except RegistryRefError as exc:
+        return {base: str(exc)}
+    found = version_family(uri, version)
+    if family and found and found != family:
+        return {base: f"version {version.version} of {version.name} is a model of family {found}, this pipeline's family is {family}"}
+    return {base: ""}
 
 
 def collect_env_facts(
@@ -282,8 +310,8 @@ def collect_env_facts(
         cuda = cuda or gpu is not None
     hf_offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
     network = probe_network() if (check_network and not hf_offline) else None
-    roots = [Path.cwd()] + ([Path(base_dir)] if base_dir else [])
-    local, parents, sizes = _local_files(config_paths(config), roots)
+    # Relative paths start at the pipeline file's folder, as the stage runner reads them.
+    local, parents, sizes = _local_files(config_paths(config), [Path(base_dir)] if base_dir else [Path.cwd()])
     base = getattr(config, "base_model", None) if config is not None else None
     modules = {}
     if inspect_models and isinstance(base, str) and _uses_lora(config):
@@ -308,6 +336,7 @@ def collect_env_facts(
         path_parents=parents,
         data_sizes=sizes,
         model_packages=_model_packages(base),
+        registry_models=_registry_models(base, getattr(config, "family", None)),
         model_modules=modules,
         runs_free_bytes=free_bytes(palier_home()),
         model_params=_model_params(base, local, roots),

@@ -20,7 +20,7 @@ from typing import Any
 
 from agent.base.model_refs import is_hub_id
 
-PACKAGE_PREFIX = "package:"
+from core.model_refs import PACKAGE_PREFIX, STAGE_PREFIX
 TIMEOUT_S = 180
 
 
@@ -38,7 +38,7 @@ def _hub_revision(ref: str, hub_cache: Path) -> str | None:
 
 def model_key(ref: str, base_dir: Path | None, hub_cache: Path) -> str | None:
     """What identifies this model's architecture here; None: it cannot be inspected offline."""
-    if ref.startswith("stage:"):
+    if ref.startswith(STAGE_PREFIX):
         return None
     if ref.startswith(PACKAGE_PREFIX):
         dist = ref[len(PACKAGE_PREFIX):].strip()

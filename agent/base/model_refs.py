@@ -1,17 +1,13 @@
-"""What a model reference in a pipeline names: a Hugging Face hub id, or something local."""
+"""The agent's question about a model reference: is it a Hugging Face hub id? (core.model_refs
+owns the kinds of references.)"""
 
 from __future__ import annotations
 
-import re
+from core.model_refs import HUB_ID, ref_kind
 
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
-_NOT_HUB_PREFIXES = ("stage:", "/", "./", "../", "~")
+__all__ = ["HUB_ID", "is_hub_id"]
 
 
 def is_hub_id(ref: str | None, local_paths: dict[str, bool]) -> bool:
     """``owner/name`` that is neither a previous stage, a path, nor a folder found here."""
-    if not ref or ref.startswith(_NOT_HUB_PREFIXES):
-        return False
-    if local_paths.get(ref):
-        return False
-    return bool(HUB_ID.match(ref))
+    return bool(ref) and ref_kind(ref, local_exists=bool(local_paths.get(ref))) == "hub"

@@ -12,8 +12,8 @@ from typing import Any
 
 from agent.rules.check_table import Hit, check
 from agent.rules.context import MISSING, StageContext, get_path
-from agent.base.model_refs import HUB_ID
 from core.language import Phrase
+from core.model_refs import HUB_ID, PACKAGE_PREFIX, PYPI_PREFIX, REGISTRY_PREFIX, STAGE_PREFIX
 
 
 def source_size(ctx: StageContext, source: dict[str, Any] | None) -> int | None:
@@ -170,22 +170,29 @@ def base_model_resolves(ctx: StageContext, params: dict[str, Any]) -> Hit | None
     if ctx.index != 0:
         return None  # later stages start from the previous stage's output
     ref = ctx.pipeline.get("base_model")
-    if not isinstance(ref, str) or not ref or ref.startswith("stage:"):
+    if not isinstance(ref, str) or not ref or ref.startswith(STAGE_PREFIX):
         return None
-    if ref.startswith("package:"):
+    if ref.startswith(PACKAGE_PREFIX):
         installed = ctx.facts.model_packages.get(ref)
         if installed is False:
-            dist = ref[len("package:"):].strip()
+            dist = ref[len(PACKAGE_PREFIX):].strip()
             return Hit({"ref": ref, "why": Phrase(f"le paquet Python {dist!r} n'est pas installé",
                                                   f"the Python package {dist!r} is not installed"),
                         "todo": f"pip install {dist}"})
         return None
-    if ref.startswith("pypi:"):
+    if ref.startswith(REGISTRY_PREFIX):
+        problem = ctx.facts.registry_models.get(ref)
+        if problem:
+            return Hit({"ref": ref, "why": problem,
+                        "todo": "use a version or alias the registry has (models:/NAME@ALIAS or models:/NAME/VERSION) "
+                                "of a model of this family, with its MLflow server up"})
+        return None
+    if ref.startswith(PYPI_PREFIX):
         if ctx.facts.model_packages.get(ref) is False:
             from core.ct2.packaged import PackagedModelError, check_installed
 
             try:
-                check_installed(ref[len("pypi:"):].strip())
+                check_installed(ref[len(PYPI_PREFIX):].strip())
                 return None
             except PackagedModelError as exc:
                 return Hit({"ref": ref, "why": Phrase("le paquet de ce modèle ne se charge pas (`palier check` le détaille)",

@@ -9,7 +9,7 @@ from core.config.pipeline import PipelineConfig
 from core.contracts import StageSpec
 from core.fingerprint import stage_key
 
-STAGE_OUTPUT_PREFIX = "stage:"
+from core.model_refs import STAGE_PREFIX as STAGE_OUTPUT_PREFIX
 
 
 def plan(

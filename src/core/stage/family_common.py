@@ -9,7 +9,7 @@ from pathlib import Path
 
 from core.stage.sources import resolve_path
 
-PACKAGE_PREFIX = "package:"
+from core.model_refs import PACKAGE_PREFIX
 
 
 class ModelRefError(RuntimeError):

@@ -9,6 +9,7 @@ training from the last checkpoint.
 from __future__ import annotations
 
 import errno
+import importlib.util
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from typing import Any
 
 from core.contracts import EvalResult, StageResult, StageSpec
 from core.events import EventLog
+from core.model_refs import MLFLOW_MODEL_DIR, MLFLOW_MODEL_ENV
 from core.stage.cancel import check_cancel
 from core.stage.device import pick_torch_device
 from core.stage.recipe import EvalOutcome, RecipeContext, StageRecipe
@@ -197,6 +199,20 @@ def _run_stage(spec: StageSpec, out_dir: Path, cache_dir: Path | None, rank: int
         events.close()
 
 
+def _save_mlflow_model(spec: StageSpec, out_dir: Path, events: EventLog) -> None:
+    """The output as an MLflow model too; one that cannot be made is said, not fatal (the plain
+    model folder is registered instead)."""
+    from core.stage.mlflow_model import save_mlflow_model
+
+    try:
+        info = save_mlflow_model(spec.family, out_dir / "model", out_dir / MLFLOW_MODEL_DIR)
+    except Exception as exc:  # noqa: BLE001 - optional output: any failure is reported, the stage stands
+        events.log(f"no MLflow model for this output: {exc}", "warning")
+        return
+    events.log(f"MLflow model ({info['task']}) in {info['seconds']:.1f} s: {info['bytes_written']} bytes written, "
+               f"{info['bytes_shared']} shared with model/")
+
+
 def _train_and_evaluate(run: _StageRun, ctx: RecipeContext, recipe: StageRecipe, world_size: int) -> StageResult:
     spec, out_dir = run.spec, run.out_dir
     with main_process_first(world_size):
@@ -209,6 +225,8 @@ def _train_and_evaluate(run: _StageRun, ctx: RecipeContext, recipe: StageRecipe,
     exported = None
     if run.main:
         run.timed("save", recipe.save, out_dir / "model")
+        if os.environ.get(MLFLOW_MODEL_ENV) == "1" and importlib.util.find_spec("mlflow") is not None:
+            run.timed("mlflow_model", _save_mlflow_model, spec, out_dir, run.events)
         if getattr(spec.stage, "export", None) is not None:
             from core.ct2.export import export_stage_output
 

@@ -145,6 +145,11 @@ class Tracker:
         send = self._client.call if wait else self._client.attempt
         send("log_batch", run_id, metrics=metrics)
 
+    def log_datasets(self, run_id: str, inputs: list) -> None:
+        """``mlflow.entities.DatasetInput``s (core.tracking.datasets) as the run's inputs."""
+        if inputs:
+            self._client.log_inputs(run_id, datasets=inputs)
+
     def log_json(self, run_id: str, payload: Any, artifact_file: str) -> None:
         self._client.log_dict(run_id, payload, artifact_file)
 
@@ -198,27 +203,70 @@ class Tracker:
         return runs[0] if runs else None
 
     # -- registry -----------------------------------------------------------------------
+    def log_model(self, run_id: str, folder: Path, name: str, tags: dict[str, str] | None = None) -> str:
+        """Log an MLflow model folder (``core.stage.mlflow_model``) as the run's LoggedModel: the
+        experiment's Models tab lists it, its artifacts are uploaded once, and a registered
+        version made from ``models:/<model_id>`` is loadable by MLflow's own tools. Returns the
+        model id; a LoggedModel already made for this run and folder is reused (a retry)."""
+        from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+        from mlflow.models import Model
+
+        run = self.get_run(run_id)
+        existing = self._client.search_logged_models(
+            experiment_ids=[run.info.experiment_id],
+            filter_string=f"source_run_id = '{run_id}' AND name = '{name}'", max_results=1)
+        if existing and existing[0].status == LoggedModelStatus.READY:
+            return existing[0].model_id
+        model = existing[0] if existing else self._client.create_logged_model(
+            # positional: PatientClient.call's own first parameter is called ``name``
+            run.info.experiment_id, name, run_id, tags, None, "transformers")
+        self._client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=0)])
+        mlmodel = Model.load(str(folder / S.MLMODEL_FILE))
+        # What MLflow's own log_model writes into MLmodel: who this model is and where it lives.
+        mlmodel.model_id = mlmodel.model_uuid = model.model_id
+        mlmodel.run_id, mlmodel.artifact_path = run_id, model.artifact_location
+        mlmodel.save(str(folder / S.MLMODEL_FILE))
+        self._client.log_model_artifacts(model.model_id, str(folder))
+        self._client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
+        return model.model_id
+
+    def run_version(self, name: str, run_id: str, stage_key: str | None = None) -> str | None:
+        """The version of ``name`` already registered from this run, or from this stage key (a
+        registration retried by a later run after an outage): never register one output twice."""
+        found = list(self._client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'"))
+        if not found and stage_key:
+            found = list(self._client.search_model_versions(
+                f"name = '{name}' and tags.`{S.TAG_STAGE_KEY}` = '{stage_key}'"))
+        return str(max(int(v.version) for v in found)) if found else None
+
     def register(self, run_id: str, name: str, model_dir: Path, tags: dict[str, str], alias: str,
-                 description: str = "") -> str:
-        """Log ``model_dir`` under the run's ``model/`` and register it as a new version."""
+                 description: str = "", model_id: str | None = None, version_description: str = "") -> str:
+        """Register the run's model as a new version of ``name`` (or the version this run already
+        registered: never twice). ``model_id``: the run's LoggedModel (``log_model``), the
+        version's source; without one, ``model_dir`` is logged under the run's ``model/``."""
         from mlflow.exceptions import MlflowException
 
-        self.log_artifacts(run_id, model_dir, S.DIR_MODEL)
         try:
             self._client.create_registered_model(name, description=description or None)
         except MlflowException as exc:
             if "already exists" not in str(exc).lower() and "RESOURCE_ALREADY_EXISTS" not in str(exc):
                 raise
-        version = self.version_for_key(name, tags.get(S.TAG_STAGE_KEY, ""))
-        if version is None:  # else: registered by a run killed before its aliases moved
-            source = f"{self.get_run(run_id).info.artifact_uri}/{S.DIR_MODEL}"
-            version = self._client.create_model_version(name, source=source, run_id=run_id, tags=tags,
-                                                        description=description or None)
+        version = self.run_version(name, run_id, tags.get(S.TAG_STAGE_KEY))
+        if version is None:
+            if model_id is None:
+                self.log_artifacts(run_id, model_dir, S.DIR_MODEL)
+                source = f"{self.get_run(run_id).info.artifact_uri}/{S.DIR_MODEL}"
+            else:
+                source = f"models:/{model_id}"
+                tags = {**tags, S.TAG_LOGGED_MODEL: model_id}
+            version = str(self._client.create_model_version(
+                name, source=source, run_id=run_id, tags=tags, description=version_description or description or None,
+                model_id=model_id).version)
             fault_points.reached("after_model_version")
-        self._client.set_registered_model_alias(name, S.ALIAS_CANDIDATE, version.version)
+        self._client.set_registered_model_alias(name, S.ALIAS_CANDIDATE, version)
         if alias == S.ALIAS_CHAMPION:
-            self._client.set_registered_model_alias(name, S.ALIAS_CHAMPION, version.version)
-        return str(version.version)
+            self._client.set_registered_model_alias(name, S.ALIAS_CHAMPION, version)
+        return version
 
     def move_alias(self, name: str, alias: str, version: str) -> str | None:
         """Point ``name@alias`` at ``version``; returns the version it pointed at before (None if unset)."""
@@ -230,13 +278,6 @@ class Tracker:
             before = None
         self._client.set_registered_model_alias(name, alias, version)
         return before
-
-    def version_for_key(self, name: str, stage_key: str):
-        """The model version already registered for this stage key, if any (one per key)."""
-        if not stage_key:
-            return None
-        found = self._client.search_model_versions(f"name = '{name}' and tags.`{S.TAG_STAGE_KEY}` = '{stage_key}'")
-        return max(found, key=lambda v: int(v.version), default=None)
 
     def champion_metric(self, name: str, metric_key: str) -> float | None:
         from mlflow.exceptions import MlflowException

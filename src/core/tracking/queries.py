@@ -108,37 +108,98 @@ def json_artifact(client: Any, run_id: str, path: str) -> dict[str, Any] | None:
         return None
 
 
+def _what_exists(client: Any, name: str) -> str:
+    """The registered model's versions and aliases, for an error message."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException:
+        names = sorted(m.name for m in client.search_registered_models(max_results=50))
+        return f"no registered model {name!r}; registered: {', '.join(names) or 'none'}"
+    versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+    aliases = ", ".join(f"@{a} -> v{v}" for a, v in sorted(model.aliases.items())) or "none"
+    return f"{name} has versions {', '.join(map(str, versions)) or 'none'} and aliases {aliases}"
+
+
 def _model_version(client: Any, uri: str) -> Any:
     from mlflow.exceptions import MlflowException
 
-    ref = uri[len("models:/"):]
+    from core.model_refs import parse_registry_ref
+
     try:
-        if "@" in ref:
-            name, alias = ref.split("@", 1)
-            return client.get_model_version_by_alias(name, alias)
-        if "/" in ref:
-            name, number = ref.rsplit("/", 1)
-            return client.get_model_version(name, number)
-    except MlflowException as exc:
-        raise RegistryRefError(f"{uri}: not in the MLflow model registry ({exc.message})") from None
-    raise RegistryRefError(f"{uri}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
+        ref = parse_registry_ref(uri)
+    except ValueError as exc:
+        raise RegistryRefError(str(exc)) from None
+    try:
+        if ref.alias:
+            return client.get_model_version_by_alias(ref.name, ref.alias)
+        return client.get_model_version(ref.name, ref.version)
+    except MlflowException:
+        raise RegistryRefError(f"{uri}: not in the MLflow model registry ({_what_exists(client, ref.name)})") from None
+
+
+def registered_version(tracking_uri: str, uri: str) -> Any:
+    """The ``ModelVersion`` a ``models:/`` reference names (an alias resolved to its version now).
+    RegistryRefError when it is malformed or absent (naming what exists) or the server is down."""
+    from core.tracking.outage import configure_mlflow_http, unreachable
+
+    configure_mlflow_http()  # a server that is down answers at once, not after MLflow's retries
+    try:
+        return _model_version(read_client(tracking_uri), uri)
+    except RegistryRefError:
+        raise
+    except Exception as exc:
+        if unreachable(exc):
+            raise RegistryRefError(f"{uri}: the MLflow server at {tracking_uri} does not answer: start it "
+                                   "with `palier up` (or set MLFLOW_TRACKING_URI to the right server)") from None
+        raise
+
+
+def version_model_id(version: Any) -> str | None:
+    """The LoggedModel a registered version was made from (MLflow's SQL registry keeps it only
+    as the version's ``models:/<model_id>`` source)."""
+    if getattr(version, "model_id", None):
+        return version.model_id
+    source = version.source or ""
+    if source.startswith("models:/m-"):
+        return source[len("models:/"):].split("/")[0]
+    return version.tags.get(S.TAG_LOGGED_MODEL)
+
+
+def version_family(tracking_uri: str, version: Any) -> str | None:
+    """The task family of a registered version: palier's tag, else its MLflow model's
+    ``transformers`` task; None when neither says."""
+    from core.model_refs import FAMILY_TASKS
+
+    if version.tags.get(S.TAG_FAMILY):
+        return version.tags[S.TAG_FAMILY]
+    try:
+        import yaml
+        from mlflow.artifacts import load_text
+
+        mlmodel = yaml.safe_load(load_text(f"{version.source}/{S.MLMODEL_FILE}"))
+    except Exception:  # noqa: BLE001 - not an MLflow model (an older palier's plain folder)
+        return None
+    task = (mlmodel.get("flavors", {}).get("transformers") or {}).get("task")
+    return next((family for family, t in FAMILY_TASKS.items() if t == task), None)
 
 
 def download_registered_model(tracking_uri: str, uri: str, cache: Path) -> Path:
-    """A registered version's files (the stage's ``model/`` folder), downloaded once into ``cache``."""
+    """A registered version's Transformers folder, downloaded once into ``cache``: the MLflow
+    model's ``model/`` folder (it holds every file of the stage's output), or the whole download
+    for a version registered from a plain folder."""
     from mlflow.artifacts import download_artifacts
 
-    version = _model_version(read_client(tracking_uri), uri)
+    version = registered_version(tracking_uri, uri)
     target = cache / "registered" / f"{version.name}-v{version.version}"
-    if not (target / "config.json").exists() and not (target / "model.bin").exists():
+    if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
             local = Path(download_artifacts(artifact_uri=version.source, dst_path=tmp,
                                             tracking_uri=tracking_uri))
-            if target.exists():
-                shutil.rmtree(target)
             local.replace(target)
-    return target
+    return target / "model" if (target / S.MLMODEL_FILE).is_file() else target
 
 
 def run(client: Any, run_id: str) -> dict[str, Any] | None:

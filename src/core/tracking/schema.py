@@ -19,6 +19,8 @@ TAG_UPSTREAM_RUN = "palier.upstream_run_id"
 TAG_STATUS = "palier.status"  # running | succeeded | failed | skipped | cancelled
 TAG_GATE = "palier.gate"  # champion | candidate | rejected
 TAG_MODEL_VERSION = "palier.model_version"  # the registered model version of a stage run's output
+TAG_SOURCE_RUN = "palier.source_run_id"  # on a model version: the stage run that trained it
+TAG_LOGGED_MODEL = "palier.logged_model_id"  # on a stage run: its output's MLflow LoggedModel
 TAG_UPSTREAM_MODEL_VERSION = "palier.upstream_model_version"  # on a model version: the version it started from
 TAG_PREFLIGHT = "palier.preflight"  # "blocked": the preflight stopped the pipeline before any stage
 TAG_BACKEND = "palier.backend"
@@ -79,7 +81,8 @@ ARTIFACT_SUMMARY_CHART = "charts/baseline_vs_final.png"
 ARTIFACT_CURVES_CHART = "charts/training_curves.png"
 # Artifact folders
 DIR_PIPELINE_FILE = "config"  # the pipeline YAML, on the pipeline run
-DIR_MODEL = "model"  # the registered model's files (a model version's source)
+DIR_MODEL = "model"  # a run's plain model folder: the version's source when no MLflow model could be made
+MLMODEL_FILE = "MLmodel"  # an MLflow model folder's description (MLflow's own file name)
 DIR_STAGE_ARTIFACTS = "artifacts"  # whatever the recipe wrote under <stage folder>/artifacts
 DIR_LOGS = "logs"  # stage.log
 

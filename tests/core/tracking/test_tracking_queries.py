@@ -62,7 +62,7 @@ def test_registered_model_downloads_once_by_alias_or_version(store, tmp_path):
 
 @pytest.mark.parametrize(("ref", "says"), [("models:/palier-demo-exp2@nobody", "not in the MLflow model registry"),
                                            ("models:/palier-demo-exp2/7", "not in the MLflow model registry"),
-                                           ("models:/no-version-given", "expected models:/NAME@ALIAS")])
+                                           ("models:/no-version-given", "is written models:/NAME@ALIAS")])
 def test_a_bad_registry_reference_names_itself(store, tmp_path, ref, says):
     with pytest.raises(queries.RegistryRefError, match=says) as info:
         queries.download_registered_model(store[0], ref, tmp_path)
