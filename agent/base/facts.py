@@ -311,7 +311,8 @@ def collect_env_facts(
     hf_offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
     network = probe_network() if (check_network and not hf_offline) else None
     # Relative paths start at the pipeline file's folder, as the stage runner reads them.
-    local, parents, sizes = _local_files(config_paths(config), [Path(base_dir)] if base_dir else [Path.cwd()])
+    roots = [Path(base_dir)] if base_dir else [Path.cwd()]
+    local, parents, sizes = _local_files(config_paths(config), roots)
     base = getattr(config, "base_model", None) if config is not None else None
     modules = {}
     if inspect_models and isinstance(base, str) and _uses_lora(config):

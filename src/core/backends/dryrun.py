@@ -13,7 +13,7 @@ from typing import Any
 
 from core.backends.kaggle.entry import INPUT_PLACEHOLDER, UPSTREAM_OUTPUT
 from core.contracts import StageSpec
-from core.ct2.packaged import PACKAGE_PREFIX
+from core.model_refs import PYPI_PREFIX
 
 UNKNOWN_KAGGLE_USER = "<your-kaggle-username>"
 from core.model_refs import STAGE_PREFIX as STAGE_OUTPUT_PREFIX
@@ -39,7 +39,7 @@ def _describe_stage(spec: StageSpec, by_name: dict[str, StageSpec]) -> dict[str,
     upstream = by_name.get(spec.base_model[len(STAGE_OUTPUT_PREFIX):]) if spec.base_model.startswith(
         STAGE_OUTPUT_PREFIX) else None
     try:
-        if upstream is None and spec.base_model.startswith(PACKAGE_PREFIX):
+        if upstream is None and spec.base_model.startswith(PYPI_PREFIX):
             return _describe_packaged(spec, backend)
         if upstream is None:
             return describe(spec, backend)
@@ -60,7 +60,7 @@ def _describe_packaged(spec: StageSpec, backend: str) -> dict[str, Any]:
     from core.ct2.packaged import cached_import_dir, packaged_model
     from core.paths import cache_dir
 
-    folder = cached_import_dir(packaged_model(spec.base_model[len(PACKAGE_PREFIX):]), cache_dir())
+    folder = cached_import_dir(packaged_model(spec.base_model[len(PYPI_PREFIX):]), cache_dir())
     description = describe(spec.with_base_model(str(folder)), backend)
     if folder.is_dir():
         description["base_model"] = f"{spec.base_model} = {folder}: {description['base_model']}"

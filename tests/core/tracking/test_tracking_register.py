@@ -12,10 +12,16 @@ def tracker(tmp_path, monkeypatch):
     from core.tracking.mlflow_store import Tracker
 
     # MLflow's SQL registry resolves a models:/<model_id> source through the global tracking URI.
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    previous = mlflow.get_tracking_uri()  # fixtures elsewhere set the global URI; this test needs its own
+    mlflow.set_tracking_uri(uri)
     t = Tracker()
     t._client.create_experiment("e", artifact_location=(tmp_path / "artifacts").as_uri())
-    return t
+    yield t
+    mlflow.set_tracking_uri(previous)
 
 
 def _mlflow_folder(path: Path) -> Path:
