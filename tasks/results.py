@@ -37,6 +37,10 @@ def log_results(spec: StageSpec, result: StageResult, previous: StageResult | No
                 out_dir: Path, tracking_uri: str) -> None:
     tracker = Tracker(tracking_uri)
     tracker.log_metrics(stage_run_id, stage_metrics(result, previous))
+    reused = {f"{S.TAG_BASELINE_FROM}{ev.name}": f"final evaluation of stage {ev.baseline_from} (same model and measurement)"
+              for ev in result.evals if ev.baseline_from}
+    if reused:
+        tracker.set_tags(stage_run_id, reused)
     for phase in ("baseline", "final"):
         for ev in result.evals:
             rows = rows_from_jsonl(out_dir / "predictions" / f"{phase}_{ev.name}.jsonl")
