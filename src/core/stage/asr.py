@@ -253,18 +253,33 @@ class AsrRecipe:
                             f"({kv.nbytes / 2**20:.0f} MiB, {time.perf_counter() - t0:.1f} s)")
         return kv
 
-    @torch.inference_mode()
-    def transcribe(self, prepared: PreparedSet, language: str, indices: list[int] | None = None) -> list[str]:
-        """Greedy batched generation, batches sorted by duration, each bounded by the longest
-        plausible label for its audio length (not a blanket 225/448 new tokens)."""
-        model = self.model
-        model.eval()
-        tok = self.processor.tokenizer
+    def decode_plan(self, prepared: PreparedSet, indices: list[int] | None = None,
+                    max_new_tokens: int | None = None) -> list[tuple[list[int], int]]:
+        """Batches sorted by duration, each with its token budget: the longest plausible label
+        for its longest audio (``_tokens_per_second``), or ``max_new_tokens`` for every batch;
+        within generation_max_length and the decoder's positions. Every engine decodes with it."""
         order = sorted(indices if indices is not None else range(len(prepared)), key=lambda i: prepared.durations[i])
         size = self._eval_batch_size()
         rate = self._tokens_per_second()
+        positions = self.model.config.max_target_positions if self.model is not None else self._base_max_target
         # Whisper refuses a prompt (4 tokens) plus new tokens beyond its decoder positions.
-        cap = min(self.stage.training.generation_max_length, model.config.max_target_positions - 4)
+        cap = min(self.stage.training.generation_max_length, (positions or REAL_WHISPER_MAX_TARGET) - 4)
+        plan = []
+        for start in range(0, len(order), size):
+            batch = order[start : start + size]
+            longest = float(max(prepared.durations[i] for i in batch))
+            wanted = max_new_tokens if max_new_tokens is not None else math.ceil(longest * rate) + 8
+            plan.append((batch, int(min(cap, wanted))))
+        return plan
+
+    @torch.inference_mode()
+    def transcribe(self, prepared: PreparedSet, language: str, indices: list[int] | None = None,
+                   max_new_tokens: int | None = None) -> list[str]:
+        """Greedy batched generation by ``decode_plan``: batches sorted by duration, each bounded
+        by the longest plausible label for its audio length (not a blanket 225/448 new tokens)."""
+        model = self.model
+        model.eval()
+        tok = self.processor.tokenizer
         device = next(model.parameters()).device
         dtype = torch.float16 if (self.ctx.device == "cuda" and self.stage.training.fp16) else (
             torch.bfloat16 if (self.ctx.device == "cuda" and self.stage.training.bf16) else torch.float32)
@@ -273,11 +288,10 @@ class AsrRecipe:
         greedy = self.stage.training.generation_num_beams == 1
         prompt = prompt_ids(model.generation_config, language, self.ctx.spec.task) if greedy else []
         out: dict[int, str] = {}
-        for b, start in enumerate(range(0, len(order), size), 1):
+        plan = self.decode_plan(prepared, indices, max_new_tokens)
+        total, done = sum(len(b) for b, _ in plan), 0
+        for batch, max_new in plan:
             check_cancel("evaluation")
-            batch = order[start : start + size]
-            longest = float(max(prepared.durations[i] for i in batch))
-            max_new = int(min(cap, math.ceil(longest * rate) + 8))
             encoded = torch.from_numpy(states[batch]).to(device) if states is not None else None
             feats = None if encoded is not None else torch.from_numpy(prepared.features[batch].astype(np.float32)).to(device)
             with torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype != torch.float32):
@@ -292,7 +306,8 @@ class AsrRecipe:
                                          max_new_tokens=max_new, num_beams=self.stage.training.generation_num_beams)
             for i, text in zip(batch, tok.batch_decode(ids, skip_special_tokens=True)):
                 out[i] = text.strip()
-            self.ctx.events.progress(min(start + size, len(order)), len(order))
+            done += len(batch)
+            self.ctx.events.progress(done, total)
         return [out[i] for i in sorted(out)]
 
     def measurement(self, name: str) -> dict[str, Any]:
