@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STATE := .state
 
-.PHONY: setup system-deps demo demo-nano demo-real test test-fast bench up down clean-state
+.PHONY: setup system-deps demo demo-nano demo-real test test-fast bench bench-gpu up down clean-state
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ bench: setup
 	$(PY) -m bench
 	$(PY) -m bench --model whisper-base --only eval --eval-count 32 --prep-count 32 --threads 2 --name whisper-base
 	$(PY) -m bench.demo_time
+
+# On a machine with a GPU: evaluation and training-step figures, seed 000 projections (a few minutes).
+bench-gpu: setup
+	bash bench/gpu.sh
 
 clean-state: down
 	rm -rf $(STATE)

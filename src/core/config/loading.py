@@ -57,13 +57,27 @@ def _hint(err: dict[str, Any]) -> str:
     return err.get("msg", "invalid").removeprefix("Value error, ")
 
 
+def _from_defaults(loc: tuple, raw: dict[str, Any]) -> str:
+    """" (set in defaults)" when the stage key at fault came from ``defaults``, not the stage:
+    the user fixes it there."""
+    if len(loc) < 3 or loc[0] != "stages" or not isinstance(loc[1], int):
+        return ""
+    stages, defaults = raw.get("stages"), raw.get("defaults")
+    key = next((k for k in loc[2:] if isinstance(k, str) and k not in _UNION_TAGS), None)
+    stage = stages[loc[1]] if isinstance(stages, list) and loc[1] < len(stages) else None
+    if isinstance(defaults, dict) and key in defaults and not (isinstance(stage, dict) and key in stage):
+        return " (set in defaults)"
+    return ""
+
+
 def parse_pipeline(raw: Any, source: str = "<pipeline>") -> PipelineConfig:
     if not isinstance(raw, dict):
         raise ConfigError(source, ["the file must hold a YAML mapping (name:, family:, stages:, ...)"])
     try:
         return PipelineConfig.model_validate(raw)
     except ValidationError as exc:
-        problems = [f"{_field_path(tuple(e['loc']), raw)}: {_hint(e)}" for e in exc.errors()]
+        problems = [f"{_field_path(tuple(e['loc']), raw)}{_from_defaults(tuple(e['loc']), raw)}: {_hint(e)}"
+                    for e in exc.errors()]
         raise ConfigError(source, problems) from None
 
 
