@@ -1,6 +1,8 @@
 # palier — two commands on a fresh machine:
-#   make demo   set up, start Prefect + MLflow, run the demo pipeline through its deployment
-#   make demo-real  the same with seed 001 on real whisper-base (pipelines/medical-base.yaml)
+#   make demo   set up, start Prefect + MLflow, run the demo pipeline through its deployment:
+#               whisper-base, new speakers -> medical dictation (pipelines/demo-base.yaml)
+#   make demo-nano  the same plan on the nano model (pipelines/demo.yaml)
+#   make demo-real  seed 001 on real whisper-base, one stage + CT2 export (pipelines/medical-base.yaml)
 #   make test   set up and run the test suite
 SHELL := /bin/bash
 PYTHON ?= python3.11
@@ -8,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STATE := .state
 
-.PHONY: setup system-deps demo demo-real test test-fast bench up down clean-state
+.PHONY: setup system-deps demo demo-nano demo-real test test-fast bench bench-gpu up down clean-state
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,7 +35,10 @@ down:
 demo: setup
 	@bash scripts/demo.sh
 
-# Seed 001 on real whisper-base (pipelines/medical-base.yaml): ~20 minutes on a 2-core CPU.
+demo-nano: setup
+	@bash scripts/demo.sh demo
+
+# Seed 001 on real whisper-base (pipelines/medical-base.yaml): ~8 minutes on an idle 2-core CPU.
 demo-real: setup
 	@bash scripts/demo.sh medical-base
 
@@ -47,6 +52,10 @@ bench: setup
 	$(PY) -m bench
 	$(PY) -m bench --model whisper-base --only eval --eval-count 32 --prep-count 32 --threads 2 --name whisper-base
 	$(PY) -m bench.demo_time
+
+# On a machine with a GPU: evaluation and training-step figures, seed 000 projections (a few minutes).
+bench-gpu: setup
+	bash bench/gpu.sh
 
 clean-state: down
 	rm -rf $(STATE)

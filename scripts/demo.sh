@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The main job: services up, `prefect deployment run exp-pipeline/<pipeline>`, progress, summary.
-#   scripts/demo.sh                 the nano demo (pipelines/demo.yaml)
+#   scripts/demo.sh                 whisper-base, new speakers -> medical (pipelines/demo-base.yaml)
+#   scripts/demo.sh demo            the same plan on the nano model (pipelines/demo.yaml)
 #   scripts/demo.sh medical-base    seed 001 on real whisper-base (pipelines/medical-base.yaml)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-pipeline="${1:-demo}"
+pipeline="${1:-demo-base}"
 if [ ! -f "pipelines/${pipeline}.yaml" ]; then
   echo "no pipeline file pipelines/${pipeline}.yaml" >&2
   exit 2

@@ -91,6 +91,10 @@ def log_results(spec: StageSpec, result: StageResult, previous: StageResult | No
     model_id = tracker.log_model(stage_run_id, folder, spec.stage.output_name, {S.TAG_STAGE: spec.name}) if folder else None
     tracker.send_metrics(stage_run_id, tied_metrics(result, previous, model_id, upstream_model_id,
                                                     {d.name: d.digest for d in datasets}))
+    reused = {f"{S.TAG_BASELINE_FROM}{ev.name}": f"final evaluation of stage {ev.baseline_from} (same model and measurement)"
+              for ev in result.evals if ev.baseline_from}
+    if reused:
+        tracker.set_tags(stage_run_id, reused)
     for ev in result.evals:
         rows = {phase: rows_from_jsonl(out_dir / "predictions" / f"{phase}_{ev.name}.jsonl")
                 for phase in ("baseline", "final")}

@@ -71,6 +71,8 @@ class EvalResult(Contract):
     baseline: dict[str, float]
     final: dict[str, float]
     samples: int
+    baseline_from: str | None = Field(
+        default=None, description="the stage whose final evaluation is this baseline (same model, same measurement)")
 
 
 class StageResult(Contract):

@@ -29,7 +29,22 @@ class WhisperSettings(Strict):
         default=False,
         description="with freeze_encoder and method full: run the encoder once per utterance and reuse its "
         "outputs for training and for the baseline and final evaluations (a training step is then the decoder "
-        "alone). Holds utterances x encoder positions x d_model floats in memory: for small sets",
+        "alone). Holds utterances x encoder positions x d_model floats in memory: for small sets. The outputs are "
+        "kept in the cache folder, keyed by the encoder's weights and the audio: later stages that keep the "
+        "encoder frozen read them back",
+    )
+    freeze_cross_attention: bool = Field(
+        default=False,
+        description="with cache_encoder_outputs: also freeze the decoder's cross-attention key/value projections "
+        "and compute their keys and values over the encoder positions once per training utterance (a "
+        "decoder step then skips the projections over 1,500 positions, most of its cost)",
+    )
+    eval_tokens_per_second: float | None = Field(
+        default=None, gt=0,
+        description="token budget of an evaluation: at most this many tokens per second of audio (+8). Default: "
+        "1.3 x the 99.5th percentile of the training labels' rate. Set it to make evaluations of consecutive "
+        "stages comparable: a stage's baseline on a set that the previous stage's final evaluation measured "
+        "with the same model and budget is that result",
     )
 
 
@@ -85,4 +100,7 @@ class AsrStage(StageBase):
             if self.training.method != "full":
                 raise ValueError(f"stage {self.name!r}: whisper.cache_encoder_outputs needs training.method: full "
                                  f"(got {self.training.method}: LoRA/QLoRA adapters would change the encoder)")
+        if self.whisper.freeze_cross_attention and not self.whisper.cache_encoder_outputs:
+            raise ValueError(f"stage {self.name!r}: whisper.freeze_cross_attention needs whisper.cache_encoder_outputs: "
+                             "true (its keys and values are computed from the cached encoder outputs)")
         return self

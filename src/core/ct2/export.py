@@ -185,8 +185,9 @@ class Ct2Whisper:
         feats = self.model.feature_extractor(padded)[..., : self.window_frames]
         return self.transcribe_features(feats[None], code)[0], self._prompt_language(code)
 
-    def transcribe_features(self, features: np.ndarray, language: str) -> list[str]:
-        """Greedy decoding of a batch of log-Mel windows (N, mels, frames)."""
+    def transcribe_features(self, features: np.ndarray, language: str, max_new_tokens: int | None = None) -> list[str]:
+        """Greedy decoding of a batch of log-Mel windows (N, mels, frames), at most
+        ``max_new_tokens`` each (default: up to the decoder's positions)."""
         import ctranslate2
 
         code = language_code(language)
@@ -194,7 +195,8 @@ class Ct2Whisper:
         prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
         batch = ctranslate2.StorageView.from_array(np.ascontiguousarray(features, dtype=np.float32))
         results = self.model.model.generate(batch, [prompt] * len(features), beam_size=1,
-                                            max_length=2 * self.max_new_tokens, suppress_blank=True,
+                                            max_length=2 * min(max_new_tokens or self.max_new_tokens,
+                                                               self.max_new_tokens), suppress_blank=True,
                                             suppress_tokens=[-1])
         return [tokenizer.decode(r.sequences_ids[0]).strip() for r in results]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import time
@@ -29,6 +31,7 @@ from core.stage.family_common import load_pretrained, set_cpu_threads
 from core.stage.recipe import EvalOutcome, RecipeContext
 from core.stage.sources import resolve_path, speech_records
 from core.stage.trainer_args import EXPLICIT_COLUMNS, EventsCallback, run_trainer, shared_arguments
+from core.stage.frozen_encoder import cross_attention_kv, encoder_states, freeze_cross_attention, weights_digest
 from core.stage.whisper_greedy import greedy_transcribe_ids, prompt_ids
 
 REAL_WHISPER_MAX_TARGET = 448
@@ -58,6 +61,7 @@ class AsrRecipe:
         self._base_max_target: int | None = None
         # Frozen-encoder outputs per prepared set (whisper.cache_encoder_outputs), by id().
         self._encoder_states: dict[int, np.ndarray] = {}
+        self._encoder_digest: str | None = None
         set_cpu_threads(ctx.device, self.stage.training.cpu_threads)
 
     # -- data -----------------------------------------------------------------------------
@@ -130,6 +134,7 @@ class AsrRecipe:
 
     def load_model(self, model_ref: str) -> None:
         self._encoder_states.clear()
+        self._encoder_digest = None
         ref = self._resolve_ref(model_ref)
         kwargs: dict[str, Any] = {"dtype": torch.float32, "attn_implementation": "sdpa"}
         training = self.stage.training
@@ -147,6 +152,8 @@ class AsrRecipe:
         model.config.forced_decoder_ids = None
         if self.stage.whisper.freeze_encoder:
             model.freeze_encoder()
+        if self.stage.whisper.freeze_cross_attention:
+            freeze_cross_attention(model.model.decoder)
         if training.method in ("lora", "qlora"):
             from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
@@ -181,6 +188,8 @@ class AsrRecipe:
 
     # -- evaluation -----------------------------------------------------------------------
     def _tokens_per_second(self) -> float:
+        if self.stage.whisper.eval_tokens_per_second:
+            return float(self.stage.whisper.eval_tokens_per_second)
         prepared = self.train_set
         if prepared is None:  # evaluation alone: a bound no dictation reaches (~8 tokens/s)
             return 20.0
@@ -196,10 +205,10 @@ class AsrRecipe:
             return int(max(8, min(128, free // (600 * 2**20))))
         return 32
 
-    @torch.inference_mode()
     def encoder_states(self, prepared: PreparedSet) -> np.ndarray | None:
-        """The frozen encoder's outputs for every utterance of ``prepared``, computed once
-        (None unless whisper.cache_encoder_outputs)."""
+        """The frozen encoder's outputs for every utterance of ``prepared``, computed once per
+        encoder and audio (None unless whisper.cache_encoder_outputs): kept in the cache folder,
+        so a later stage that keeps the encoder frozen reads them back."""
         if not self.stage.whisper.cache_encoder_outputs:
             return None
         if id(prepared) in self._encoder_states:
@@ -213,35 +222,64 @@ class AsrRecipe:
             raise MemoryError(f"whisper.cache_encoder_outputs would hold {need / 2**30:.1f} GiB of encoder outputs "
                               f"({len(prepared)} utterances) but only {available / 2**30:.1f} GiB are free: "
                               "set it to false for a set this large")
+        if self._encoder_digest is None:
+            self._encoder_digest = weights_digest(encoder)
         was_training = model.training
         model.eval()
-        device = next(model.parameters()).device
-        states = np.empty((len(prepared), config.max_source_positions, config.d_model), dtype=np.float32)
-        size = self._eval_batch_size()
         t0 = time.perf_counter()
-        for start in range(0, len(prepared), size):
-            check_cancel("encoder outputs")
-            feats = torch.from_numpy(prepared.features[start : start + size].astype(np.float32)).to(device)
-            states[start : start + size] = encoder(feats).last_hidden_state.float().cpu().numpy()
-            self.ctx.events.progress(min(start + size, len(prepared)), len(prepared))
+        states, reused = encoder_states(encoder, prepared.features, config.max_source_positions, config.d_model,
+                                        self.ctx.cache_dir, self._encoder_digest, self._eval_batch_size(),
+                                        next(model.parameters()).device, self.ctx.events.progress,
+                                        lambda: check_cancel("encoder outputs"))
         model.train(was_training)
-        self.ctx.events.log(f"encoder outputs of {len(prepared)} utterances computed once for reuse "
-                            f"({need / 2**20:.0f} MiB, {time.perf_counter() - t0:.1f} s)")
+        if reused:
+            self.ctx.events.log(f"encoder outputs of {len(prepared)} utterances reused from the cache "
+                                "(same encoder weights, same audio)")
+        else:
+            self.ctx.events.log(f"encoder outputs of {len(prepared)} utterances computed once for reuse "
+                                f"({need / 2**20:.0f} MiB, {time.perf_counter() - t0:.1f} s)")
         self._encoder_states[id(prepared)] = states
         return states
 
-    @torch.inference_mode()
-    def transcribe(self, prepared: PreparedSet, language: str, indices: list[int] | None = None) -> list[str]:
-        """Greedy batched generation, batches sorted by duration, each bounded by the longest
-        plausible label for its audio length (not a blanket 225/448 new tokens)."""
-        model = self.model
-        model.eval()
-        tok = self.processor.tokenizer
+    def cross_kv(self, prepared: PreparedSet) -> np.ndarray | None:
+        """Each decoder layer's cross-attention keys/values per utterance (None unless
+        whisper.freeze_cross_attention)."""
+        if not self.stage.whisper.freeze_cross_attention:
+            return None
+        states = self.encoder_states(prepared)
+        t0 = time.perf_counter()
+        kv = cross_attention_kv(self.model.model.decoder, states)
+        self.ctx.events.log(f"cross-attention keys/values of {len(prepared)} utterances computed once "
+                            f"({kv.nbytes / 2**20:.0f} MiB, {time.perf_counter() - t0:.1f} s)")
+        return kv
+
+    def decode_plan(self, prepared: PreparedSet, indices: list[int] | None = None,
+                    max_new_tokens: int | None = None) -> list[tuple[list[int], int]]:
+        """Batches sorted by duration, each with its token budget: the longest plausible label
+        for its longest audio (``_tokens_per_second``), or ``max_new_tokens`` for every batch;
+        within generation_max_length and the decoder's positions. Every engine decodes with it."""
         order = sorted(indices if indices is not None else range(len(prepared)), key=lambda i: prepared.durations[i])
         size = self._eval_batch_size()
         rate = self._tokens_per_second()
+        positions = self.model.config.max_target_positions if self.model is not None else self._base_max_target
         # Whisper refuses a prompt (4 tokens) plus new tokens beyond its decoder positions.
-        cap = min(self.stage.training.generation_max_length, model.config.max_target_positions - 4)
+        cap = min(self.stage.training.generation_max_length, (positions or REAL_WHISPER_MAX_TARGET) - 4)
+        plan = []
+        for start in range(0, len(order), size):
+            batch = order[start : start + size]
+            longest = float(max(prepared.durations[i] for i in batch))
+            wanted = max_new_tokens if max_new_tokens is not None else math.ceil(longest * rate) + 8
+            plan.append((batch, int(min(cap, wanted))))
+        return plan
+
+    @torch.inference_mode()
+    def transcribe(self, prepared: PreparedSet, language: str, indices: list[int] | None = None,
+                   max_new_tokens: int | None = None) -> list[str]:
+        """Greedy batched generation by ``decode_plan``: batches sorted by duration, each bounded
+        by the longest plausible label for its audio length (not a blanket 225/448 new tokens)."""
+        model = self.model
+        model.eval()
+        tok = self.processor.tokenizer
         device = next(model.parameters()).device
         dtype = torch.float16 if (self.ctx.device == "cuda" and self.stage.training.fp16) else (
             torch.bfloat16 if (self.ctx.device == "cuda" and self.stage.training.bf16) else torch.float32)
@@ -250,11 +288,10 @@ class AsrRecipe:
         greedy = self.stage.training.generation_num_beams == 1
         prompt = prompt_ids(model.generation_config, language, self.ctx.spec.task) if greedy else []
         out: dict[int, str] = {}
-        for b, start in enumerate(range(0, len(order), size), 1):
+        plan = self.decode_plan(prepared, indices, max_new_tokens)
+        total, done = sum(len(b) for b, _ in plan), 0
+        for batch, max_new in plan:
             check_cancel("evaluation")
-            batch = order[start : start + size]
-            longest = float(max(prepared.durations[i] for i in batch))
-            max_new = int(min(cap, math.ceil(longest * rate) + 8))
             encoded = torch.from_numpy(states[batch]).to(device) if states is not None else None
             feats = None if encoded is not None else torch.from_numpy(prepared.features[batch].astype(np.float32)).to(device)
             with torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype != torch.float32):
@@ -269,15 +306,35 @@ class AsrRecipe:
                                          max_new_tokens=max_new, num_beams=self.stage.training.generation_num_beams)
             for i, text in zip(batch, tok.batch_decode(ids, skip_special_tokens=True)):
                 out[i] = text.strip()
-            self.ctx.events.progress(min(start + size, len(order)), len(order))
+            done += len(batch)
+            self.ctx.events.progress(done, total)
         return [out[i] for i in sorted(out)]
 
-    def evaluate(self, phase: str, transcribe=None) -> dict[str, EvalOutcome]:
-        """Every eval set on the loaded model (``transcribe``: another engine's
-        ``(prepared, language) -> texts``, e.g. CTranslate2 for ``palier evaluate --engine ct2``)."""
+    def measurement(self, name: str) -> dict[str, Any]:
+        """What an evaluation of set ``name`` depends on besides the model: two evaluations of
+        the same model with equal measurements give the same result (the runner reuses the
+        previous stage's final evaluation as this stage's baseline on that ground)."""
+        ev = next(e for e in self.stage.evals if e.name == name)
+        prepared = self.eval_sets[name]
+        t = self.stage.training
+        lexicon = hashlib.sha256("\n".join(self.lexicon).encode()).hexdigest()[:16]
+        utterances = hashlib.sha256(json.dumps([prepared.ids, prepared.texts]).encode()).hexdigest()[:16]
+        precision = "fp16" if t.fp16 else "bf16" if t.bf16 else "fp32"
+        return {"data": ev.data.model_dump(mode="json"), "language": ev.language or self.ctx.spec.language,
+                "task": self.ctx.spec.task, "utterances": utterances, "lexicon": lexicon,
+                "window_s": self.stage.whisper.chunk_length, "tokens_per_second": round(self._tokens_per_second(), 6),
+                "max_new_tokens": t.generation_max_length, "num_beams": t.generation_num_beams,
+                "device": self.ctx.device, "precision": precision if self.ctx.device == "cuda" else "fp32"}
+
+    def evaluate(self, phase: str, transcribe=None, sets: list[str] | None = None) -> dict[str, EvalOutcome]:
+        """Every eval set (or those named in ``sets``) on the loaded model (``transcribe``:
+        another engine's ``(prepared, language) -> texts``, e.g. CTranslate2 for ``palier
+        evaluate --engine ct2``)."""
         transcribe = transcribe or self.transcribe
         outcomes = {}
         for ev in self.stage.evals:
+            if sets is not None and ev.name not in sets:
+                continue
             prepared = self.eval_sets[ev.name]
             t0 = time.perf_counter()
             predictions = transcribe(prepared, ev.language or self.ctx.spec.language)
@@ -327,10 +384,12 @@ class AsrRecipe:
         trainer = Seq2SeqTrainer(
             model=self.model,
             args=self.training_arguments(),
-            train_dataset=SpeechDataset(self.train_set, encoder_states=self.encoder_states(self.train_set)),
+            train_dataset=SpeechDataset(self.train_set, encoder_states=self.encoder_states(self.train_set),
+                                        cross_kv=self.cross_kv(self.train_set)),
             eval_dataset=SpeechDataset(eval_prepared, indices, self.encoder_states(eval_prepared))
             if t.eval_strategy != "no" else None,
-            data_collator=SpeechCollator(self.model.config.decoder_start_token_id, tok.pad_token_id),
+            data_collator=SpeechCollator(self.model.config.decoder_start_token_id, tok.pad_token_id,
+                                         self.model.config.decoder_attention_heads),
             compute_metrics=self._compute_metrics if t.eval_strategy != "no" else None,
             # the feature extractor, not the tokenizer: the Trainer saves it with each checkpoint
             processing_class=self.processor.feature_extractor,

@@ -254,19 +254,23 @@ def _load(path: Path) -> PreparedSet:
 
 class SpeechDataset(torch.utils.data.Dataset):
     """Log-Mel features and labels; or, when ``encoder_states`` is given (a frozen encoder's
-    outputs for every utterance of ``prepared``), those states instead of the features."""
+    outputs for every utterance of ``prepared``), those states instead of the features; or, when
+    ``cross_kv`` is given (frozen cross-attention keys/values), those."""
 
     def __init__(self, prepared: PreparedSet, indices: list[int] | None = None,
-                 encoder_states: np.ndarray | None = None):
+                 encoder_states: np.ndarray | None = None, cross_kv: np.ndarray | None = None):
         self.prepared = prepared
         self.indices = indices if indices is not None else list(range(len(prepared)))
         self.encoder_states = encoder_states
+        self.cross_kv = cross_kv
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, i: int) -> dict:
         j = self.indices[i]
+        if self.cross_kv is not None:
+            return {"cross_kv": self.cross_kv[j], "labels": self.prepared.labels[j]}
         if self.encoder_states is not None:
             return {"encoder_states": self.encoder_states[j], "labels": self.prepared.labels[j]}
         return {"input_features": self.prepared.features[j], "labels": self.prepared.labels[j]}
@@ -280,13 +284,27 @@ class SpeechCollator:
 
     decoder_start_token_id: int
     pad_token_id: int
+    attention_heads: int = 0  # needed with cross_kv features
 
     def __call__(self, features: list[dict]) -> dict:
-        if "encoder_states" in features[0]:
+        if "cross_kv" in features[0]:
+            from transformers.modeling_outputs import BaseModelOutput
+
+            from core.stage.frozen_encoder import filled_cross_cache
+
+            kv = torch.from_numpy(np.stack([f["cross_kv"] for f in features]).astype(np.float32))
+            # The decoder layers still take encoder_hidden_states to decide that cross-attention
+            # runs; its keys and values come from the cache, so one position stands for all.
+            placeholder = torch.zeros(len(features), 1, kv.shape[-1])
+            # use_cache: without it (the Trainer sets config.use_cache from its arguments, False)
+            # the decoder ignores the cache and would attend to the placeholder.
+            inputs: dict = {"encoder_outputs": BaseModelOutput(last_hidden_state=placeholder),
+                            "past_key_values": filled_cross_cache(kv, self.attention_heads), "use_cache": True}
+        elif "encoder_states" in features[0]:
             from transformers.modeling_outputs import BaseModelOutput
 
             states = torch.from_numpy(np.stack([f["encoder_states"] for f in features]).astype(np.float32))
-            inputs: dict = {"encoder_outputs": BaseModelOutput(last_hidden_state=states)}
+            inputs = {"encoder_outputs": BaseModelOutput(last_hidden_state=states)}
         else:
             inputs = {"input_features": torch.from_numpy(np.stack([f["input_features"] for f in features]).astype(np.float32))}
         width = max(len(f["labels"]) for f in features)

@@ -119,7 +119,9 @@ def evaluate(request: EvaluateRequest, work_dir: Path) -> dict[str, Any]:
     if ct2:
         engine = Ct2Engine(model_path, request.cpu_threads)
         recipe.processor, recipe._base_max_target = engine.processor(request.language, request.task)
-        transcribe = engine.transcribe
+
+        def transcribe(prepared, language):  # the Transformers side's batches and token budgets
+            return engine.transcribe(prepared, language, recipe.decode_plan(prepared))
     t0 = time.perf_counter()
     try:
         report = recipe.prepare_evals()[f"eval:{EVAL_SET}"]
@@ -165,14 +167,16 @@ class Ct2Engine:
         tokenizer.set_prefix_tokens(language=language, task=task, predict_timestamps=False)
         return WhisperProcessor(feature_extractor=extractor, tokenizer=tokenizer), self.model.max_new_tokens + 4
 
-    def transcribe(self, prepared, language: str, batch: int = 16) -> list[str]:
+    def transcribe(self, prepared, language: str, plan: list[tuple[list[int], int]]) -> list[str]:
+        """``plan``: ``AsrRecipe.decode_plan``'s batches and token budgets (the same bound on
+        looping outputs as the Transformers engine)."""
         import numpy as np
 
-        texts: list[str] = []
-        for start in range(0, len(prepared), batch):
-            feats = prepared.features[start : start + batch].astype(np.float32)
-            texts += self.model.transcribe_features(feats, language)
-        return texts
+        texts: dict[int, str] = {}
+        for batch, max_new in plan:
+            feats = prepared.features[batch].astype(np.float32)
+            texts.update(zip(batch, self.model.transcribe_features(feats, language, max_new)))
+        return [texts[i] for i in sorted(texts)]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -68,6 +68,36 @@ def main_process_first(world_size: int):
         yield
 
 
+def measurements(recipe: StageRecipe, spec: StageSpec) -> dict[str, Any]:
+    """Each eval set's measurement (``recipe.measurement``), for recipes that describe one."""
+    if not hasattr(recipe, "measurement"):
+        return {}
+    return json.loads(json.dumps({e.name: recipe.measurement(e.name) for e in spec.stage.evals}))
+
+
+def upstream_finals(spec: StageSpec, recipe: StageRecipe) -> dict[str, EvalOutcome]:
+    """The upstream stage's final evaluations that are this stage's baseline: same model (this
+    stage starts from the upstream's saved output) and the same measurement of the same set."""
+    if spec.upstream_stage is None or not hasattr(recipe, "measurement"):
+        return {}
+    upstream = Path(spec.base_model).parent
+    try:
+        meta = json.loads((upstream / "meta.json").read_text(encoding="utf-8"))
+        result = StageResult.model_validate_json((upstream / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if meta.get("status") != "succeeded" or Path(spec.base_model) != upstream / result.model_dir:
+        return {}
+    mine, theirs = measurements(recipe, spec), meta.get("measurements", {})
+    reused = {}
+    for ev in result.evals:
+        rows_file = upstream / "predictions" / f"final_{ev.name}.jsonl"
+        if ev.name in mine and theirs.get(ev.name) == mine[ev.name] and rows_file.exists():
+            rows = [json.loads(line) for line in rows_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+            reused[ev.name] = EvalOutcome(metrics=dict(ev.final), rows=rows)
+    return reused
+
+
 def run_stage(spec: StageSpec, out_dir: Path, cache_dir: Path | None = None) -> StageResult:
     rank, world_size = process_rank()
     return _run_stage(spec, out_dir, cache_dir, rank, world_size)
@@ -82,6 +112,7 @@ class _StageRun:
         out_dir.mkdir(parents=True, exist_ok=True)
         self.events = EventLog(out_dir / ("events.jsonl" if self.main else f"events.rank{rank}.jsonl"))
         self.timings: dict[str, float] = {}
+        self.baseline_sources: dict[str, str] = {}  # eval set -> upstream stage whose final it reuses
         self.meta: dict[str, Any] = {
             "status": "running",
             "spec": spec.model_dump(mode="json"),
@@ -108,15 +139,30 @@ class _StageRun:
         return result
 
     def baseline(self, recipe: StageRecipe) -> dict[str, EvalOutcome]:
-        """The starting model's evaluation, reused from baseline.json when the stage key matches."""
+        """The starting model's evaluation, reused from baseline.json when the stage key matches;
+        on a set the upstream stage's final evaluation measured with this model and the same
+        measurement, that result (``baseline_sources`` names it)."""
         baseline_file = self.out_dir / "baseline.json"
         if baseline_file.exists() and json.loads(baseline_file.read_text()).get("key") == self.spec.key:
             self.events.log("baseline already measured for this stage key: reusing it")
-            return {k: EvalOutcome(metrics=v) for k, v in json.loads(baseline_file.read_text())["metrics"].items()}
+            saved = json.loads(baseline_file.read_text())
+            self.baseline_sources = saved.get("sources", {})
+            return {k: EvalOutcome(metrics=v) for k, v in saved["metrics"].items()}
+        reused = upstream_finals(self.spec, recipe)
+        for name in reused:
+            self.baseline_sources[name] = self.spec.upstream_stage
+            self.events.log(f"baseline {name}: the final evaluation of stage {self.spec.upstream_stage} "
+                            "(same model, same data and measurement): reused, not recomputed")
+        names = [e.name for e in self.spec.stage.evals if e.name not in reused]
         # Evaluate the starting model before training: the gate compares against it.
-        baseline = self.timed("baseline", recipe.evaluate, "baseline")
+        measured = {}
+        if names:
+            measured = (self.timed("baseline", recipe.evaluate, "baseline", None, names) if reused
+                        else self.timed("baseline", recipe.evaluate, "baseline"))
+        baseline = {e.name: reused.get(e.name) or measured[e.name] for e in self.spec.stage.evals}
         self.write_predictions("baseline", baseline)
-        self.write_json(baseline_file, {"key": self.spec.key, "metrics": {k: v.metrics for k, v in baseline.items()}})
+        self.write_json(baseline_file, {"key": self.spec.key, "metrics": {k: v.metrics for k, v in baseline.items()},
+                                        "sources": self.baseline_sources})
         return baseline
 
     def finish(self, status: str, **fields: Any) -> None:
@@ -222,6 +268,7 @@ def _train_and_evaluate(run: _StageRun, ctx: RecipeContext, recipe: StageRecipe,
     train_summary = run.timed("train", recipe.train)
     final = run.timed("final", recipe.evaluate, "final")
     run.write_predictions("final", final)
+    run.meta["measurements"] = measurements(recipe, spec)
     exported = None
     if run.main:
         run.timed("save", recipe.save, out_dir / "model")
@@ -239,7 +286,8 @@ def _train_and_evaluate(run: _StageRun, ctx: RecipeContext, recipe: StageRecipe,
         base_model=spec.base_model,
         evals=[
             EvalResult(name=name, role=roles.get(name, "report"), baseline=baseline[name].metrics,
-                       final=final[name].metrics, samples=len(outcome.rows))
+                       final=final[name].metrics, samples=len(outcome.rows),
+                       baseline_from=run.baseline_sources.get(name))
             for name, outcome in final.items()
         ],
         train=train_summary,

@@ -35,6 +35,7 @@ TAG_DIAGNOSIS_KIND = "palier.diagnosis.kind"
 TAG_DIAGNOSIS_FAILURE = "palier.diagnosis.failure_id"  # the playbook's failure id ("" when unknown)
 TAG_REMEDY = "palier.remedy"  # the safe remedy applied before the retry
 TAG_CHECKPOINT_SET_ASIDE = "palier.checkpoint.set_aside"  # torn checkpoints a resume renamed aside (and why)
+TAG_BASELINE_FROM = "palier.baseline_from."  # + eval set: the upstream stage whose final evaluation is the baseline
 TAG_REUSED_FROM = "palier.reused_from_run"  # stage skipped: finished run with the same key
 # Who runs a run (core.liveness): a later process closes it only when that owner is known dead.
 TAG_OWNER_HOST = "palier.owner.host"
