@@ -290,16 +290,22 @@ def _demo(w: _Writer) -> None:
     w.tracker.end_run(p, "succeeded")
 
 
-def build(root: Path) -> Fixture:
-    """Write every fixture pipeline's runs into ``root``'s SQLite MLflow store."""
+def open_store(root: Path, write_pipelines) -> tuple[Fixture, _Writer]:
+    """A fresh SQLite MLflow store under ``root`` (the global tracking URI points at it) and the
+    pipeline files ``write_pipelines`` writes beside it."""
     import mlflow
 
     root.mkdir(parents=True, exist_ok=True)
     uri = f"sqlite:///{root / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
-    files = _write_pipelines(root / "pipelines")
+    files = write_pipelines(root / "pipelines")
     fx = Fixture(root=root, uri=uri, pipelines_dir=root / "pipelines")
-    writer = _Writer(fx, files)
+    return fx, _Writer(fx, files)
+
+
+def build(root: Path) -> Fixture:
+    """Write every fixture pipeline's runs into ``root``'s SQLite MLflow store."""
+    fx, writer = open_store(root, _write_pipelines)
     for write in (_fr, _mini, _pii_demo, _sft_demo, _demo):
         write(writer)
     writer.tracker.stop_heartbeats()  # the runs left open are fixtures: nobody beats for them

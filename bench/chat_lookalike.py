@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from bench.chat_fixtures import REPO, Fixture, _absolute, _Writer, asr
+from bench.chat_fixtures import REPO, Fixture, _absolute, _Writer, asr, open_store
 
 COPIES = {"demo-neuf": None, "demo-lexique": "/data/lexiques/medical_fr_v2.txt", "demo-copie": None}
 
@@ -156,14 +156,7 @@ def _killed_copy(w: _Writer) -> None:
 
 def build(root: Path) -> Fixture:
     """Write the look-alike state under ``root`` (set PALIER_HOME to ``root / 'home'`` first)."""
-    import mlflow
-
-    root.mkdir(parents=True, exist_ok=True)
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    files = _write_pipelines(root / "pipelines")
-    fx = Fixture(root=root, uri=uri, pipelines_dir=root / "pipelines")
-    w = _Writer(fx, files)
+    fx, w = open_store(root, _write_pipelines)
     _demo(w)
     _pii(w)
     _blocked(w, "demo-lexique")

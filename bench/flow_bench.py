@@ -90,6 +90,16 @@ def _run(cmd: list[str], env: dict[str, str], log: Path) -> None:
         raise RuntimeError(f"{' '.join(cmd[:4])} failed ({proc.returncode}); see {log}")
 
 
+def run_direct(work: Path, model: BenchModel, train_manifest: Path, eval_manifest: Path, home: Path, name: str,
+               env: dict[str, str]) -> None:
+    """The bench stage through the stage runner alone (no flow, no MLflow): the reference side."""
+    spec = stage_spec(work, model, train_manifest, eval_manifest, name, **FLOW_STAGE)
+    out = home / "direct" / name
+    out.mkdir(parents=True, exist_ok=True)
+    _run([sys.executable, "-m", "core.stage", "--spec", str(spec.write(out / "spec.json")), "--out", str(out),
+          "--cache-dir", str(home / "cache")], env, out.parent / f"{name}.log")
+
+
 def flow_overhead(work: Path, model: BenchModel, train_manifest: Path, eval_manifest: Path,
                   rounds: int) -> dict[str, Any]:
     try:
@@ -102,13 +112,7 @@ def flow_overhead(work: Path, model: BenchModel, train_manifest: Path, eval_mani
 
     def direct(env: dict[str, str]) -> None:
         counter["direct"] += 1
-        name = f"bench-direct-{counter['direct']}"
-        spec = stage_spec(work, model, train_manifest, eval_manifest, name, **FLOW_STAGE)
-        out = home / "direct" / name
-        out.mkdir(parents=True, exist_ok=True)
-        spec_file = spec.write(out / "spec.json")
-        _run([sys.executable, "-m", "core.stage", "--spec", str(spec_file), "--out", str(out),
-              "--cache-dir", env_base["PALIER_CACHE_DIR"]], env, out.parent / f"{name}.log")
+        run_direct(work, model, train_manifest, eval_manifest, home, f"bench-direct-{counter['direct']}", env)
 
     def through_flow(env: dict[str, str]) -> None:
         counter["flow"] += 1

@@ -12,9 +12,9 @@ from typing import Any
 
 import yaml
 
-from bench.flow_bench import FLOW_STAGE, _run, _servers
+from bench.flow_bench import FLOW_STAGE, _run, _servers, run_direct
 from bench.timing import interleave
-from bench.workload import BenchModel, pipeline_file, stage_spec
+from bench.workload import BenchModel, pipeline_file
 
 TRIALS = 4
 NAME = "search: orchestration per trial vs per stage"
@@ -37,12 +37,7 @@ def search_overhead(work: Path, model: BenchModel, train_manifest: Path, eval_ma
 
     def direct(env: dict[str, str]) -> None:
         counter["direct"] += 1
-        name = f"bench-direct-{counter['direct']}"
-        spec = stage_spec(work, model, train_manifest, eval_manifest, name, **FLOW_STAGE)
-        out = home / "direct" / name
-        out.mkdir(parents=True, exist_ok=True)
-        _run([sys.executable, "-m", "core.stage", "--spec", str(spec.write(out / "spec.json")), "--out", str(out),
-              "--cache-dir", env_base["PALIER_CACHE_DIR"]], env, out.parent / f"{name}.log")
+        run_direct(work, model, train_manifest, eval_manifest, home, f"bench-direct-{counter['direct']}", env)
 
     def through_flow(env: dict[str, str], kind: str) -> None:
         counter[kind] += 1
