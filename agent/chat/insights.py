@@ -173,16 +173,15 @@ def worst_predictions(state: LiveState, stage: dict[str, Any], eval_set: str | N
     """The stage's worst utterances on an eval set (its primary by default), from the final
     predictions table it logged: reference, hypothesis and word error rate, worst first."""
     name = eval_set or stage.get("primary_eval") or next(iter(stage.get("roles") or {}), None)
-    table = state.mlflow.json_artifact(stage["run_id"], S.predictions_table("final", name)) if name else None
-    if not table or "columns" not in table:
+    run_id, records, path = tools.predictions_of(state, stage, name) if name else (stage["run_id"], None, "")
+    if not records:
         return {"ok": True, "stage": stage["stage"], "eval_set": name, "rows": [], "sources": [],
                 "notes": [f"no predictions table {S.predictions_table('final', name or '?')} on this stage run"]}
-    records = [dict(zip(table["columns"], values)) for values in table.get("data", [])]
     rows = [{"reference": str(r.get("reference", "")), "hypothesis": str(r.get("prediction", "")),
              "wer": _wer(str(r.get("reference", "")), str(r.get("prediction", "")))} for r in records]
     rows.sort(key=lambda r: -r["wer"])
     return {"ok": True, "stage": stage["stage"], "eval_set": name, "rows": rows[:k], "count": len(rows),
-            "sources": [_src("mlflow_run", stage["run_id"], S.predictions_table("final", name))], "notes": []}
+            "sources": [_src("mlflow_run", run_id, path)], "notes": []}
 
 
 def stage_durations(stage: dict[str, Any]) -> dict[str, Any]:

@@ -481,6 +481,19 @@ def _row_error(row: dict[str, Any]) -> float:
     return utterance_wer(str(row.get("reference") or ""), str(row.get("prediction") or ""))
 
 
+def predictions_of(state: LiveState, stage: dict[str, Any], eval_set: str,
+                   phase: str = "final") -> tuple[str, list[dict[str, Any]] | None, str]:
+    """The predictions table a stage run logged for ``eval_set``: (the run that holds it, its rows
+    or None, its artifact path). A skipped stage run reuses a finished one: the table is there."""
+    path = S.predictions_table(phase, eval_set)
+    run_id = stage["run_id"]
+    rows = state.mlflow.table_artifact(run_id, path)
+    origin = ((state.mlflow.run(run_id) or {}).get("tags") or {}).get(S.TAG_REUSED_FROM) if rows is None else None
+    if origin:
+        run_id, rows = origin, state.mlflow.table_artifact(origin, path)
+    return run_id, rows, path
+
+
 def worst_predictions(state: LiveState, pipeline: str | None = None, stage: str | None = None,
                       eval_set: str | None = None, phase: str = "final", k: int = 5) -> dict[str, Any]:
     """A stage's worst predictions on an eval set (default: its primary set), from the predictions
@@ -494,8 +507,7 @@ def worst_predictions(state: LiveState, pipeline: str | None = None, stage: str 
         return {"ok": False, "error": why, "sources": status["sources"][:1], "notes": status["notes"]}
     sets = sorted({r["eval_set"] for r in chosen["metrics"]} | set(chosen["roles"]))
     eval_set = eval_set or chosen.get("primary_eval") or (sets[0] if sets else None)
-    path = S.predictions_table(phase, eval_set or "")
-    rows = state.mlflow.table_artifact(chosen["run_id"], path) if eval_set else None
+    run_id, rows, path = predictions_of(state, chosen, eval_set, phase) if eval_set else (chosen["run_id"], None, "")
     if rows is None:
         return {"ok": False, "error": f"stage {chosen['stage']} (status {chosen['status']}) has no {phase} predictions "
                                       f"on {eval_set!r}; eval sets: {', '.join(sets) or 'none'}",
@@ -503,7 +515,7 @@ def worst_predictions(state: LiveState, pipeline: str | None = None, stage: str 
     scored = sorted(({**r, "error": round(_row_error(r), 4)} for r in rows), key=lambda r: r["error"], reverse=True)
     return {"ok": True, "pipeline": status["pipeline"], "stage": chosen["stage"], "eval_set": eval_set, "phase": phase,
             "total": len(rows), "worst": scored[:max(1, k)],
-            "sources": [_src("mlflow_artifact", f"{chosen['run_id']}/{path}", f"stage {chosen['stage']}")],
+            "sources": [_src("mlflow_artifact", f"{run_id}/{path}", f"stage {chosen['stage']}")],
             "notes": status["notes"]}
 
 

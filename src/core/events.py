@@ -25,6 +25,14 @@ from typing import Any
 HEARTBEAT_EVERY_S = 10.0
 
 
+def _ends_mid_line(path: Path) -> bool:
+    with path.open("rb") as fh:
+        if fh.seek(0, 2) == 0:
+            return False
+        fh.seek(-1, 2)
+        return fh.read(1) != b"\n"
+
+
 class EventLog:
     """Append-only writer, safe to share between the runner and its heartbeat thread.
 
@@ -35,6 +43,9 @@ class EventLog:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch()
+        # A full disk can leave part of a line (this process's or an earlier attempt's): the
+        # next event then starts on a line of its own, so readers lose one event, not two.
+        self._torn = _ends_mid_line(path)
         self._lock = threading.Lock()
         self.phase = "start"
         self.step: int | None = None
@@ -45,8 +56,14 @@ class EventLog:
     def emit(self, type_: str, **fields: Any) -> None:
         record = {"t": round(time.time(), 3), "type": type_, **fields}
         line = json.dumps(record, ensure_ascii=False, default=float)
-        with self._lock, self.path.open("a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
+        with self._lock:
+            try:
+                with self.path.open("a", encoding="utf-8") as fh:
+                    fh.write(("\n" if self._torn else "") + line + "\n")
+            except OSError:
+                self._torn = True
+                raise
+            self._torn = False
 
     def set_phase(self, phase: str, status: str = "start") -> None:
         if status == "start":

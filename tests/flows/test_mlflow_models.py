@@ -2,11 +2,10 @@
 versions that MLflow's own loaders and `mlflow models serve` accept, and lineage on the version."""
 
 import base64
-import os
 
 import pytest
 
-from mlflow_serving import invoke, served_model
+from mlflow_serving import invoke, served_model, use_tracking_server
 
 pytestmark = pytest.mark.e2e
 
@@ -52,13 +51,13 @@ def test_versions_come_from_logged_models_with_lineage(registry):
     assert general.run_id in general.description
 
 
-def test_asr_version_loads_and_serves_a_transcription(registry, services, tmp_path):
+def test_asr_version_loads_and_serves_a_transcription(registry, services, tmp_path, monkeypatch):
     import mlflow.pyfunc
     import mlflow.transformers
 
     from core.demo.speech import VOICE_POOLS, synthesize
 
-    os.environ["MLFLOW_TRACKING_URI"] = services["env"]["MLFLOW_TRACKING_URI"]
+    use_tracking_server(services["env"]["MLFLOW_TRACKING_URI"], monkeypatch)
     uri = _alias_uri(registry, "tiny-medical")
     pipe = mlflow.transformers.load_model(uri)
     assert pipe.task == "automatic-speech-recognition"

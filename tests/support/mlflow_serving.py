@@ -57,3 +57,15 @@ def invoke(url: str, payload: dict) -> dict:
             return json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         raise AssertionError(f"{exc.code}: {exc.read().decode(errors='replace')[:3000]}") from None
+
+
+def use_tracking_server(uri: str, monkeypatch) -> None:
+    """Point MLflow's own loaders (``mlflow.*.load_model``, ``models:/`` URIs) at ``uri`` for one
+    test. Other fixtures set MLflow's *global* tracking URI (``mlflow.set_tracking_uri``), which
+    wins over the environment variable, so both are set here and put back after the test."""
+    import mlflow
+    from mlflow.tracking._tracking_service import utils
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setattr(utils, "_tracking_uri", None)  # the environment variable decides
+    assert mlflow.get_tracking_uri() == uri

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from mlflow_serving import invoke, served_model
+from mlflow_serving import invoke, served_model, use_tracking_server
 from tiny_families import CHAT_ROWS, PII_ROWS, run_pipeline_stages, sft_pipeline, token_cls_pipeline, write_jsonl
 
 pytestmark = pytest.mark.e2e
@@ -26,7 +26,7 @@ def _register(tracking_uri: str, out, name: str) -> str:
 
 @pytest.fixture
 def registry_env(services, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", services["env"]["MLFLOW_TRACKING_URI"])
+    use_tracking_server(services["env"]["MLFLOW_TRACKING_URI"], monkeypatch)
     monkeypatch.setenv("PALIER_MLFLOW_MODEL", "1")  # as the local backend asks the stage runner
     return services["env"]
 
