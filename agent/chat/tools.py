@@ -486,12 +486,15 @@ def predictions_of(state: LiveState, stage: dict[str, Any], eval_set: str,
     """The predictions table a stage run logged for ``eval_set``: (the run that holds it, its rows
     or None, its artifact path). A skipped stage run reuses a finished one: the table is there."""
     path = S.predictions_table(phase, eval_set)
-    run_id = stage["run_id"]
-    rows = state.mlflow.table_artifact(run_id, path)
-    origin = ((state.mlflow.run(run_id) or {}).get("tags") or {}).get(S.TAG_REUSED_FROM) if rows is None else None
-    if origin:
-        run_id, rows = origin, state.mlflow.table_artifact(origin, path)
-    return run_id, rows, path
+    run_id = artifacts_run(state, stage)
+    return run_id, state.mlflow.table_artifact(run_id, path), path
+
+
+def artifacts_run(state: LiveState, stage: dict[str, Any]) -> str:
+    """The run that holds a stage's artifacts (log, predictions): its own, or for a skipped stage
+    run, the finished run it reuses."""
+    tags = (state.mlflow.run(stage["run_id"]) or {}).get("tags") or {}
+    return tags.get(S.TAG_REUSED_FROM) or stage["run_id"]
 
 
 def worst_predictions(state: LiveState, pipeline: str | None = None, stage: str | None = None,
@@ -561,11 +564,12 @@ def diagnose_stage(state: LiveState, book: PlaybookSet, pipeline: str | None = N
     result = explain_failure(state, book, status["pipeline"], stage)
     chosen = result.get("stage") or (stage_or_error(status, None)[0])
     if chosen:
-        log = state.mlflow.text_artifact(chosen["run_id"], f"{S.DIR_LOGS}/stage.log")
+        run_id = artifacts_run(state, chosen)
+        log = state.mlflow.text_artifact(run_id, f"{S.DIR_LOGS}/stage.log")
         if log is not None:
             result["log_diagnosis"] = diagnose(log, None, playbooks=book, use_llm=False).model_dump(mode="json")
             result["sources"] = [*result.get("sources", []),
-                                 _src("mlflow_artifact", f"{chosen['run_id']}/{S.DIR_LOGS}/stage.log", "stage log")]
+                                 _src("mlflow_artifact", f"{run_id}/{S.DIR_LOGS}/stage.log", "stage log")]
         else:
             result.setdefault("notes", []).append(f"no stage.log logged for {chosen['stage']}")
     return result

@@ -162,3 +162,23 @@ def test_a_running_stage_whose_process_is_gone_is_reported(live, book, mlflow_st
     assert f"its process (pid {proc.pid}) is gone" in answer.text
     status = ask("où en est killed ?", state=live, playbooks=book)
     assert "interrompu" in status.text and "n'existe plus" in status.text
+
+
+def test_a_skipped_stage_run_reads_the_artifacts_of_the_run_it_reuses(tmp_path):
+    from mlflow import MlflowClient
+
+    from agent.chat import tools
+    from core.tracking import schema as S
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("palier/x", artifact_location=(tmp_path / "artifacts").as_uri())
+    finished = client.create_run(experiment).info.run_id
+    client.log_table(finished, data={"reference": ["un deux"], "prediction": ["un trois"]},
+                     artifact_file=S.predictions_table("final", "test"))
+    client.log_text(finished, "CUDA out of memory. Tried to allocate 2.00 GiB\n", f"{S.DIR_LOGS}/stage.log")
+    skipped = client.create_run(experiment, tags={S.TAG_REUSED_FROM: finished, S.TAG_STATUS: "skipped"}).info.run_id
+    state = LiveState(MlflowState(uri), PrefectState(None))
+    run_id, rows, _ = tools.predictions_of(state, {"run_id": skipped, "stage": "s"}, "test")
+    assert run_id == finished and rows == [{"reference": "un deux", "prediction": "un trois"}]
+    assert tools.artifacts_run(state, {"run_id": finished}) == finished
